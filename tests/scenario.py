@@ -98,9 +98,10 @@ def write_tree(scenario: Scenario, root: Path, owners: bool | None = None) -> Pa
         host.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(entry, File):
             host.write_bytes(entry.data)
-            os.chmod(host, entry.mode)
+            # chown before chmod: chown clears setuid/setgid bits.
             if owners:
                 os.chown(host, entry.uid, entry.gid)
+            os.chmod(host, entry.mode)
         elif isinstance(entry, Symlink):
             os.symlink(entry.target, host)
             if owners:
@@ -111,7 +112,7 @@ def write_tree(scenario: Scenario, root: Path, owners: bool | None = None) -> Pa
             os.mkfifo(host, entry.mode)
     # Directory modes last: a read-only directory must not stop us filling it.
     for host, entry in reversed(dir_modes):
-        os.chmod(host, entry.mode)
         if owners:
             os.chown(host, entry.uid, entry.gid)
+        os.chmod(host, entry.mode)
     return root
