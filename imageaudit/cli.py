@@ -69,6 +69,37 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return scan_images(args.image, pairs, options)
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Build the example images, scan them, write reports, say where to look."""
+    from imageaudit.example import build_examples
+    from imageaudit.pipeline import ScanOptions, scan_images
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"imageaudit demo: building the example images in {out}/", file=sys.stderr)
+    disks = build_examples(out)
+    codes = {}
+    for name, disk in disks.items():
+        print(f"\nimageaudit demo: scanning {disk} (a {name} image)", file=sys.stderr)
+        pairs: list[tuple[str, str | None]] = [
+            ("json", str(out / f"{name}.report.json")),
+            ("html", str(out / f"{name}.report.html")),
+            ("sarif", str(out / f"{name}.report.sarif")),
+        ]
+        codes[name] = scan_images(
+            [str(disk)], pairs, ScanOptions(require="basic", progress=not args.quiet)
+        )
+    print("\nimageaudit demo: done. Look at:", file=sys.stderr)
+    for name in disks:
+        verdict = "reaches" if codes[name] == EXIT_OK else "does not reach"
+        print(
+            f"  {out / (name + '.report.html')}  (the {name} image {verdict} level basic)",
+            file=sys.stderr,
+        )
+    ok = codes.get("weak") == EXIT_BLOCKED and codes.get("clean") == EXIT_OK
+    return EXIT_OK if ok else EXIT_INTERNAL
+
+
 def cmd_rules(args: argparse.Namespace) -> int:
     from imageaudit import rulescli
 
@@ -108,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feeds", metavar="DIR", help="advisory/update feed snapshot for package rules")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
     p.set_defaults(func=cmd_scan)
+
+    p = sub.add_parser("demo", help="build the example images, scan them and write reports")
+    p.add_argument("--out", default="out", help="directory for the images and reports")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("rules", help="list, show and validate rules")
     rsub = p.add_subparsers(dest="rules_command", required=True)

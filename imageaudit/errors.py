@@ -7,8 +7,14 @@ from imageaudit.imagefs import ImageFSError
 
 def describe_user_error(exc: BaseException) -> str | None:
     """One line for an error the user can act on, or ``None`` for an internal failure."""
+    from imageaudit.certify import LevelsError
+    from imageaudit.rules import RuleSetError
+    from imageaudit.waivers import WaiverError
+
     if isinstance(exc, ImageFSError):
         return str(exc)
+    if isinstance(exc, (RuleSetError, LevelsError, WaiverError)):
+        return "\n  ".join(["configuration is not valid:", *exc.errors])
     if isinstance(exc, FileNotFoundError):
         return f"{exc.filename}: no such file or directory"
     if isinstance(exc, PermissionError):

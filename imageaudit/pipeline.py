@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from rich.console import Console
 
+from imageaudit.certify import Levels, load_levels
+from imageaudit.engine import scan_facts
 from imageaudit.facts import Facts, collect_facts
+from imageaudit.findings import Report
+from imageaudit.identity import ImageIdentity, identify_image
+from imageaudit.model import Status
 from imageaudit.openers import open_image
+from imageaudit.report import render
+from imageaudit.report.text import print_report
+from imageaudit.rules import RuleSet, load_rules
+from imageaudit.waivers import Waiver, load_waivers
 
 
 @contextlib.contextmanager
@@ -41,3 +53,104 @@ def gather_facts(spec: str, progress: bool = True) -> Facts:
         for note in facts.image.notes:
             console.print(f"[yellow]note:[/] {note}", highlight=False, markup=True)
     return facts
+
+
+def default_rules_dir() -> Path:
+    """The rules shipped with imageaudit (``rules/`` beside the package)."""
+    return Path(__file__).resolve().parent.parent / "rules"
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    require: str | None = None
+    rules_dir: Path | None = None
+    levels_file: Path | None = None
+    waivers_file: Path | None = None
+    strict: bool = False
+    expiry_days: int | None = None
+    feeds_dir: Path | None = None
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class Judge:
+    """What judging needs, loaded once for every image of a run."""
+
+    rules: RuleSet
+    levels: Levels
+    waivers: tuple[Waiver, ...]
+
+    @classmethod
+    def load(cls, options: ScanOptions) -> Judge:
+        rules_dir = options.rules_dir or default_rules_dir()
+        levels_file = options.levels_file or rules_dir / "levels.yaml"
+        if not levels_file.is_file():
+            levels_file = default_rules_dir() / "levels.yaml"
+        waivers = load_waivers(options.waivers_file) if options.waivers_file else ()
+        return cls(load_rules(rules_dir), load_levels(levels_file), waivers)
+
+
+def scan_one(spec: str, judge: Judge, options: ScanOptions) -> Report:
+    """Open, collect, judge and certify one image."""
+    facts = gather_facts(spec, progress=options.progress)
+    console = Console(stderr=True) if options.progress else None
+    with _status(console, f"Hashing {spec}"):
+        identity = identify_image(spec) if not spec.startswith("docker://") else None
+    return scan_facts(
+        facts,
+        judge.rules,
+        judge.levels,
+        judge.waivers,
+        identity or ImageIdentity(source=spec),
+        validity_days=options.expiry_days,
+    )
+
+
+def reached(report: Report, level: str) -> bool:
+    """Whether the report's certification grants ``level``."""
+    return any(lv.name == level and lv.granted for lv in report.certification.levels)
+
+
+def scan_images(specs: Sequence[str], outputs: Sequence[tuple[str, str | None]],
+                options: ScanOptions) -> int:
+    """Scan every image, write every requested output, return the CLI exit code."""
+    from imageaudit.cli import EXIT_BLOCKED, EXIT_INTERNAL, EXIT_OK, UsageError
+
+    judge = Judge.load(options)
+    if options.require and options.require not in judge.levels.names:
+        raise UsageError(
+            f"unknown level {options.require!r} (levels: {', '.join(judge.levels.names)})"
+        )
+    console = Console(stderr=True)
+    reports: list[Report] = []
+    for spec in specs:
+        report = scan_one(spec, judge, options)
+        reports.append(report)
+        if options.progress:
+            print_report(report, console)
+    for fmt, target in outputs:
+        if fmt == "text" and target is None:
+            if not options.progress:
+                for report in reports:
+                    print_report(report, console)
+            continue
+        texts = [render(r, fmt) for r in reports]
+        if target is None or target == "-":
+            for text in texts:
+                sys.stdout.write(text if text.endswith("\n") else text + "\n")
+            continue
+        if len(texts) == 1:
+            Path(target).write_text(texts[0], encoding="utf-8")
+        else:
+            base = Path(target)
+            for i, text in enumerate(texts, start=1):
+                base.with_name(f"{base.stem}-{i}{base.suffix}").write_text(text, encoding="utf-8")
+    blocked = bool(options.require) and not all(
+        reached(r, options.require or "") for r in reports
+    )
+    errors = any(f.status is Status.ERROR and not f.waived for r in reports for f in r.findings)
+    if blocked:
+        return EXIT_BLOCKED
+    if options.strict and errors:
+        return EXIT_INTERNAL
+    return EXIT_OK

@@ -11,7 +11,7 @@ want_tests=0
 debs=(python3 python3-venv python3-guestfs libguestfs-tools qemu-utils e2fsprogs xfsprogs
       fdisk lvm2 libcrypt1 openssl linux-image-amd64)
 if (( want_tests )); then
-    debs+=(mmdebstrap docker.io dpkg-dev apt-utils chromium)
+    debs+=(mmdebstrap docker.io dpkg-dev apt-utils chromium rpm db-util)
 fi
 missing=()
 for p in "${debs[@]}"; do

@@ -1,0 +1,273 @@
+"""The rules engine: every rule over ``Facts``, one finding per judged object, never a crash.
+
+Order per rule: applicability (``applies_to``) gives NOT_APPLICABLE; a missing fact the check
+needs gives the rule's ``missing`` result; an exception inside a check gives ERROR with the
+reason; otherwise the check's results, or one PASS when it reported nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from imageaudit.certify import Levels, certify, level_warnings
+from imageaudit.checks import CheckType, MissingFact, MissingPolicy, Registry, default_registry
+from imageaudit.findings import (
+    CheckResult,
+    Finding,
+    ImageRef,
+    Report,
+    RuleOutcome,
+    code,
+    printable,
+)
+from imageaudit.identity import ImageIdentity
+from imageaudit.model import CollectorError, Evidence, Severity, Status
+from imageaudit.rules import Rule, RuleSet
+from imageaudit.waivers import Waiver, apply_waivers
+
+_CHECK_STATUSES = frozenset({Status.PASS, Status.FAIL, Status.ERROR, Status.NOT_APPLICABLE})
+_MISSING_STATUS = {
+    MissingPolicy.PASS: Status.PASS,
+    MissingPolicy.FAIL: Status.FAIL,
+    MissingPolicy.NOT_APPLICABLE: Status.NOT_APPLICABLE,
+    MissingPolicy.ERROR: Status.ERROR,
+}
+
+
+class FactsLike(Protocol):
+    """What the engine needs of ``imageaudit.facts.Facts``; families are read by name."""
+
+    @property
+    def image(self) -> Any: ...
+
+    @property
+    def errors(self) -> tuple[CollectorError, ...]: ...
+
+
+def _clean(text: str | None) -> str | None:
+    return None if text is None else printable(text)
+
+
+def make_finding(rule: Rule, result: CheckResult) -> Finding:
+    """A finding for ``rule`` from one check result; image strings made printable here."""
+    ev = result.evidence
+    return Finding(
+        rule_id=rule.id,
+        title=rule.title,
+        category=rule.category,
+        severity=result.severity or rule.severity,
+        status=result.status,
+        message=printable(result.message),
+        resource=_clean(result.resource),
+        evidence=Evidence(
+            path=_clean(ev.path),
+            line=ev.line,
+            observed=_clean(ev.observed),
+            expected=_clean(ev.expected),
+        ),
+        remediation=rule.remediation,
+        references=rule.references,
+    )
+
+
+def _missing(
+    rule: Rule, ctype: CheckType | None, facts: FactsLike, fact: str, why: str
+) -> CheckResult:
+    policy = rule.missing or (ctype.missing if ctype is not None else MissingPolicy.ERROR)
+    recorded = [e.message for e in facts.errors if e.collector == fact]
+    reason = "; ".join(r for r in (why, *recorded) if r) or "its collector returned nothing"
+    what = f"the {code(fact)} facts are missing ({reason})"
+    message = {
+        MissingPolicy.PASS: f"Passes without evidence: {what}",
+        MissingPolicy.FAIL: f"Fails without evidence: {what}",
+        MissingPolicy.NOT_APPLICABLE: f"Not applicable: {what}",
+        MissingPolicy.ERROR: f"Could not evaluate: {what}",
+    }[policy]
+    return CheckResult(
+        _MISSING_STATUS[policy],
+        message,
+        evidence=Evidence(observed=reason, expected=f"{fact} facts"),
+    )
+
+
+def _applicability(rule: Rule, facts: FactsLike) -> CheckResult | None:
+    kinds = rule.applies_to.image_kinds
+    if kinds is not None and facts.image.kind not in kinds:
+        return CheckResult(
+            Status.NOT_APPLICABLE,
+            f"Not applicable: the rule is for {', '.join(kinds)} images, "
+            f"this is a {code(facts.image.kind)} image",
+        )
+    families = rule.applies_to.os_families
+    if families is None:
+        return None
+    os_facts = getattr(facts, "os", None)
+    if os_facts is None:
+        return _missing(rule, None, facts, "os", "the rule depends on the OS family")
+    names = {getattr(os_facts, "family", None), getattr(os_facts, "id", None)}
+    names.update(getattr(os_facts, "id_like", None) or ())
+    if names.isdisjoint(families):
+        seen = getattr(os_facts, "family", None) or getattr(os_facts, "id", None) or "unknown"
+        return CheckResult(
+            Status.NOT_APPLICABLE,
+            f"Not applicable: the rule is for {', '.join(families)} systems, "
+            f"this image runs {code(seen)}",
+        )
+    return None
+
+
+def _run_check(rule: Rule, ctype: CheckType, facts: FactsLike) -> list[CheckResult]:
+    for fact in ctype.needs:
+        if getattr(facts, fact, None) is None:
+            return [_missing(rule, ctype, facts, fact, "")]
+    try:
+        results = ctype.func(facts, rule.params, rule)
+    except MissingFact as exc:
+        return [_missing(rule, ctype, facts, exc.fact, exc.reason)]
+    except Exception as exc:  # a check tripping over a hostile image is an ERROR, not a crash
+        return [
+            CheckResult(
+                Status.ERROR,
+                f"Could not evaluate: check {code(ctype.name)} failed: {type(exc).__name__}: {exc}",
+            )
+        ]
+    if not isinstance(results, (list, tuple)) or not all(
+        isinstance(r, CheckResult) and r.status in _CHECK_STATUSES for r in results
+    ):
+        return [
+            CheckResult(
+                Status.ERROR,
+                f"Could not evaluate: check {code(ctype.name)} returned something "
+                "other than a list of PASS/FAIL/ERROR/NOT_APPLICABLE results",
+            )
+        ]
+    if not results:
+        return [CheckResult(Status.PASS, f"Passed: {rule.title}")]
+    return list(results)
+
+
+def evaluate_rule(rule: Rule, facts: FactsLike, registry: Registry) -> list[Finding]:
+    """The findings of one rule over ``facts`` (at least one)."""
+    na = _applicability(rule, facts)
+    if na is not None:
+        return [make_finding(rule, na)]
+    ctype = registry.get(rule.check_type)
+    if ctype is None:
+        result = CheckResult(
+            Status.ERROR, f"Could not evaluate: unknown check type {code(rule.check_type)}"
+        )
+        return [make_finding(rule, result)]
+    return [make_finding(rule, r) for r in _run_check(rule, ctype, facts)]
+
+
+def evaluate(
+    facts: FactsLike, rules: Iterable[Rule], registry: Registry | None = None
+) -> list[Finding]:
+    """Every rule over ``facts``, in rule order; waivers are applied afterwards."""
+    reg = registry if registry is not None else default_registry()
+    findings: list[Finding] = []
+    for rule in rules:
+        findings.extend(evaluate_rule(rule, facts, reg))
+    return findings
+
+
+def rule_status(findings: Sequence[Finding]) -> Status:
+    """A rule's overall status: FAIL over ERROR over WAIVED over PASS over NOT_APPLICABLE."""
+    statuses = {f.status for f in findings}
+    for status in (Status.FAIL, Status.ERROR, Status.WAIVED, Status.PASS):
+        if status in statuses:
+            return status
+    return Status.NOT_APPLICABLE
+
+
+def effective_severity(rule: Rule, findings: Sequence[Finding]) -> Severity:
+    """The rule's severity, or the worst severity a check gave one of its failing objects.
+
+    Levels block by this, so a finding that a check escalated (an empty password reachable
+    over ssh) blocks the level its own severity belongs to.
+    """
+    worst = rule.severity
+    for finding in findings:
+        if finding.status in (Status.FAIL, Status.ERROR) and finding.severity.rank > worst.rank:
+            worst = finding.severity
+    return worst
+
+
+def outcomes(rules: Iterable[Rule], findings: Sequence[Finding]) -> tuple[RuleOutcome, ...]:
+    """Each rule's metadata with its overall status."""
+    by_rule: dict[str, list[Finding]] = {}
+    for finding in findings:
+        by_rule.setdefault(finding.rule_id, []).append(finding)
+    return tuple(
+        RuleOutcome(
+            id=r.id,
+            title=r.title,
+            description=r.description,
+            rationale=r.rationale,
+            category=r.category,
+            severity=effective_severity(r, by_rule.get(r.id, [])),
+            remediation=r.remediation,
+            references=r.references,
+            levels=r.levels,
+            version=r.version,
+            status=rule_status(by_rule.get(r.id, [])),
+            check_type=r.check_type,
+        )
+        for r in rules
+    )
+
+
+def scan_facts(
+    facts: FactsLike,
+    rules: RuleSet,
+    levels: Levels,
+    waivers: Sequence[Waiver] = (),
+    image_identity: ImageIdentity | None = None,
+    *,
+    registry: Registry | None = None,
+    now: datetime | None = None,
+    validity_days: int | None = None,
+    tool_version: str | None = None,
+) -> Report:
+    """Judge ``facts`` with ``rules``, apply ``waivers``, certify against ``levels``.
+
+    ``now`` (default: the current UTC time) fixes the waiver expiry date and the issued time;
+    ``validity_days`` overrides the levels file's certification lifetime.
+    """
+    now = now or datetime.now(UTC)
+    findings = evaluate(facts, rules, registry)
+    findings, warnings = apply_waivers(findings, waivers, now, {r.id for r in rules})
+    judged = outcomes(rules, findings)
+    identity = image_identity or ImageIdentity(source=str(facts.image.source))
+    certification = certify(
+        judged,
+        levels,
+        ruleset_version=rules.version,
+        identity=identity,
+        now=now,
+        validity_days=validity_days,
+        tool_version=tool_version,
+    )
+    image = ImageRef(
+        source=printable(identity.source),
+        kind=facts.image.kind,
+        format=facts.image.format,
+        sha512=identity.sha512,
+        size=identity.size,
+    )
+    errors = tuple(
+        CollectorError(e.collector, printable(e.message), _clean(e.path)) for e in facts.errors
+    )
+    return Report(
+        image=image,
+        certification=certification,
+        rules=judged,
+        findings=tuple(findings),
+        collector_errors=errors,
+        warnings=(*level_warnings(rules, levels), *warnings),
+    )
+
+
+__all__ = ["FactsLike", "evaluate", "evaluate_rule", "outcomes", "rule_status", "scan_facts"]
