@@ -35,7 +35,8 @@ def open_image(spec: str) -> ImageFS:
     if not path.exists():
         raise OpenError(f"{spec}: no such file or directory")
     if path.is_dir():
-        if (path / "oci-layout").is_file() or (path / "index.json").is_file():
+        markers = ("oci-layout", "index.json", "manifest.json")
+        if any((path / m).is_file() for m in markers):
             from imageaudit.openers import container
 
             return container.open_container(spec)

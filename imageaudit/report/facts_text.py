@@ -30,6 +30,10 @@ def _cell(value: Any) -> str:
     if isinstance(value, dict) and set(value) <= {"path", "line"} and "path" in value:
         line = value.get("line")
         return terminal_safe(f"{value['path']}:{line}" if line is not None else value["path"])
+    if isinstance(value, dict) and "value" in value and isinstance(value.get("source"), dict):
+        src = value["source"]
+        where = f"{src.get('path')}:{src.get('line')}" if src.get("line") else src.get("path")
+        return terminal_safe(f"{value['value']} ({where})")
     if isinstance(value, list):
         if all(not isinstance(v, (dict, list)) for v in value):
             return terminal_safe(", ".join(str(v) for v in value))
