@@ -1,0 +1,35 @@
+"""Line handling shared by the text-file collectors: malformed-line records, continuations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from imageaudit.model import Source
+
+
+@dataclass(frozen=True, slots=True)
+class MalformedLine:
+    """A line a collector could not parse; the reason is the fact."""
+
+    source: Source
+    reason: str
+    text: str = ""
+
+
+def logical_lines(
+    text: str, continuation: bool = True, joiner: str = " "
+) -> Iterator[tuple[int, str]]:
+    """``(first line number, joined text)``; a trailing backslash joins the next line."""
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        start = i + 1
+        line = lines[i]
+        while continuation and line.endswith("\\") and i + 1 < len(lines):
+            i += 1
+            line = line[:-1] + joiner + lines[i]
+        if continuation and line.endswith("\\"):
+            line = line[:-1]
+        yield start, line
+        i += 1
