@@ -1,0 +1,202 @@
+"""Small shared pieces for the services, listeners and firewall collectors.
+
+Reading a config file with a cap, records for settings and malformed lines, shell-style
+``NAME=value`` files (``/etc/default/*``, ``/etc/sysconfig/*``), getopt-style option strings
+and bounded include following. Nothing here judges a value.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from imageaudit.facts.base import CollectContext
+from imageaudit.imagefs import ImageFSError
+from imageaudit.model import Source
+
+CONFIG_LIMIT = 1024 * 1024  # bytes read from one config file; the rest is reported as cut
+MAX_INCLUDE_DEPTH = 16
+MAX_FILES = 256  # config files read for one daemon or mechanism, includes included
+
+
+@dataclass(frozen=True, slots=True)
+class MalformedLine:
+    """A line (or construct) that could not be understood: a fact, never dropped."""
+
+    reason: str
+    text: str
+    source: Source
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One directive as written: key (normalised as the daemon compares it), raw value."""
+
+    key: str
+    value: str
+    source: Source
+    section: str | None = None
+
+
+def read_config(ctx: CollectContext, path: str, limit: int = CONFIG_LIMIT) -> str | None:
+    """Text of an in-image file capped at ``limit``; ``None`` when absent or unreadable.
+
+    A directory or other non-regular file is ``None`` with an error recorded by ``ctx``.
+    """
+    return ctx.read_text(path, limit)
+
+
+def is_file(ctx: CollectContext, path: str) -> bool:
+    """True when ``path`` resolves (inside the image) to a regular file."""
+    return ctx.fs.is_file(path)
+
+
+def glob_files(ctx: CollectContext, pattern: str) -> list[str]:
+    """Regular files matching an in-image glob, sorted."""
+    try:
+        return [p for p in ctx.fs.glob(pattern) if ctx.fs.is_file(p)]
+    except ImageFSError:
+        return []
+
+
+def canonical(ctx: CollectContext, path: str) -> str:
+    """Canonical in-image path (for loop detection); the path itself when it cannot resolve."""
+    try:
+        return ctx.fs.resolve(path)
+    except ImageFSError:
+        return path
+
+
+def numbered_lines(text: str) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` pairs, 1-based, without line ends."""
+    yield from enumerate(text.splitlines(), start=1)
+
+
+def strip_comment(line: str, chars: str = "#") -> str:
+    """The line without a comment starting at the first comment character (no quoting)."""
+    cut = len(line)
+    for ch in chars:
+        idx = line.find(ch)
+        if idx != -1:
+            cut = min(cut, idx)
+    return line[:cut].strip()
+
+
+def join_path(base_dir: str, path: str) -> str:
+    """``path`` if absolute, else relative to ``base_dir`` (all in-image)."""
+    return path if path.startswith("/") else posixpath.join(base_dir, path)
+
+
+def split_words(value: str) -> list[str] | None:
+    """Shell-like words of ``value``; ``None`` when quoting is unbalanced."""
+    try:
+        return shlex.split(value, comments=False, posix=True)
+    except ValueError:
+        return None
+
+
+def parse_shell_vars(
+    text: str, path: str
+) -> tuple[list[Setting], list[MalformedLine]]:
+    """``NAME=value`` assignments of a shell fragment, values unquoted but never expanded."""
+    settings: list[Setting] = []
+    malformed: list[MalformedLine] = []
+    for number, raw in numbered_lines(text):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].strip()
+        name, sep, value = line.partition("=")
+        if not sep or not name.replace("_", "a").isalnum() or name[0].isdigit():
+            malformed.append(
+                MalformedLine("not a NAME=value assignment", raw, Source(path, number))
+            )
+            continue
+        words = split_words(value)
+        if words is None:
+            malformed.append(MalformedLine("unbalanced quotes", raw, Source(path, number)))
+            continue
+        settings.append(Setting(name, " ".join(words), Source(path, number)))
+    return settings, malformed
+
+
+def parse_options(
+    words: list[str], with_arg: dict[str, str], source: Source
+) -> list[Setting]:
+    """Getopt-style options as settings keyed by their short flag.
+
+    ``with_arg`` maps every spelling that takes an argument (``-l``, ``--listen``) to the key
+    recorded (``-l``). Other options take the next word as their value when it does not start
+    with ``-`` (a guess: the daemon's option table is not known here), else an empty value.
+    """
+    out: list[Setting] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        i += 1
+        if not word.startswith("-"):
+            continue
+        name, eq, attached = word.partition("=")
+        if name in with_arg:
+            if eq:
+                out.append(Setting(with_arg[name], attached, source))
+            elif i < len(words):
+                out.append(Setting(with_arg[name], words[i], source))
+                i += 1
+            else:
+                out.append(Setting(with_arg[name], "", source))
+            continue
+        short = word[:2]
+        if not word.startswith("--") and len(word) > 2 and short in with_arg:
+            out.append(Setting(with_arg[short], word[2:], source))  # -l127.0.0.1
+            continue
+        if not eq and i < len(words) and not words[i].startswith("-"):
+            out.append(Setting(name, words[i], source))  # unknown option: take its argument
+            i += 1
+            continue
+        out.append(Setting(name, attached, source))
+    return out
+
+
+class IncludeGuard:
+    """Bounds for following includes: depth, loops (by canonical path), file count."""
+
+    def __init__(self, ctx: CollectContext, collector: str, max_files: int = MAX_FILES) -> None:
+        self.ctx = ctx
+        self.collector = collector
+        self.max_files = max_files
+        self.seen: set[str] = set()
+        self.files: list[str] = []
+        self.malformed: list[MalformedLine] = []
+
+    def enter(self, path: str, depth: int, source: Source | None) -> bool:
+        """True when ``path`` may be read now; records why not otherwise."""
+        canon = canonical(self.ctx, path)
+        where = source or Source(path)
+        if depth > MAX_INCLUDE_DEPTH:
+            self.malformed.append(
+                MalformedLine(f"include deeper than {MAX_INCLUDE_DEPTH} levels", path, where)
+            )
+            return False
+        if canon in self.seen:
+            self.malformed.append(MalformedLine("include loop", path, where))
+            return False
+        if len(self.files) >= self.max_files:
+            self.malformed.append(
+                MalformedLine(f"more than {self.max_files} config files", path, where)
+            )
+            return False
+        self.seen.add(canon)
+        return True
+
+    def read(self, path: str, depth: int = 0, source: Source | None = None) -> str | None:
+        """Text of ``path`` when the bounds allow it and it exists; remembered in ``files``."""
+        if not self.enter(path, depth, source):
+            return None
+        text = read_config(self.ctx, path)
+        if text is not None:
+            self.files.append(path)
+        return text
