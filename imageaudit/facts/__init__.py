@@ -81,6 +81,9 @@ class Facts:
     samba: samba.SambaFacts | None = None
     files: files.FilesFacts | None = None
     credentials: credentials.CredentialsFacts | None = None
+    # Not read from the image: the installed packages matched against update and advisory
+    # feeds the user supplied (``scan --feeds``); attached by the pipeline after collection.
+    vulnerabilities: Any = None
     errors: tuple[CollectorError, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
 
