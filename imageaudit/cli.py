@@ -115,7 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("facts", help="print every fact collected from an image")
-    p.add_argument("image", help="VM disk, container archive, OCI layout, docker://REF or directory")
+    p.add_argument(
+        "image", help="VM disk, container archive, OCI layout, docker://REF or directory"
+    )
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.add_argument("-o", "--output", help="write to FILE instead of stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
@@ -134,7 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--waivers", metavar="FILE")
     p.add_argument("--rules", metavar="DIR", help="rules directory (default: the built-in rules)")
     p.add_argument("--levels", metavar="FILE", help="levels file (default: rules/levels.yaml)")
-    p.add_argument("--strict", action="store_true", help="exit 1 when a rule could not be evaluated")
+    p.add_argument(
+        "--strict", action="store_true", help="exit 1 when a rule could not be evaluated"
+    )
     p.add_argument("--expiry-days", type=int, default=30, help="certification validity (days)")
     p.add_argument("--feeds", metavar="DIR", help="advisory/update feed snapshot for package rules")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")

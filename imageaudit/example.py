@@ -104,13 +104,20 @@ WEAK: dict[str, str | tuple[str, int]] = {
         "toor:!:19000:0:99999:7:::\n",
         0o644,
     ),
-    "/etc/sudoers": "root ALL=(ALL:ALL) ALL\n%sudo ALL=(ALL:ALL) ALL\nguest ALL=(ALL) NOPASSWD: ALL\n",
+    "/etc/sudoers": (
+        "root ALL=(ALL:ALL) ALL\n%sudo ALL=(ALL:ALL) ALL\nguest ALL=(ALL) NOPASSWD: ALL\n"
+    ),
     "/etc/ssh/sshd_config": (
         "Include /etc/ssh/sshd_config.d/*.conf\nPermitRootLogin yes\nPasswordAuthentication yes\n"
     ),
-    "/etc/ssh/sshd_config.d/50-legacy.conf": "PermitEmptyPasswords yes\nCiphers aes128-cbc,3des-cbc\n",
+    "/etc/ssh/sshd_config.d/50-legacy.conf": (
+        "PermitEmptyPasswords yes\nCiphers aes128-cbc,3des-cbc\n"
+    ),
     "/etc/ssh/ssh_host_ed25519_key": ("-----BEGIN OPENSSH PRIVATE KEY-----\n", 0o600),
-    "/etc/ssh/ssh_host_ed25519_key.pub": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPe1XZKY28plh1uOflqTkTgyzDLO71yogEWQN/Ebns/N root@example\n",
+    "/etc/ssh/ssh_host_ed25519_key.pub": (
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPe1XZKY28plh1uOflqTkTgyzDLO71yogEWQN/Ebns/N "
+        "root@example\n"
+    ),
     "/etc/exports": "/srv/data *(rw,no_root_squash,insecure)\n/srv/home trusted.example.org (rw)\n",
     "/etc/samba/smb.conf": (
         "[global]\n   map to guest = Bad User\n\n[public]\n   path = /srv/public\n"
@@ -152,7 +159,9 @@ CLEAN: dict[str, str | tuple[str, int]] = {
         0o640,
     ),
     "/etc/sudoers": "root ALL=(ALL:ALL) ALL\n%sudo ALL=(ALL:ALL) NOPASSWD: ALL\n",
-    "/etc/ssh/sshd_config": "PermitRootLogin no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n",
+    "/etc/ssh/sshd_config": (
+        "PermitRootLogin no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+    ),
     "/etc/machine-id": "",
     "/etc/iptables/rules.v4": (
         "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n"
@@ -184,9 +193,9 @@ def write_tree(spec: dict[str, str | tuple[str, int]], root: Path) -> Path:
             continue
         host.write_text(content)
         host.chmod(mode)
-    for d in ("/tmp", "/var/tmp"):
-        if (root / d.lstrip("/")).is_dir():
-            os.chmod(root / d.lstrip("/"), 0o1777)
+    for d in ("tmp", "var/tmp"):
+        if (root / d).is_dir():
+            (root / d).chmod(0o1777)
     return root
 
 

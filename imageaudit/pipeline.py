@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -87,13 +88,24 @@ class Judge:
         if not levels_file.is_file():
             levels_file = default_rules_dir() / "levels.yaml"
         waivers = load_waivers(options.waivers_file) if options.waivers_file else ()
-        return cls(load_rules(rules_dir), load_levels(levels_file), waivers)
+        rules = load_rules(rules_dir)
+        if len(rules) == 0:
+            # An empty rule set would certify anything at the highest level.
+            from imageaudit.cli import UsageError
+
+            raise UsageError(f"{rules_dir}: no rules found; nothing to judge the image by")
+        return cls(rules, load_levels(levels_file), waivers)
 
 
 def scan_one(spec: str, judge: Judge, options: ScanOptions) -> Report:
     """Open, collect, judge and certify one image."""
     facts = gather_facts(spec, progress=options.progress)
     console = Console(stderr=True) if options.progress else None
+    if options.feeds_dir is not None:
+        from imageaudit.vulns.match import assess
+
+        with _status(console, f"Matching packages against the feeds in {options.feeds_dir}"):
+            facts = dataclasses.replace(facts, vulnerabilities=assess(facts, options.feeds_dir))
     with _status(console, f"Hashing {spec}"):
         identity = identify_image(spec) if not spec.startswith("docker://") else None
     return scan_facts(
@@ -117,9 +129,9 @@ def scan_images(specs: Sequence[str], outputs: Sequence[tuple[str, str | None]],
     from imageaudit.cli import EXIT_BLOCKED, EXIT_INTERNAL, EXIT_OK, UsageError
 
     judge = Judge.load(options)
-    if options.require and options.require not in judge.levels.names:
+    if options.require and options.require not in judge.levels.names():
         raise UsageError(
-            f"unknown level {options.require!r} (levels: {', '.join(judge.levels.names)})"
+            f"unknown level {options.require!r} (levels: {', '.join(judge.levels.names())})"
         )
     console = Console(stderr=True)
     reports: list[Report] = []

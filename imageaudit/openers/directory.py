@@ -89,7 +89,7 @@ class DirectoryFS(ImageFS):
             with self._parent_fd(path) as (fd, name):
                 dfd = os.open(name, _DIR_FLAGS, dir_fd=fd) if name != "." else os.dup(fd)
                 try:
-                    return os.listdir(dfd)
+                    return os.listdir(dfd)  # noqa: PTH208 - listing by fd, not by path
                 finally:
                     os.close(dfd)
         except OSError as exc:
