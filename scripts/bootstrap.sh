@@ -8,7 +8,7 @@ want_tests=0
 [[ "${1:-}" == "--test" ]] && want_tests=1
 
 # Debian packages: libguestfs comes from the distribution, never from PyPI.
-debs=(python3 python3-venv python3-guestfs libguestfs-tools qemu-utils e2fsprogs xfsprogs
+debs=(python3 python3-venv python3-guestfs libguestfs-tools libguestfs-xfs qemu-utils e2fsprogs xfsprogs
       fdisk lvm2 libcrypt1 openssl linux-image-amd64)
 if (( want_tests )); then
     debs+=(mmdebstrap docker.io dpkg-dev apt-utils chromium rpm db-util)

@@ -1,0 +1,384 @@
+"""Open VM disk images (qcow2, raw, vmdk, vdi, vhdx, vpc) through libguestfs, read-only.
+
+The format is decided by :mod:`imageaudit.openers.formatcheck` first and always passed
+explicitly; drives are added ``readonly=True``; networking is off; nothing from the guest
+is run (no ``sh``, ``command`` or icon APIs). Filesystem parsing stays inside the appliance.
+
+A launch costs tens of seconds under TCG, so one :class:`Appliance` can carry several drives
+and serve several :class:`GuestfsFS` views; a view re-mounts its filesystems when another
+view used the appliance last (a handful of round trips). The metadata tree is built in bulk
+at open (see :mod:`imageaudit.openers.guestfs_tree`); :meth:`GuestfsFS.prefetch` reads small
+files in advance; every read is a bounded ``pread``.
+
+Specs followed: guestfs(3), guestfs-security(1), guestfs-performance(1).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from imageaudit.imagefs import (
+    DEFAULT_READ_LIMIT,
+    DEFAULT_WALK_LIMIT,
+    FileType,
+    ImageFSError,
+    OpenInfo,
+    TreeImageFS,
+)
+from imageaudit.openers import guestfs_tree as gt
+from imageaudit.openers.formatcheck import DEFAULT_MAX_VIRTUAL_SIZE, check_image
+
+TCG_ENV = "IMAGEAUDIT_GUESTFS_TCG"
+TCG_CACHE_NAME = "guestfs-force-tcg"
+MEMSIZE_MB = 1024
+PREAD_CHUNK = 1024 * 1024
+PREFETCH_BUDGET = 64 * 1024 * 1024
+TCG_NOTE = "libguestfs: KVM unusable here, the appliance runs under TCG (slower)"
+
+
+@dataclass(frozen=True, slots=True)
+class Drive:
+    """One disk for the appliance: what qemu opens, in which (checked) format."""
+
+    path: str
+    format: str
+    source: str
+    virtual_size: int = 0
+
+
+def _tcg_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "imageaudit" / TCG_CACHE_NAME
+
+
+def want_tcg() -> bool:
+    """Whether to go straight to TCG: ``$IMAGEAUDIT_GUESTFS_TCG`` or an earlier fallback."""
+    env = os.environ.get(TCG_ENV)
+    if env is not None:
+        return env.strip() not in ("", "0", "no", "false")
+    return _tcg_cache().exists()
+
+
+def _remember_tcg() -> None:
+    try:
+        path = _tcg_cache()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("qemu could not use /dev/kvm; launch with force_tcg\n")
+    except OSError:
+        pass  # only a speed-up for the next launch
+
+
+def _new_handle(drives: Sequence[Drive], tcg: bool) -> gt.Guest:
+    try:
+        import guestfs  # type: ignore[import-not-found]
+    except ImportError as exc:
+        raise ImageFSError("libguestfs Python bindings (python3-guestfs) are missing") from exc
+    g = guestfs.GuestFS(python_return_dict=True)
+    g.set_network(False)
+    g.set_memsize(MEMSIZE_MB)
+    g.set_identifier("imageaudit")
+    if tcg:
+        g.set_backend_settings(["force_tcg"])
+    for drive in drives:
+        g.add_drive_opts(drive.path, format=drive.format, readonly=True)
+    return g
+
+
+class Appliance:
+    """A launched libguestfs appliance holding one or more read-only drives."""
+
+    def __init__(self, drives: Sequence[Drive]) -> None:
+        if not drives:
+            raise ImageFSError("no drive to open")
+        self.drives = tuple(drives)
+        self.notes: list[str] = []
+        self.on_close: list[Callable[[], None]] = []
+        self.tcg = want_tcg()
+        start = time.monotonic()
+        g = _new_handle(self.drives, self.tcg)
+        try:
+            g.launch()
+        except RuntimeError as exc:
+            g.close()
+            if self.tcg or not Path("/dev/kvm").exists():
+                raise ImageFSError(f"libguestfs launch failed: {exc}") from exc
+            # /dev/kvm is there but qemu cannot use it: retry once with TCG alone.
+            self.tcg = True
+            g = _new_handle(self.drives, True)
+            try:
+                g.launch()
+            except RuntimeError as exc2:
+                g.close()
+                raise ImageFSError(f"libguestfs launch failed (also under TCG): {exc2}") from exc2
+            _remember_tcg()
+            self.notes.append(TCG_NOTE)
+        self.g: gt.Guest = g
+        self.launch_s = time.monotonic() - start
+        self.devices: list[str] = list(self.g.list_devices())
+        start = time.monotonic()
+        self.roots: list[str] = sorted(self.g.inspect_os())
+        self.inspect_s = time.monotonic() - start
+        self.current: GuestfsFS | None = None
+        self.users = 0
+        start = time.monotonic()
+        # list_filesystems probes every device: call it once and map devices to drives once.
+        self.filesystems: dict[str, str] = dict(self.g.list_filesystems())
+        self.partitions: list[str] = list(self.g.list_partitions())
+        self._drive_cache: dict[str, int | None] = {}
+        self.drive_map = {d: self.drive_of(d)
+                          for d in [*self.partitions, *self.filesystems, *self.roots]}
+        self.probe_s = time.monotonic() - start
+
+    def close(self) -> None:
+        if self.g is not None:
+            self.g.close()
+            self.g = None
+        while self.on_close:
+            self.on_close.pop()()
+
+    def drive_of(self, device: str) -> int | None:
+        """Index of the drive holding ``device`` (partition, whole disk or LVM volume)."""
+        if device not in self._drive_cache:
+            self._drive_cache[device] = self._find_drive(device)
+        return self._drive_cache[device]
+
+    def _find_drive(self, device: str) -> int | None:
+        g = self.g
+        if device in self.devices:
+            return self.devices.index(device)
+        try:
+            return self.devices.index(g.part_to_dev(device))
+        except (RuntimeError, ValueError):
+            pass
+        try:
+            vg = g.lvm_canonical_lv_name(device).split("/")[2]
+            uuids = {u.replace("-", "") for u in g.vgpvuuids(vg)}
+        except (RuntimeError, IndexError):
+            return None
+        for pv in g.pvs_full():
+            if pv["pv_uuid"].replace("-", "") in uuids:
+                return self.drive_of(pv["pv_name"])
+        return None
+
+
+def _fs_key(g: gt.Guest, device: str) -> tuple[str, str] | None:
+    try:
+        return (g.vfs_label(device), g.vfs_uuid(device))
+    except RuntimeError:
+        return None
+
+
+class GuestfsFS(TreeImageFS):
+    """One drive of an :class:`Appliance` seen as the root filesystem of its OS."""
+
+    def __init__(self, appliance: Appliance, index: int = 0,
+                 max_entries: int = DEFAULT_WALK_LIMIT, whole: bool = False) -> None:
+        drive = appliance.drives[index]
+        super().__init__(OpenInfo(kind="vm", format=drive.format, source=drive.source))
+        self.app = appliance
+        self.index = index
+        self.whole = whole  # every drive is one machine (a multi-disk OVA)
+        self._cache: dict[str, bytes] = {}
+        self.info.notes.extend(appliance.notes)
+        appliance.users += 1
+        g = appliance.g
+        mine = [r for r in appliance.roots if self._mine(r)]
+        ours = {d: t for d, t in appliance.filesystems.items() if self._mine(d)}
+        self._plan: list[tuple[str, str]]
+        if mine:
+            self._plan = self._own_devices(gt.mount_plan(g, mine[0]), mine[0], ours)
+            if len(mine) > 1:
+                self.info.notes.append(
+                    f"image holds {len(mine)} operating systems; audited {mine[0]}, "
+                    f"not {', '.join(mine[1:])}"
+                )
+        else:
+            usable = [d for d, t in ours.items() if t not in ("swap", "unknown", "")]
+            best = gt.largest_filesystem(g, usable)
+            if best is None:
+                raise ImageFSError(f"{drive.source}: no operating system and no filesystem found")
+            self._plan = [("/", best)]
+            self.info.notes.append(f"no operating system found; mounted largest filesystem {best}")
+        self.mounted = self._mount()
+        start = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="imageaudit-find0-") as tmp:
+            counts = gt.build_tree(g, Path(tmp) / "names", max_entries, self.nodes, self.children)
+        walk_s = time.monotonic() - start
+        if counts["undecodable"]:
+            self.info.notes.append(f"{counts['undecodable']} entries with non-UTF-8 names skipped")
+        if counts["cut"]:
+            self.info.notes.append(f"tree cut at {max_entries} entries")
+        parts = [p for p in appliance.partitions if self._mine(p)]
+        self.info.details.update({
+            "partitions": parts,
+            "filesystems": ours,
+            "mountpoints": dict(self.mounted),
+            "os roots": mine,
+            "tcg": appliance.tcg,
+            "launch_s": round(appliance.launch_s, 3),
+            "inspect_s": round(appliance.inspect_s + appliance.probe_s, 3),
+            "walk_s": round(walk_s, 3),
+            "walk_calls": counts["calls"],
+            "virtual_size": drive.virtual_size,
+        })
+
+    def _mine(self, device: str) -> bool:
+        return self.whole or self.app.drive_of(device) == self.index
+
+    def _own_devices(self, plan: list[tuple[str, str]], root: str,
+                     ours: dict[str, str]) -> list[tuple[str, str]]:
+        """Keep the mount plan on this drive.
+
+        With several drives in one appliance, a ``LABEL=``/``UUID=`` in fstab can resolve to
+        a twin filesystem on another drive; swap in the twin on our drive, or drop the mount.
+        """
+        g = self.app.g
+        out: list[tuple[str, str]] = []
+        for mountpoint, device in plan:
+            if self._mine(device):
+                out.append((mountpoint, device))
+                continue
+            if mountpoint == "/":
+                out.append(("/", root))
+                continue
+            key = _fs_key(g, device)
+            twins = [d for d in ours if key is not None and _fs_key(g, d) == key]
+            if len(twins) == 1:
+                out.append((mountpoint, twins[0]))
+            else:
+                self.info.notes.append(f"{mountpoint}: {device} is not on this disk; not mounted")
+        return out
+
+    def _mount(self) -> dict[str, str]:
+        g = self.app.g
+        if self.app.current is not None:
+            g.umount_all()
+        self.app.current = self
+        return gt.mount_all(g, self._plan, self.info.notes.append)
+
+    def _ensure_mounted(self) -> None:
+        if self.app.g is None:
+            raise ImageFSError(f"{self.info.source}: the appliance is closed")
+        if self.app.current is not self:
+            self._mount()
+
+    def close(self) -> None:
+        if self.app.g is None or self.index < 0:
+            return
+        self.index = -1
+        self.app.users -= 1
+        if self.app.current is self:
+            self.app.current = None
+        if self.app.users <= 0:
+            self.app.close()
+
+    def _pread(self, path: str, limit: int, offset: int) -> bytes:
+        self._ensure_mounted()
+        chunks: list[bytes] = []
+        pos, remaining = offset, limit
+        while remaining > 0:
+            try:
+                chunk = self.app.g.pread(path, min(remaining, PREAD_CHUNK), pos)
+            except RuntimeError as exc:
+                raise ImageFSError(f"{path}: cannot read: {exc}") from exc
+            if not chunk:
+                break
+            chunks.append(chunk)
+            pos += len(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+
+    def _read_canonical(self, path: str, limit: int, offset: int = 0) -> bytes:
+        cached = self._cache.get(path)
+        if cached is not None:
+            st = self.nodes.get(path)
+            complete = st is not None and len(cached) >= st.size
+            if offset + limit <= len(cached) or complete:
+                return cached[offset: offset + limit]
+        return self._pread(path, limit, offset)
+
+    def prefetch(self, patterns: Iterable[str], limit: int = DEFAULT_READ_LIMIT) -> None:
+        """Read every regular file matching the in-image globs now (bounded, in one pass)."""
+        start = time.monotonic()
+        budget = PREFETCH_BUDGET
+        count = 0
+        for pattern in patterns:
+            for match in self.glob(pattern):
+                try:
+                    canon = self.resolve(match)
+                except ImageFSError:
+                    continue
+                st = self.nodes.get(canon)
+                if st is None or st.type is not FileType.REGULAR or canon in self._cache:
+                    continue
+                want = min(st.size, limit)
+                if want > budget:
+                    continue
+                budget -= want
+                self._cache[canon] = self._pread(canon, want, 0) if want else b""
+                count += 1
+        spent = time.monotonic() - start
+        self.info.details["prefetch_s"] = round(
+            float(self.info.details.get("prefetch_s", 0.0)) + spent, 3  # type: ignore[arg-type]
+        )
+        self.info.details["prefetch_files"] = int(
+            self.info.details.get("prefetch_files", 0)) + count  # type: ignore[call-overload]
+
+
+def check_drive(path: str | Path, max_virtual_size: int = DEFAULT_MAX_VIRTUAL_SIZE) -> Drive:
+    """Format-check ``path`` and describe it as a :class:`Drive`."""
+    info = check_image(path, max_virtual_size=max_virtual_size)
+    return Drive(path=str(path), format=info.format, source=str(path),
+                 virtual_size=info.virtual_size)
+
+
+def open_vms(paths: Sequence[str | Path],
+             max_virtual_size: int = DEFAULT_MAX_VIRTUAL_SIZE) -> list[GuestfsFS]:
+    """Open several disks in one appliance (one launch); close every view to stop it."""
+    drives = [check_drive(p, max_virtual_size) for p in paths]
+    return open_drives(drives)
+
+
+def open_drives(drives: Sequence[Drive]) -> list[GuestfsFS]:
+    """Views over already checked drives, sharing one appliance."""
+    app = Appliance(drives)
+    views: list[GuestfsFS] = []
+    try:
+        for i in range(len(drives)):
+            views.append(GuestfsFS(app, i))
+    except BaseException:
+        for v in views:
+            v.close()
+        app.close()
+        raise
+    return views
+
+
+def open_vm(path: str | Path, max_virtual_size: int = DEFAULT_MAX_VIRTUAL_SIZE) -> GuestfsFS:
+    """Check and open one VM disk image (or an OVA and the disks in it) read-only."""
+    from imageaudit.openers import ova
+
+    if ova.detect(path):
+        return ova.open_ova(path, max_virtual_size)
+    return open_vms([path], max_virtual_size)[0]
+
+
+def detect(path: str | Path) -> bool:
+    """True for a disk image that passes the header check (no qemu run).
+
+    A raw file counts only when it carries a partition table or an ISO 9660 volume.
+    """
+    p = Path(path)
+    if not p.is_file():
+        return False
+    try:
+        info = check_image(p, use_qemu=False)
+    except ImageFSError:
+        return False
+    content = info.details.get("content", ())
+    return info.format != "raw" or bool(content)
