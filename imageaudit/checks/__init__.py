@@ -37,7 +37,24 @@ if TYPE_CHECKING:
     from imageaudit.rules import Rule
 
 # Modules holding the built-in check types, imported on first use of the default registry.
-BUILTIN_MODULES: tuple[str, ...] = ("imageaudit.checks.image",)
+BUILTIN_MODULES: tuple[str, ...] = (
+    "imageaudit.checks.image",
+    "imageaudit.checks.advisories",
+    "imageaudit.checks.packages",
+    "imageaudit.checks.services",
+    "imageaudit.checks.exposure",
+    "imageaudit.checks.exposure_db",
+    "imageaudit.checks.exports",
+    "imageaudit.checks.files",
+    "imageaudit.checks.ownership",
+    "imageaudit.checks.secrets",
+    "imageaudit.checks.hygiene",
+    "imageaudit.checks.passwords",
+    "imageaudit.checks.passwords_weak",
+    "imageaudit.checks.passwords_sudo",
+    "imageaudit.checks.ssh",
+    "imageaudit.checks.ssh_legacy",
+)
 
 
 class MissingPolicy(enum.StrEnum):
