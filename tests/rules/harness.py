@@ -14,6 +14,8 @@ facts, evaluates the one rule and checks the outcome; a meta-test fails for any 
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +44,8 @@ class Case:
     severity: Severity | None = None
     name: str = ""
     kind: str = field(default="directory")
+    # Adds what the pipeline attaches after collection (feed matches: ``facts.vulnerabilities``).
+    attach: Callable[[Facts], Facts] | None = None
 
     @property
     def id(self) -> str:
@@ -60,6 +64,8 @@ def case(
     message: str | None = None,
     severity: Severity | None = None,
     name: str = "",
+    kind: str = "directory",
+    attach: Callable[[Facts], Facts] | None = None,
 ) -> None:
     """Register a scenario: ``tree`` must give ``expect`` for ``rule_id``."""
     CASES.append(
@@ -71,6 +77,8 @@ def case(
             message=message,
             severity=severity,
             name=name,
+            kind=kind,
+            attach=attach,
         )
     )
 
@@ -99,6 +107,12 @@ def run_rule(rule_id: str, facts: Facts) -> list[Finding]:
 
 def check_case(c: Case, root: Path) -> None:
     facts = facts_of(c.tree, root)
+    if c.kind != facts.image.kind:
+        # The tree is opened as a directory; ``kind`` lets vm-only or container-only rules
+        # be judged on the same tiny trees.
+        facts = dataclasses.replace(facts, image=dataclasses.replace(facts.image, kind=c.kind))
+    if c.attach is not None:
+        facts = c.attach(facts)
     findings = run_rule(c.rule_id, facts)
     status = rule_status(findings)
     detail = "\n".join(f"  {f.status.value} {f.resource}: {f.message}" for f in findings)
