@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 
@@ -32,6 +34,7 @@ def shared_vms() -> object:
     from tests.builders.vm import SHARED_IMAGES, STANDARD, build_disk, sha256_file
 
     paths = {n: build_disk(STANDARD, lay, fmt) for n, (lay, fmt) in SHARED_IMAGES.items()}
+    paths.update(extra_vm_images())
     before = {n: sha256_file(p) for n, p in paths.items()}
     views = open_vms(list(paths.values()))
     try:
@@ -39,3 +42,41 @@ def shared_vms() -> object:
     finally:
         for v in views:
             v.close()
+
+
+def extra_vm_images() -> dict[str, Path]:
+    """More drives for the shared appliance: the weak and clean examples and a real Debian root.
+
+    Adding a drive to the one appliance costs a few seconds; a launch of its own costs 20-40 s.
+    The Debian root needs the Debian mirror the first time; without it that drive is left out
+    and the tests that need it skip.
+    """
+    from tests.builders.example_tree import clean_scenario, weak_scenario
+    from tests.builders.vm import build_disk
+
+    images = {
+        "weak-qcow2": build_disk(weak_scenario(), "simple", "qcow2"),
+        "clean-qcow2": build_disk(clean_scenario(), "simple", "qcow2"),
+    }
+    try:
+        images["debian-qcow2"] = debian_qcow2()
+    except Exception as exc:  # no mirror: the Debian tests skip, the others run
+        DEBIAN_QCOW2_ERROR.append(f"{type(exc).__name__}: {exc}")
+    return images
+
+
+DEBIAN_QCOW2_ERROR: list[str] = []
+
+
+def debian_qcow2() -> Path:
+    """The cached Debian root as a qcow2 (one ext4 filesystem), built once and reused."""
+    from imageaudit.example import build_disk as build_fs_disk
+    from tests.builders.debian import debian_root
+    from tests.builders.vm import cache_dir
+
+    root = debian_root()
+    out = cache_dir() / f"{root.name}.qcow2"
+    if not out.exists():
+        used = sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and not f.is_symlink())
+        build_fs_disk(root, out, size_mb=max(256, used * 2 // (1 << 20) + 128))
+    return out
