@@ -66,7 +66,16 @@ def cmd_scan(args: argparse.Namespace) -> int:
         feeds_dir=Path(args.feeds) if getattr(args, "feeds", None) else None,
         progress=not args.quiet,
     )
-    return scan_images(args.image, pairs, options)
+    outcome = scan_images(args.image, pairs, options)
+    if args.publish:
+        from imageaudit.publish_cli import publish_reports
+
+        published = publish_reports(
+            outcome.reports, args.publish, args.token, args.store, sources=args.image
+        )
+        # A blocked level is the answer CI waits for; a publishing failure comes after it.
+        return outcome.code or published
+    return outcome.code
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -88,7 +97,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         ]
         codes[name] = scan_images(
             [str(disk)], pairs, ScanOptions(require="basic", progress=not args.quiet)
-        )
+        ).code
     print("\nimageaudit demo: done. Look at:", file=sys.stderr)
     for name in disks:
         verdict = "reaches" if codes[name] == EXIT_OK else "does not reach"
@@ -107,6 +116,12 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from imageaudit.publish_cli import add_parsers as add_publish_parsers
+    from imageaudit.publish_cli import add_scan_arguments
+    from imageaudit.vulns.cli import add_parsers as add_feeds_parsers
+    from imageaudit.vulns.sbom_cli import add_parsers as add_sbom_parsers
+    from integrations.appdb.cli import add_parsers as add_catalogue_parsers
+
     parser = argparse.ArgumentParser(
         prog="imageaudit",
         description="Audit VM and container images offline and certify them for a cloud catalogue.",
@@ -142,7 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expiry-days", type=int, default=30, help="certification validity (days)")
     p.add_argument("--feeds", metavar="DIR", help="advisory/update feed snapshot for package rules")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
+    add_scan_arguments(p)
     p.set_defaults(func=cmd_scan)
+
+    add_publish_parsers(sub)
+    add_feeds_parsers(sub)
+    add_sbom_parsers(sub)
+    add_catalogue_parsers(sub)
 
     p = sub.add_parser("demo", help="build the example images, scan them and write reports")
     p.add_argument("--out", default="out", help="directory for the images and reports")

@@ -123,9 +123,15 @@ def reached(report: Report, level: str) -> bool:
     return any(lv.name == level and lv.granted for lv in report.certification.levels)
 
 
+@dataclass(frozen=True)
+class ScanOutcome:
+    code: int
+    reports: tuple[Report, ...]
+
+
 def scan_images(specs: Sequence[str], outputs: Sequence[tuple[str, str | None]],
-                options: ScanOptions) -> int:
-    """Scan every image, write every requested output, return the CLI exit code."""
+                options: ScanOptions) -> ScanOutcome:
+    """Scan every image, write every requested output; the CLI exit code and the reports."""
     from imageaudit.cli import EXIT_BLOCKED, EXIT_INTERNAL, EXIT_OK, UsageError
 
     judge = Judge.load(options)
@@ -162,7 +168,7 @@ def scan_images(specs: Sequence[str], outputs: Sequence[tuple[str, str | None]],
     )
     errors = any(f.status is Status.ERROR and not f.waived for r in reports for f in r.findings)
     if blocked:
-        return EXIT_BLOCKED
+        return ScanOutcome(EXIT_BLOCKED, tuple(reports))
     if options.strict and errors:
-        return EXIT_INTERNAL
-    return EXIT_OK
+        return ScanOutcome(EXIT_INTERNAL, tuple(reports))
+    return ScanOutcome(EXIT_OK, tuple(reports))

@@ -1,0 +1,363 @@
+"""The catalogue publisher: send a report, retry with backoff, keep it in the outbox until sent.
+
+The contract with the catalogue (``integrations/appdb``):
+``POST {URL}/api/v1/reports`` with ``Authorization: Bearer <token>`` and the body
+``{"report_id": "<sha256 hex>", "report": {...}}``. 201 (stored) and 200 (already stored) both
+mean delivered; 404 (no image with that SHA-512), 401/403 (token) and 422 (invalid) are
+permanent; 5xx, timeouts and connection errors are transient. The catalogue is idempotent by
+report id, and the outbox marks what it accepted, so a report is sent once however often the
+user publishes or flushes.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from imageaudit import __version__
+from imageaudit.findings import printable
+from imageaudit.store import OutboxEntry, OutboxState, ResultsStore, canonical_json, utcnow
+
+REPORTS_PATH = "/api/v1/reports"
+HEALTH_PATH = "/api/v1/health"
+TOKEN_ENV = "IMAGEAUDIT_CATALOGUE_TOKEN"
+# The catalogue answers with a short JSON document; never read more than this from it.
+MAX_RESPONSE = 64 * 1024
+
+
+class PublishError(Exception):
+    """The catalogue URL or the token is unusable before anything is sent."""
+
+
+class Outcome(enum.StrEnum):
+    """What happened to one report."""
+
+    SENT = "sent"  # the catalogue stored it now (201) or had it already (200)
+    ALREADY_SENT = "already-sent"  # the outbox says the catalogue accepted it before
+    QUEUED = "queued"  # transient failure: kept pending in the outbox
+    FAILED = "failed"  # permanent refusal: kept in the outbox as failed, not retried
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounded retries: ``tries`` attempts, waiting ``first_delay`` then doubling between them."""
+
+    tries: int = 3
+    first_delay: float = 0.5
+    factor: float = 2.0
+    max_delay: float = 60.0
+    timeout: float = 10.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        return float(min(self.max_delay, self.first_delay * self.factor ** (attempt - 1)))
+
+
+ONE_TRY = RetryPolicy(tries=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """The result of one HTTP exchange."""
+
+    status: int | None  # HTTP status, None when no answer came
+    outcome: Outcome  # SENT, QUEUED (transient) or FAILED (permanent)
+    reason: str  # why, for the user: "connection refused", "HTTP 404: no image ..."
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    """What :func:`publish` (or a flush) did with one report, and a one-line message."""
+
+    report_id: str
+    catalogue_url: str
+    outcome: Outcome
+    status: int | None
+    message: str
+    pending: int = 0
+    flushed: tuple[PublishResult, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        """Whether the catalogue has the report."""
+        return self.outcome in (Outcome.SENT, Outcome.ALREADY_SENT)
+
+
+def report_id(report_json: Mapping[str, Any]) -> str:
+    """The SHA-256 hex of the canonical JSON (sorted keys, no spaces): same report, same id."""
+    return hashlib.sha256(canonical_json(report_json).encode("utf-8")).hexdigest()
+
+
+def catalogue_base(url: str) -> str:
+    """The catalogue URL checked and normalized (http/https, host, no query, no trailing /)."""
+    parts = urllib.parse.urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PublishError(f"catalogue URL {url!r}: expected http://HOST[:PORT] or https://...")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise PublishError(
+            f"catalogue URL {url!r}: no query, fragment or credentials (give --token)"
+        )
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+def check_token(token: str | None) -> str:
+    """The token, or a clear error when it is missing or could break the header."""
+    if not token:
+        raise PublishError(f"no catalogue token: give --token or set {TOKEN_ENV}")
+    if any(ord(c) < 0x21 or ord(c) > 0x7E for c in token):
+        raise PublishError("the catalogue token has spaces or control characters")
+    return token
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    # A redirect would replay the bearer token to another place; treat it as an error.
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def _error_item(item: object) -> str:
+    if isinstance(item, Mapping) and isinstance(item.get("msg"), str):
+        loc = item.get("loc")
+        where = ".".join(str(p) for p in loc) if isinstance(loc, list) else ""
+        return f"{where}: {item['msg']}" if where else str(item["msg"])
+    return json.dumps(item, ensure_ascii=False)
+
+
+def _detail(body: bytes) -> str:
+    """The server's explanation from an error body (``detail``/``error``/``message``), made
+    printable and short: the catalogue is another party, its text goes to a terminal."""
+    text = body.decode("utf-8", "replace")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, Mapping):
+        for key in ("detail", "error", "message"):
+            value = data.get(key)
+            if isinstance(value, str):
+                text = value
+                break
+            if isinstance(value, list):  # pydantic-style [{"loc": [...], "msg": ...}]
+                text = "; ".join(_error_item(item) for item in value[:5])
+                break
+            if value is not None:
+                text = json.dumps(value, ensure_ascii=False)
+                break
+    text = " ".join(printable(text).split())
+    return text[:200] + ("..." if len(text) > 200 else "")
+
+
+def _connection_reason(exc: BaseException) -> str:
+    reason: object = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(reason, TimeoutError | socket.timeout):
+        return "timed out"
+    if isinstance(reason, socket.gaierror):
+        return f"host not found ({reason.strerror})"
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror.lower()
+    return " ".join(printable(str(reason)).split()) or type(reason).__name__
+
+
+def classify(status: int, body: bytes) -> Attempt:
+    """Map an HTTP answer to delivered / transient / permanent, per the catalogue contract."""
+    detail = _detail(body)
+    suffix = f": {detail}" if detail else ""
+    if status in (200, 201):
+        return Attempt(status, Outcome.SENT, f"HTTP {status}")
+    if status in (401, 403):
+        return Attempt(status, Outcome.FAILED, f"HTTP {status}, the token was refused{suffix}")
+    if status == 404:
+        return Attempt(
+            status, Outcome.FAILED, f"HTTP 404, no image with this SHA-512 is registered{suffix}"
+        )
+    if status == 422:
+        return Attempt(status, Outcome.FAILED, f"HTTP 422, the report is invalid{suffix}")
+    if status >= 500 or status in (408, 429):
+        return Attempt(status, Outcome.QUEUED, f"HTTP {status}{suffix}")
+    return Attempt(status, Outcome.FAILED, f"HTTP {status}{suffix}")
+
+
+def send_once(url: str, token: str, rid: str, report: Mapping[str, Any],
+              timeout: float = 10.0) -> Attempt:
+    """POST one report to the catalogue; never raises for network or HTTP errors."""
+    body = json.dumps({"report_id": rid, "report": report}, ensure_ascii=False).encode("utf-8")
+    request = urllib.request.Request(
+        url + REPORTS_PATH,
+        data=body,
+        method="POST",
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": f"imageaudit/{__version__}",
+        },
+    )
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            return classify(response.status, response.read(MAX_RESPONSE))
+    except urllib.error.HTTPError as exc:
+        try:
+            data = exc.read(MAX_RESPONSE)
+        except OSError:
+            data = b""
+        return classify(exc.code, data)
+    except (urllib.error.URLError, OSError) as exc:
+        return Attempt(None, Outcome.QUEUED, _connection_reason(exc))
+
+
+def check_health(url: str, timeout: float = 5.0) -> bool:
+    """Whether ``GET {URL}/api/v1/health`` answers 200."""
+    try:
+        with _OPENER.open(catalogue_base(url) + HEALTH_PATH, timeout=timeout) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+Sleep = Callable[[float], None]
+_STATE = {
+    Outcome.SENT: OutboxState.SENT,
+    Outcome.QUEUED: OutboxState.PENDING,
+    Outcome.FAILED: OutboxState.FAILED,
+}
+
+
+def _deliver(store: ResultsStore, entry: OutboxEntry, token: str, report: Mapping[str, Any],
+             policy: RetryPolicy, sleep: Sleep) -> Attempt:
+    """Try ``policy.tries`` times; record each attempt in the outbox; the last attempt."""
+    attempt = Attempt(None, Outcome.QUEUED, "not tried")
+    for n in range(1, max(1, policy.tries) + 1):
+        attempt = send_once(entry.catalogue_url, token, entry.report_id, report, policy.timeout)
+        retry_at = utcnow() + timedelta(seconds=policy.delay(n))
+        store.record_attempt(
+            entry.report_id,
+            entry.catalogue_url,
+            state=_STATE[attempt.outcome],
+            error=None if attempt.outcome is Outcome.SENT else attempt.reason,
+            next_attempt=retry_at,
+        )
+        if attempt.outcome is not Outcome.QUEUED:
+            break
+        if n < policy.tries:
+            sleep(policy.delay(n))
+    return attempt
+
+
+def _message(url: str, rid: str, attempt: Attempt, pending: int) -> str:
+    short = rid[:12]
+    if attempt.outcome is Outcome.SENT:
+        stored = "stored" if attempt.status == 201 else "already had it"
+        return f"report {short} published to {url} ({stored})"
+    if attempt.outcome is Outcome.QUEUED:
+        what = "unreachable" if attempt.status is None else "unavailable"
+        return (
+            f"catalogue {url} {what}: {attempt.reason}; "
+            f"report kept in the outbox ({pending} pending)"
+        )
+    hint = f"; check --token or {TOKEN_ENV}" if attempt.status in (401, 403) else ""
+    return (
+        f"catalogue {url} refused report {short}: {attempt.reason}{hint}; "
+        f"kept in the outbox as failed"
+    )
+
+
+def _result(store: ResultsStore, url: str, rid: str, attempt: Attempt,
+            flushed: tuple[PublishResult, ...] = ()) -> PublishResult:
+    pending = store.count(OutboxState.PENDING, url)
+    return PublishResult(
+        rid, url, attempt.outcome, attempt.status, _message(url, rid, attempt, pending),
+        pending, flushed,
+    )
+
+
+def flush_outbox(store: ResultsStore, url: str, token: str, *,
+                 policy: RetryPolicy = ONE_TRY, exclude: frozenset[str] = frozenset(),
+                 sleep: Sleep = time.sleep) -> list[PublishResult]:
+    """Send every pending report queued for the catalogue at ``url``, oldest first.
+
+    Stops at the first transient failure (the catalogue is down: trying the rest now would
+    only wait for the same timeouts); permanent refusals are recorded and the flush goes on.
+    """
+    base = catalogue_base(url)
+    token = check_token(token)
+    results: list[PublishResult] = []
+    for entry in store.entries(states=(OutboxState.PENDING,), catalogue_url=base):
+        if entry.report_id in exclude:
+            continue
+        stored = store.get_report(entry.report_id)
+        if stored is None:  # cannot happen with foreign keys on; never send nothing
+            continue
+        attempt = _deliver(store, entry, token, stored.report, policy, sleep)
+        results.append(_result(store, base, entry.report_id, attempt))
+        if attempt.outcome is Outcome.QUEUED:
+            break
+    return results
+
+
+def publish(report_json: Mapping[str, Any], url: str, token: str | None,
+            store: ResultsStore, *, policy: RetryPolicy | None = None,
+            source: str | None = None, sleep: Sleep = time.sleep) -> PublishResult:
+    """Store the report, queue it for the catalogue, deliver what is pending, then this one.
+
+    Earlier reports still in the outbox for this catalogue go first (one try each), so they
+    leave as soon as the catalogue is back. The report itself gets ``policy.tries`` tries with
+    exponential backoff; if they all fail it stays in the outbox. Never raises for network or
+    HTTP errors: the result says what happened.
+    """
+    policy = policy or RetryPolicy()
+    base = catalogue_base(url)
+    token = check_token(token)
+    rid = report_id(report_json)
+    store.save_report(rid, report_json, source)
+    flushed: tuple[PublishResult, ...] = ()
+    previous = store.entry(rid, base)
+    if previous is not None and previous.state is OutboxState.SENT:
+        flushed = tuple(flush_outbox(store, base, token, sleep=sleep))
+        pending = store.count(OutboxState.PENDING, base)
+        return PublishResult(
+            rid, base, Outcome.ALREADY_SENT, None,
+            f"report {rid[:12]} already published to {base}", pending, flushed,
+        )
+    store.enqueue(rid, base)
+    flushed = tuple(flush_outbox(store, base, token, exclude=frozenset({rid}), sleep=sleep))
+    if any(r.outcome is Outcome.QUEUED for r in flushed):
+        # The catalogue just failed to answer for an older report: one try is enough to know.
+        policy = ONE_TRY if policy.tries > 1 else policy
+    entry = store.entry(rid, base)
+    assert entry is not None
+    attempt = _deliver(store, entry, token, report_json, policy, sleep)
+    return _result(store, base, rid, attempt, flushed)
+
+
+__all__ = [
+    "ONE_TRY",
+    "TOKEN_ENV",
+    "Attempt",
+    "Outcome",
+    "PublishError",
+    "PublishResult",
+    "RetryPolicy",
+    "catalogue_base",
+    "check_health",
+    "check_token",
+    "classify",
+    "flush_outbox",
+    "publish",
+    "report_id",
+    "send_once",
+]

@@ -1,0 +1,239 @@
+"""End to end: a signed image list, a real catalogue server, scans, publishing, withdrawal.
+
+Three container images (their SHA-512 is the archive file's) are listed in a HEPiX image list
+signed by a test endorser under a test CA (``openssl``); the list is imported into a catalogue
+server started with its own command line on 127.0.0.1. Each image is scanned with the pipeline,
+the reports are published (one while the catalogue is down: it waits in the outbox and arrives
+once, when the catalogue is back), an operator suspends one image, and the VO's image list must
+then hold only the clean, unsuspended image.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imageaudit.identity import sha512_file
+from imageaudit.pipeline import Judge, ScanOptions, scan_one
+from imageaudit.publish import Outcome, check_health, publish, report_id
+from imageaudit.publish_cli import publish_reports
+from imageaudit.store import OutboxState, ResultsStore
+from tests.builders.container import docker_archive, oci_layout
+from tests.builders.example_tree import clean_scenario, weak_scenario
+from tests.publish.helpers import run_cli
+from tests.publish.pki import EndorserPKI, make_pki
+
+pytest.importorskip("integrations.appdb.cli")
+pytest.importorskip("uvicorn")
+
+ROOT = Path(__file__).resolve().parents[2]
+VO = "e2e.test.vo"
+TIME = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def _catalogue_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "integrations.appdb.cli", "catalogue", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class CatalogueServer:
+    """``catalogue serve`` in a child process; stop and start again on the same port."""
+
+    def __init__(self, db: str, ca_dir: Path, log: Path) -> None:
+        self.db, self.ca_dir, self.log = db, ca_dir, log
+        self.port = _free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "integrations.appdb.cli", "catalogue", "serve",
+                 "--db", self.db, "--host", "127.0.0.1", "--port", str(self.port),
+                 "--ca-dir", str(self.ca_dir)],
+                cwd=ROOT, stdout=log, stderr=log,
+            )
+        deadline = time.monotonic() + 60
+        while not check_health(self.url, timeout=1):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"catalogue did not start:\n{self.log.read_text()}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+            self.proc = None
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def _image_list(pki: EndorserPKI, images: dict[str, Path], out: Path) -> Path:
+    now = datetime.now(UTC)
+    entries = []
+    for ident, path in images.items():
+        sha512, size = sha512_file(path)
+        entries.append({"hv:image": {
+            "dc:identifier": ident, "dc:title": f"{ident} test image",
+            "dc:description": "built by the end-to-end test", "hv:uri": path.as_uri(),
+            "hv:size": size, "sl:checksum:sha512": sha512, "hv:format": "tar",
+            "hv:version": "1", "sl:arch": "x86_64", "sl:os": "Linux",
+            "sl:osname": "Debian", "sl:osversion": "12", "ad:vo": VO,
+        }})
+    doc = {"hv:imagelist": {
+        "dc:identifier": "3b4cbb3a-6e2f-4b0e-9d8c-e2e000000001",
+        "dc:title": "imageaudit end-to-end list", "dc:description": "test images",
+        "dc:date:created": (now - timedelta(hours=1)).strftime(TIME),
+        "dc:date:expires": (now + timedelta(days=7)).strftime(TIME),
+        "dc:source": "https://endorser.example.org/", "hv:version": "1",
+        "hv:uri": "https://endorser.example.org/image.list",
+        "hv:endorser": {"hv:x509": {
+            "dc:creator": "Endorser One", "hv:email": "endorser@example.org",
+            "hv:dn": pki.endorser_subject, "hv:ca": pki.ca_subject,
+        }},
+        "hv:images": entries,
+    }}
+    plain = out.with_suffix(".json")
+    plain.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    return pki.sign(plain, out)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    pki = make_pki(tmp_path / "pki")
+    images = {
+        "weak-image": docker_archive(weak_scenario(), tmp_path / "weak.tar"),
+        "clean-image": docker_archive(clean_scenario(), tmp_path / "clean.tar"),
+        "suspended-image": oci_layout(clean_scenario(), tmp_path / "clean-oci.tar", as_tar=True),
+    }
+    db = f"sqlite:///{tmp_path / 'catalogue.db'}"
+    server = CatalogueServer(db, pki.ca_dir, tmp_path / "catalogue.log")
+    try:
+        yield {"pki": pki, "images": images, "db": db, "server": server, "tmp": tmp_path}
+    finally:
+        server.stop()
+
+
+def _token(db: str, role: str) -> str:
+    done = _catalogue_cli("token", "create", "--role", role, "--name", f"e2e-{role}", "--db", db)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.mark.slow
+def test_signed_list_scan_publish_suspend_withdraws(
+    workspace: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    pki: EndorserPKI = workspace["pki"]
+    images: dict[str, Path] = workspace["images"]
+    server: CatalogueServer = workspace["server"]
+    tmp: Path = workspace["tmp"]
+    auditor, operator = _token(workspace["db"], "auditor"), _token(workspace["db"], "operator")
+    server.start()
+
+    signed = _image_list(pki, images, tmp / "image.list")
+    done = _catalogue_cli("import-imagelist", str(signed), "--verify-with", str(pki.ca_dir),
+                          "--url", server.url, "--token", operator)
+    assert done.returncode == 0, done.stderr
+    assert "3 image(s)" in done.stdout and pki.endorser_subject in done.stdout
+
+    options = ScanOptions(progress=False)
+    judge = Judge.load(options)
+    reports = {name: scan_one(str(path), judge, options).to_json()
+               for name, path in images.items()}
+    for name, path in images.items():
+        assert reports[name]["certification"]["image_sha512"] == sha512_file(path)[0]
+    assert reports["weak-image"]["certification"]["level"] == "none"
+    assert reports["clean-image"]["certification"]["level"] != "none"
+    assert reports["suspended-image"]["certification"]["level"] != "none"
+
+    store_url = f"sqlite:///{tmp / 'results.db'}"
+    with ResultsStore.open(store_url) as store:
+        # The catalogue is down while the weak image's report is published: kept, not lost.
+        server.stop()
+        weak = publish(reports["weak-image"], server.url, auditor, store, sleep=lambda s: None)
+        assert weak.outcome is Outcome.QUEUED
+        assert weak.message == (
+            f"catalogue {server.url} unreachable: connection refused; "
+            "report kept in the outbox (1 pending)"
+        )
+        server.start()
+
+    # Back up: the next publish (what ``scan --publish`` calls) sends the queued report first.
+    code = publish_reports([reports["clean-image"], reports["suspended-image"]], server.url,
+                           auditor, store_url)
+    assert code == 0
+    out = capsys.readouterr().err.splitlines()
+    rids = {name: report_id(r) for name, r in reports.items()}
+    assert out == [
+        f"report {rids['weak-image'][:12]} published to {server.url} (stored)",
+        f"report {rids['clean-image'][:12]} published to {server.url} (stored)",
+        f"report {rids['suspended-image'][:12]} published to {server.url} (stored)",
+    ]
+    # Flushing again and re-publishing send nothing twice.
+    assert run_cli(["outbox", "flush", "--store", store_url, "--token", auditor]) == 0
+    assert capsys.readouterr().err == "nothing to send\n"
+    with ResultsStore.open(store_url) as store:
+        assert store.count(OutboxState.SENT) == 3
+        again = publish(reports["weak-image"], server.url, auditor, store)
+        assert again.outcome is Outcome.ALREADY_SENT
+
+    done = _catalogue_cli("suspend", "suspended-image", "--reason", "leaked key (e2e test)",
+                          "--url", server.url, "--token", operator)
+    assert done.returncode == 0, done.stderr
+
+    standing = {img["image_id"]: img for img in _get(f"{server.url}/api/v1/images?vo={VO}")}
+    assert {k: (v["level"], v["listed"], v["suspended"]) for k, v in standing.items()} == {
+        "weak-image": ("none", False, False),
+        "clean-image": (reports["clean-image"]["certification"]["level"], True, False),
+        "suspended-image": (reports["suspended-image"]["certification"]["level"], False, True),
+    }
+    assert standing["suspended-image"]["suspension_reason"] == "leaked key (e2e test)"
+    image_list = _get(f"{server.url}/api/v1/vos/{VO}/image.list")["hv:imagelist"]
+    listed = [entry["hv:image"] for entry in image_list["hv:images"]]
+    assert [img["dc:identifier"] for img in listed] == ["clean-image"]
+    assert listed[0]["sl:checksum:sha512"] == sha512_file(images["clean-image"])[0]
+    # Exactly once: the catalogue holds each report, the one sent after the outage included.
+    for name in images:
+        assert _get(f"{server.url}/api/v1/images/{name}/report") == reports[name]
+    _assert_stored_once(workspace["db"], set(rids.values()))
+
+
+def _assert_stored_once(db: str, expected: set[str]) -> None:
+    import sqlalchemy as sa
+
+    from integrations.appdb.db import make_engine
+
+    engine = make_engine(db)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT report_id FROM reports")).all()
+    finally:
+        engine.dispose()
+    assert sorted(r[0] for r in rows) == sorted(expected)
+
