@@ -106,10 +106,10 @@ def _applicability(rule: Rule, facts: FactsLike) -> CheckResult | None:
     os_facts = getattr(facts, "os", None)
     if os_facts is None:
         return _missing(rule, None, facts, "os", "the rule depends on the OS family")
-    names = {getattr(os_facts, "family", None), getattr(os_facts, "id", None)}
-    names.update(getattr(os_facts, "id_like", None) or ())
+    os_id = os_facts.id.value if os_facts.id is not None else None
+    names = {os_id, *os_facts.id_like_list}
     if names.isdisjoint(families):
-        seen = getattr(os_facts, "family", None) or getattr(os_facts, "id", None) or "unknown"
+        seen = os_id or "unknown"
         return CheckResult(
             Status.NOT_APPLICABLE,
             f"Not applicable: the rule is for {', '.join(families)} systems, "

@@ -11,8 +11,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from imageaudit.checks import MissingFact, MissingPolicy, Registry, default_registry
+from imageaudit.facts.os import OSFacts, OSValue
 from imageaudit.findings import CheckResult, code
-from imageaudit.model import CollectorError, Evidence, Status
+from imageaudit.model import CollectorError, Evidence, Source, Status
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -51,12 +52,6 @@ class Account:
 @dataclass(frozen=True)
 class AccountsStandIn:
     accounts: tuple[Account, ...]
-
-
-@dataclass(frozen=True)
-class OSStandIn:
-    family: str
-    id: str
 
 
 def make_facts(
@@ -182,7 +177,7 @@ def demo_facts() -> Any:
     """A VM with two default passwords, a Debian OS and one collector error."""
     return make_facts(
         accounts=demo_accounts(),
-        os=OSStandIn(family="debian", id="debian"),
+        os=OSFacts(kind="vm", id=OSValue("debian", Source("/etc/os-release", 1))),
         errors=(
             CollectorError(
                 "files", "read only the first 1048576 of 2000000 bytes", "/var/log/huge.log"

@@ -3,12 +3,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from imageaudit.engine import evaluate
+from imageaudit.facts.os import OSFacts, OSValue
 from imageaudit.findings import Finding
-from imageaudit.model import CollectorError, Evidence, Status
+from imageaudit.model import CollectorError, Evidence, Source, Status
 from imageaudit.rules import load_rules
 from tests.judge.helpers import (
     JUDGE_RULES,
-    OSStandIn,
     demo_accounts,
     demo_facts,
     judge_registry,
@@ -134,9 +134,18 @@ def test_os_applicability_without_os_facts_uses_missing(tmp_path: Path) -> None:
 def test_os_applicability_matches_family(tmp_path: Path) -> None:
     registry = judge_registry()
     write_rule(tmp_path, "a", rule_doc("r", applies_to={"os_families": ["debian"]}))
-    facts = make_facts(os=OSStandIn(family="debian", id="ubuntu"), accounts=demo_accounts())
+    src = Source("/etc/os-release", 1)
+    ubuntu = OSFacts(kind="vm", id=OSValue("ubuntu", src), id_like=OSValue("debian", src))
+    facts = make_facts(os=ubuntu, accounts=demo_accounts())
     [finding] = evaluate(facts, load_rules(tmp_path, registry), registry)
     assert finding.status is Status.PASS
+    alpine = OSFacts(kind="vm", id=OSValue("alpine", src))
+    facts = make_facts(os=alpine, accounts=demo_accounts())
+    [finding] = evaluate(facts, load_rules(tmp_path, registry), registry)
+    assert (finding.status, finding.message) == (
+        Status.NOT_APPLICABLE,
+        "Not applicable: the rule is for debian systems, this image runs `alpine`",
+    )
 
 
 def test_control_characters_from_the_image_are_made_visible(tmp_path: Path) -> None:
