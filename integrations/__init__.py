@@ -1,0 +1,1 @@
+"""Services that imageaudit publishes to (the AppDB-like catalogue lives in ``appdb``)."""

@@ -1,0 +1,271 @@
+"""The catalogue's HTTP service: JSON API under ``/api/v1`` and the operators' web page at ``/``.
+
+Reads are public (sites sync image lists without credentials); every write needs a bearer token
+of the right role: auditor publishes reports, operator suspends and manages VOs and image lists,
+admin may do everything and create tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from integrations.appdb import API_PREFIX
+from integrations.appdb.catalogue import Catalogue, CatalogueError, Principal
+from integrations.appdb.db import utcnow
+from integrations.appdb.export import Signer, appdb_xml, build_imagelist, secant_xml
+from integrations.appdb.imagelist import ImageListError, parse_imagelist
+from integrations.appdb.schemas import (
+    Health,
+    ImageSummary,
+    ImportResult,
+    PublishRequest,
+    PublishResult,
+    SuspendRequest,
+    TokenCreated,
+    TokenRequest,
+    VoRequest,
+    format_time,
+    json_detail,
+)
+
+MAX_BODY = 16 * 1024 * 1024
+LIST_CACHE_S = 10
+ImageId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")]
+VoName = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Service configuration."""
+
+    base_url: str | None = None
+    signer: Signer | None = None
+    ca_dir: Path | None = None
+    max_body: int = MAX_BODY
+    name: str = "imageaudit catalogue"
+
+
+class BodyLimit:
+    """Refuse request bodies above ``limit`` bytes (413) whether or not Content-Length is sent."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for key, value in scope.get("headers", ()):
+            if key == b"content-length" and (not value.isdigit() or int(value) > self.limit):
+                await _too_large(send)
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return msg
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await _too_large(send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send) -> None:
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": b'{"detail":"request body too large"}'})
+
+
+def create_app(catalogue: Catalogue, settings: Settings | None = None) -> FastAPI:
+    """The ASGI application over ``catalogue``."""
+    cfg = settings or Settings()
+    app = FastAPI(title="imageaudit catalogue", version="1",
+                  openapi_url=f"{API_PREFIX}/openapi.json", docs_url=f"{API_PREFIX}/docs",
+                  redoc_url=None)
+    # Dependencies are bound as defaults, not in Annotated[], because the annotations here are
+    # strings (PEP 563) that FastAPI resolves in module globals, where closures are not.
+    bearer = HTTPBearer(auto_error=False)
+
+    def require(*roles: str) -> Callable[..., Principal]:
+        allowed = set(roles) | {"admin"}
+
+        def dep(cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:  # noqa: B008
+            who = catalogue.authenticate(cred.credentials) if cred is not None else None
+            if who is None:
+                raise HTTPException(401, "a valid bearer token is required",
+                                    headers={"WWW-Authenticate": "Bearer"})
+            if who.role not in allowed:
+                raise HTTPException(403, f"role {who.role} may not do this; needs "
+                                         f"{' or '.join(sorted(allowed))}")
+            return who
+
+        return dep
+
+    list_cache: dict[tuple[str, str, int, int], bytes] = {}
+    as_auditor, as_operator, as_admin = require("auditor"), require("operator"), require("admin")
+
+    @app.exception_handler(CatalogueError)
+    async def _refused(_: Request, exc: CatalogueError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": json_detail(list(exc.errors()))}, status_code=422)
+
+    def base(request: Request) -> str:
+        return (cfg.base_url or str(request.base_url)).rstrip("/")
+
+    def summary(st: Any) -> ImageSummary:
+        return ImageSummary(
+            image_id=st.image.identifier, title=st.version.title, vo=st.image.vo.name,
+            version=st.version.version, sha512=st.version.sha512, level=st.level,
+            report_expires=format_time(st.report_expires) if st.report_expires else None,
+            listed=st.listed, suspended=st.suspension is not None,
+            suspension_reason=st.suspension.reason if st.suspension else None)
+
+    @app.get(f"{API_PREFIX}/health", response_model=Health)
+    def health() -> Health:
+        return Health(status="ok")
+
+    def publish(req: PublishRequest, who: Principal, image_id: str | None) -> JSONResponse:
+        result, created = catalogue.add_report(req, who, image_id)
+        return JSONResponse(result.model_dump(), status_code=201 if created else 200)
+
+    @app.post(f"{API_PREFIX}/reports", response_model=PublishResult, status_code=201,
+              responses={200: {"model": PublishResult}, 404: {}, 401: {}, 403: {}})
+    def post_report(req: PublishRequest,
+                    who: Principal = Depends(as_auditor)) -> JSONResponse:  # noqa: B008
+        return publish(req, who, None)
+
+    @app.post(f"{API_PREFIX}/images/{{image_id}}/reports", response_model=PublishResult,
+              status_code=201, responses={200: {"model": PublishResult}, 404: {}, 409: {}})
+    def post_image_report(image_id: ImageId, req: PublishRequest,
+                          who: Principal = Depends(as_auditor)) -> JSONResponse:  # noqa: B008
+        return publish(req, who, image_id)
+
+    @app.get(f"{API_PREFIX}/images", response_model=list[ImageSummary])
+    def list_images(vo: Annotated[str | None, Query(max_length=63)] = None,
+                    q: Annotated[str | None, Query(max_length=200)] = None,
+                    limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> list[ImageSummary]:
+        return [summary(st) for st in catalogue.standings(vo=vo, search=q, limit=limit)]
+
+    @app.get(f"{API_PREFIX}/images/{{image_id}}", response_model=ImageSummary,
+             responses={404: {}})
+    def get_image(image_id: ImageId) -> ImageSummary:
+        return summary(catalogue.standing(image_id))
+
+    @app.get(f"{API_PREFIX}/images/{{image_id}}/report", responses={404: {}})
+    def get_report(image_id: ImageId) -> dict[str, Any]:
+        body = catalogue.report_body(image_id)
+        if body is None:
+            raise CatalogueError(404, f"image {image_id} has no unexpired report")
+        return body
+
+    def legacy(image_id: str, render: Callable[..., bytes]) -> Response:
+        st = catalogue.standing(image_id)
+        body = catalogue.report_body(image_id)
+        if body is None:
+            raise CatalogueError(404, f"image {image_id} has no unexpired report")
+        return Response(render(st, body, catalogue.default_min_level),
+                        media_type="application/xml")
+
+    @app.get(f"{API_PREFIX}/images/{{image_id}}/security.xml", responses={404: {}},
+             response_class=Response)
+    def appdb_report(image_id: ImageId) -> Response:
+        return legacy(image_id, appdb_xml)
+
+    @app.get(f"{API_PREFIX}/images/{{image_id}}/secant.xml", responses={404: {}},
+             response_class=Response)
+    def secant_report(image_id: ImageId) -> Response:
+        return legacy(image_id, secant_xml)
+
+    @app.post(f"{API_PREFIX}/images/{{image_id}}/suspension", responses={404: {}})
+    def suspend(image_id: ImageId, req: SuspendRequest,
+                who: Principal = Depends(as_operator)) -> ImageSummary:  # noqa: B008
+        catalogue.suspend(image_id, req.reason, who)
+        return summary(catalogue.standing(image_id))
+
+    @app.delete(f"{API_PREFIX}/images/{{image_id}}/suspension", responses={404: {}})
+    def unsuspend(image_id: ImageId,
+                  who: Principal = Depends(as_operator)) -> ImageSummary:  # noqa: B008
+        catalogue.unsuspend(image_id, who)
+        return summary(catalogue.standing(image_id))
+
+    @app.put(f"{API_PREFIX}/vos/{{vo}}")
+    def put_vo(vo: VoName, req: VoRequest,
+               who: Principal = Depends(as_operator)) -> dict[str, Any]:  # noqa: B008
+        row = catalogue.set_vo(vo, req.min_level, who)
+        return {"vo": row.name, "min_level": row.min_level or catalogue.default_min_level}
+
+    @app.get(f"{API_PREFIX}/vos/{{vo}}/image.list", response_class=Response, responses={404: {}})
+    def image_list(vo: VoName, request: Request) -> Response:
+        # Sites poll lists far more often than anything changes: reuse a rendering while no
+        # change was made (every change adds an audit-log row) and for at most LIST_CACHE_S,
+        # which bounds how late a certification expiry shows.
+        now = utcnow()
+        key = (vo, base(request), catalogue.change_mark(), int(now.timestamp()) // LIST_CACHE_S)
+        cached = list_cache.get(key)
+        if cached is None:
+            if not catalogue.vo_exists(vo):
+                raise CatalogueError(404, f"no VO {vo}")
+            listed = [st for st in catalogue.standings(vo=vo) if st.listed]
+            ident = cfg.signer.identity if cfg.signer else None
+            cached = build_imagelist(vo, listed, base_url=base(request), now=now, signer=ident,
+                                     catalogue_name=cfg.name)
+            if cfg.signer is not None:
+                cached = cfg.signer.sign(cached)
+            if len(list_cache) > 256:
+                list_cache.clear()
+            list_cache[key] = cached
+        if cfg.signer is None:
+            return Response(cached, media_type="application/json")
+        return Response(cached, media_type="text/plain; charset=utf-8")
+
+    @app.post(f"{API_PREFIX}/tokens", response_model=TokenCreated, status_code=201)
+    def create_token(req: TokenRequest,
+                     who: Principal = Depends(as_admin)) -> TokenCreated:  # noqa: B008
+        return TokenCreated(name=req.name, role=req.role,
+                            token=catalogue.create_token(req.name, req.role, who))
+
+    @app.post(f"{API_PREFIX}/imagelists", response_model=ImportResult, status_code=201,
+              responses={422: {}}, openapi_extra={"requestBody": {"required": True, "content": {
+                  "text/plain": {"schema": {"type": "string"}}}}})
+    async def import_list(request: Request,
+                          who: Principal = Depends(as_operator)) -> ImportResult:  # noqa: B008
+        data = await request.body()
+
+        def work() -> ImportResult:
+            try:
+                il = parse_imagelist(data, ca_dir=cfg.ca_dir, now=utcnow())
+            except ImageListError as exc:
+                raise CatalogueError(422, f"image list refused: {exc}") from exc
+            return catalogue.import_imagelist(il, who)
+
+        return await run_in_threadpool(work)
+
+    from integrations.appdb.web import add_web_routes
+
+    add_web_routes(app, catalogue)
+    app.add_middleware(BodyLimit, limit=cfg.max_body)
+    return app

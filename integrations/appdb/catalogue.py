@@ -1,0 +1,405 @@
+"""The catalogue's operations: tokens, image-list import, reports, suspensions, listing.
+
+Every change writes an audit-log row in the same transaction as the change itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from integrations.appdb import DEFAULT_MIN_LEVEL
+from integrations.appdb.db import (
+    Appliance,
+    AuditEntry,
+    Endorser,
+    Image,
+    Report,
+    Suspension,
+    Token,
+    Version,
+    Vo,
+    make_sessionmaker,
+    utcnow,
+)
+from integrations.appdb.imagelist import ImageList
+from integrations.appdb.schemas import (
+    ROLES,
+    ImportResult,
+    PublishRequest,
+    PublishResult,
+    parse_time,
+)
+
+DEFAULT_VO = "default"
+
+
+class CatalogueError(Exception):
+    """A refused operation; ``status`` is the HTTP status the API answers with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who acts: a token's name and role, or a local operator (``cli:``)."""
+
+    name: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class VoRef:
+    """A VO's name, as shown with an image."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    """An image's identity (``identifier`` is the public image id)."""
+
+    id: int
+    identifier: str
+    vo_id: int
+    vo: VoRef
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """An image's current state as the listing rule sees it.
+
+    ``version`` is a row of the versions table and ``suspension`` one of suspensions (columns
+    as attributes).
+    """
+
+    image: ImageRef
+    version: Any
+    level: str
+    report_id: str | None
+    report_expires: datetime | None
+    suspension: Any
+    listed: bool
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a token: its SHA-256 (tokens are 256-bit random, no salt needed)."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def meets(level: str, levels: list[str], minimum: str) -> bool:
+    """True when ``level`` is at or above ``minimum`` in ``levels`` (ordered lowest first)."""
+    if minimum == "none":
+        return True
+    if level == "none" or level not in levels or minimum not in levels:
+        return False
+    return levels.index(level) >= levels.index(minimum)
+
+
+class Catalogue:
+    """The catalogue over one database."""
+
+    def __init__(self, engine: Engine, *, default_min_level: str = DEFAULT_MIN_LEVEL) -> None:
+        self.engine = engine
+        self.sessions = make_sessionmaker(engine)
+        self.default_min_level = default_min_level
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session committed on success, rolled back on error."""
+        with self.sessions() as s, s.begin():
+            yield s
+
+    @staticmethod
+    def audit(s: Session, who: Principal, action: str, otype: str, oid: str, **detail: Any) -> None:
+        """Record one change (same transaction as the change)."""
+        s.add(AuditEntry(at=utcnow(), actor=f"{who.name} ({who.role})", action=action,
+                         object_type=otype, object_id=oid[:255],
+                         detail=json.dumps(detail, sort_keys=True, default=str)))
+
+    # --- tokens -----------------------------------------------------------------------------
+
+    def create_token(self, name: str, role: str, who: Principal) -> str:
+        """A new random token for ``role``; only its hash is stored, so it is shown once."""
+        if role not in ROLES:
+            raise CatalogueError(422, f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+        token = secrets.token_urlsafe(32)
+        with self.session() as s:
+            s.add(Token(name=name, role=role, sha256=hash_token(token), created=utcnow(),
+                        revoked=False))
+            self.audit(s, who, "token.create", "token", name, role=role)
+        return token
+
+    def authenticate(self, token: str) -> Principal | None:
+        """The principal of a presented token, or None."""
+        with self.sessions() as s:
+            row = s.scalars(select(Token).where(Token.sha256 == hash_token(token),
+                                                Token.revoked.is_(False))).first()
+            return None if row is None else Principal(row.name, row.role)
+
+    # --- VOs and image lists ----------------------------------------------------------------
+
+    @staticmethod
+    def _vo(s: Session, name: str) -> Vo:
+        vo = s.scalars(select(Vo).where(Vo.name == name)).first()
+        if vo is None:
+            vo = Vo(name=name, min_level=None)
+            s.add(vo)
+            s.flush()
+        return vo
+
+    def set_vo(self, name: str, min_level: str | None, who: Principal) -> Vo:
+        """Create a VO or change its minimum level (None: the catalogue default)."""
+        with self.session() as s:
+            vo = self._vo(s, name)
+            vo.min_level = min_level
+            self.audit(s, who, "vo.set", "vo", name, min_level=min_level)
+            return vo
+
+    def import_imagelist(self, il: ImageList, who: Principal, *,
+                         vo: str | None = None) -> ImportResult:
+        """Register or update the endorser, appliance, images and versions of a verified list.
+
+        Images keep their ``dc:identifier``; a new SHA-512 becomes a new current version.
+        """
+        now = utcnow()
+        with self.session() as s:
+            endorser = s.scalars(select(Endorser).where(Endorser.dn == il.endorser_dn)).first()
+            if endorser is None:
+                endorser = Endorser(dn=il.endorser_dn, ca=il.endorser_ca, name="", email="")
+                s.add(endorser)
+            endorser.ca, endorser.name, endorser.email = (il.endorser_ca, il.endorser_name,
+                                                          il.endorser_email)
+            s.flush()
+            app = s.scalars(select(Appliance).where(Appliance.identifier == il.identifier)).first()
+            if app is None:
+                app = Appliance(identifier=il.identifier)
+                s.add(app)
+            elif app.endorser_id not in (None, endorser.id):
+                raise CatalogueError(409, f"image list {il.identifier} belongs to another endorser")
+            app.title, app.endorser_id, app.source_uri = il.title, endorser.id, il.uri or il.source
+            app.list_version, app.imported_at = il.version, now
+            s.flush()
+            for li in il.images:
+                image = s.scalars(select(Image).where(Image.identifier == li.identifier)).first()
+                vo_row = self._vo(s, li.vo or vo or DEFAULT_VO)
+                if image is None:
+                    image = Image(identifier=li.identifier, appliance_id=app.id, vo_id=vo_row.id)
+                    s.add(image)
+                    s.flush()
+                elif image.appliance_id != app.id:
+                    raise CatalogueError(
+                        409, f"image {li.identifier} is endorsed in another image list")
+                image.vo_id = vo_row.id
+                ver = s.scalars(select(Version).where(Version.image_id == image.id,
+                                                      Version.sha512 == li.sha512)).first()
+                if ver is None:
+                    ver = Version(image_id=image.id, sha512=li.sha512, created=now)
+                    s.add(ver)
+                fields = dict(version=li.version, title=li.title, description=li.description,
+                              uri=li.uri, size=li.size, format=li.format, hypervisor=li.hypervisor,
+                              arch=li.arch, os=li.os, osname=li.osname, osversion=li.osversion,
+                              comments=li.comments, extra=json.dumps(dict(li.extra)),
+                              expires=li.expires)
+                for key, value in fields.items():
+                    setattr(ver, key, value)
+                s.flush()
+                image.current_version_id = ver.id
+            signer = il.signer.subject if il.signer else None
+            self.audit(s, who, "imagelist.import", "appliance", il.identifier, signer=signer,
+                       images=[li.identifier for li in il.images])
+        return ImportResult(list_identifier=il.identifier, signed=il.signer is not None,
+                            signer=signer, images=[li.identifier for li in il.images])
+
+    # --- reports ----------------------------------------------------------------------------
+
+    def add_report(self, req: PublishRequest, who: Principal,
+                   image_identifier: str | None = None) -> tuple[PublishResult, bool]:
+        """Store a report; returns (result, created). Idempotent by ``report_id``."""
+        cert = req.report.certification
+        existing = self._existing_report(req.report_id)
+        if existing is not None:
+            return existing, False
+        try:
+            with self.session() as s:
+                q = (select(Version, Image).join(Image, Image.id == Version.image_id)
+                     .where(Version.sha512 == cert.image_sha512).order_by(Version.id.desc()))
+                if image_identifier is not None:
+                    image = s.scalars(select(Image).where(
+                        Image.identifier == image_identifier)).first()
+                    if image is None:
+                        raise CatalogueError(404, f"no image {image_identifier}")
+                    q = q.where(Version.image_id == image.id)
+                row = s.execute(q).first()
+                if row is None:
+                    if image_identifier is not None:
+                        raise CatalogueError(
+                            409, f"report is for SHA-512 {cert.image_sha512[:16]}..., "
+                                 f"not a version of image {image_identifier}")
+                    raise CatalogueError(404, f"no registered image has SHA-512 "
+                                              f"{cert.image_sha512[:16]}...")
+                version, image = row
+                body = req.report.model_dump_json(by_alias=True, exclude_unset=True)
+                s.add(Report(report_id=req.report_id, version_id=version.id, level=cert.level,
+                             levels=json.dumps([lv.name for lv in cert.levels]),
+                             ruleset_version=cert.ruleset_version,
+                             levels_version=cert.levels_version,
+                             tool_version=cert.tool_version, issued=parse_time(cert.issued),
+                             expires=parse_time(cert.expires), source=who.name[:255],
+                             received=utcnow(), body=body))
+                self.audit(s, who, "report.add", "image", image.identifier,
+                           report_id=req.report_id, level=cert.level, sha512=cert.image_sha512)
+        except IntegrityError:
+            again = self._existing_report(req.report_id)  # a concurrent twin won the race
+            if again is None:
+                raise
+            return again, False
+        st = self.standing(image.identifier)
+        return PublishResult(report_id=req.report_id, image_id=image.identifier,
+                             level=cert.level, listed=st.listed), True
+
+    def _existing_report(self, report_id: str) -> PublishResult | None:
+        with self.sessions() as s:
+            row = s.execute(select(Report.level, Image.identifier)
+                            .join(Version, Version.id == Report.version_id)
+                            .join(Image, Image.id == Version.image_id)
+                            .where(Report.report_id == report_id)).first()
+        if row is None:
+            return None
+        return PublishResult(report_id=report_id, image_id=row[1], level=row[0],
+                             listed=self.standing(row[1]).listed)
+
+    def report_body(self, image_identifier: str) -> dict[str, Any] | None:
+        """The full JSON of the report that gives the image its current level."""
+        st = self.standing(image_identifier)
+        if st.report_id is None:
+            return None
+        with self.sessions() as s:
+            body = s.scalars(select(Report.body).where(Report.report_id == st.report_id)).one()
+        loaded: dict[str, Any] = json.loads(body)
+        return loaded
+
+    # --- suspensions ------------------------------------------------------------------------
+
+    def _image(self, s: Session, identifier: str) -> Image:
+        image = s.scalars(select(Image).where(Image.identifier == identifier)).first()
+        if image is None:
+            raise CatalogueError(404, f"no image {identifier}")
+        return image
+
+    def suspend(self, identifier: str, reason: str, who: Principal) -> Suspension:
+        """Suspend an image (all versions) with a reason; suspending again updates the reason."""
+        with self.session() as s:
+            image = self._image(s, identifier)
+            sus = s.scalars(select(Suspension).where(Suspension.image_id == image.id,
+                                                     Suspension.lifted_at.is_(None))).first()
+            if sus is None:
+                sus = Suspension(image_id=image.id, reason=reason, who=who.name, at=utcnow())
+                s.add(sus)
+            else:
+                sus.reason = reason
+            self.audit(s, who, "image.suspend", "image", identifier, reason=reason)
+            return sus
+
+    def unsuspend(self, identifier: str, who: Principal) -> bool:
+        """Lift the image's suspension; False when it was not suspended."""
+        with self.session() as s:
+            image = self._image(s, identifier)
+            active = s.scalars(select(Suspension).where(Suspension.image_id == image.id,
+                                                        Suspension.lifted_at.is_(None))).all()
+            for sus in active:
+                sus.lifted_by, sus.lifted_at = who.name, utcnow()
+            if active:
+                self.audit(s, who, "image.unsuspend", "image", identifier)
+            return bool(active)
+
+    # --- the listing rule -------------------------------------------------------------------
+
+    def standings(self, *, vo: str | None = None, identifier: str | None = None,
+                  search: str | None = None, limit: int | None = None) -> list[Standing]:
+        """The current standing of images (current version, newest unexpired report).
+
+        Plain rows, not ORM objects: a VO list of thousands of images is rendered per request.
+        """
+        now = utcnow()
+        vt, st_ = Version.__table__, Suspension.__table__
+        with self.sessions() as s:
+            q = (select(Image.identifier.label("image_identifier"),
+                        Image.vo_id.label("image_vo_id"), Vo.name.label("vo_name"), vt)
+                 .join(Version, Version.id == Image.current_version_id)
+                 .join(Vo, Vo.id == Image.vo_id).order_by(Image.identifier))
+            rq = (select(Report.version_id, Report.report_id, Report.level, Report.levels,
+                         Report.expires)
+                  .join(Image, Image.current_version_id == Report.version_id)
+                  .join(Vo, Vo.id == Image.vo_id).where(Report.expires > now)
+                  .order_by(Report.version_id, Report.issued.desc(), Report.id.desc()))
+            sq = (select(st_).join(Image, Image.id == Suspension.image_id)
+                  .join(Version, Version.id == Image.current_version_id)
+                  .join(Vo, Vo.id == Image.vo_id).where(Suspension.lifted_at.is_(None)))
+            conds = []
+            if vo is not None:
+                conds.append(Vo.name == vo)
+            if identifier is not None:
+                conds.append(Image.identifier == identifier)
+            if search:
+                pat = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace(
+                    "_", "\\_") + "%"
+                conds.append(or_(*(col.ilike(pat, escape="\\") for col in (
+                    Image.identifier, Version.title, Vo.name, Version.sha512, Version.osname))))
+            if conds:
+                q, sq = q.where(and_(*conds)), sq.where(and_(*conds))
+                rq = rq.join(Version, Version.id == Report.version_id).where(and_(*conds))
+            if limit is not None:
+                q = q.limit(limit)
+            rows = s.execute(q).all()
+            reports: dict[int, Any] = {}
+            for r in s.execute(rq):
+                reports.setdefault(r.version_id, r)
+            suspended = {x.image_id: x for x in s.execute(sq)}
+            mins = {v.id: v.min_level or self.default_min_level for v in s.scalars(select(Vo))}
+        out = []
+        levels_cache: dict[str, list[str]] = {}
+        for row in rows:
+            r = reports.get(row.id)  # row.id is the version's id
+            level = r.level if r is not None else "none"
+            sus = suspended.get(row.image_id)
+            names = levels_cache.setdefault(r.levels, json.loads(r.levels)) if r else []
+            listed = (sus is None and r is not None
+                      and (row.expires is None or row.expires > now)
+                      and meets(level, names, mins[row.image_vo_id]))
+            image = ImageRef(row.image_id, row.image_identifier, row.image_vo_id,
+                             VoRef(row.vo_name))
+            out.append(Standing(image, row, level, r.report_id if r else None,
+                                r.expires if r else None, sus, listed))
+        return out
+
+    def standing(self, identifier: str) -> Standing:
+        """One image's standing (404 when unknown)."""
+        found = self.standings(identifier=identifier)
+        if not found:
+            raise CatalogueError(404, f"no image {identifier}")
+        return found[0]
+
+    def change_mark(self) -> int:
+        """A number that grows with every change (the newest audit-log id): cache key part."""
+        with self.sessions() as s:
+            return int(s.scalar(select(func.max(AuditEntry.id))) or 0)
+
+    def vo_exists(self, name: str) -> bool:
+        """True when the VO is known."""
+        with self.sessions() as s:
+            return s.scalars(select(Vo.id).where(Vo.name == name)).first() is not None

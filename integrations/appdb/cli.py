@@ -1,0 +1,193 @@
+"""``imageaudit catalogue ...``: serve, import image lists, suspend, tokens.
+
+Commands act on the database directly (``--db``, default ``$IMAGEAUDIT_CATALOGUE_DB`` or
+``sqlite:///catalogue.db``) or, with ``--url`` and ``--token``, through a running catalogue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from integrations.appdb import API_PREFIX, DEFAULT_MIN_LEVEL
+from integrations.appdb.catalogue import CatalogueError, Principal
+from integrations.appdb.db import utcnow
+from integrations.appdb.imagelist import MAX_LIST_BYTES, ImageListError, parse_imagelist
+from integrations.appdb.schemas import ROLES
+from integrations.appdb.server import default_db, open_catalogue, serve
+
+EXIT_REFUSED = 2
+FETCH_TIMEOUT = 60
+
+
+def _local() -> Principal:
+    return Principal(f"cli:{getpass.getuser()}", "admin")
+
+
+def _fail(message: str) -> int:
+    print(f"imageaudit: error: {message}", file=sys.stderr)
+    return EXIT_REFUSED
+
+
+def _read_source(src: str) -> bytes:
+    if src.startswith(("http://", "https://")):
+        with urllib.request.urlopen(src, timeout=FETCH_TIMEOUT) as resp:
+            data: bytes = resp.read(MAX_LIST_BYTES + 1)
+        return data
+    with Path(src).open("rb") as fh:
+        return fh.read(MAX_LIST_BYTES + 1)
+
+
+def _remote(url: str, token: str, method: str, path: str, body: bytes | None,
+            ctype: str = "application/json") -> tuple[int, Any]:
+    req = urllib.request.Request(url.rstrip("/") + API_PREFIX + path, data=body, method=method,
+                                 headers={"Authorization": f"Bearer {token}",
+                                          "Content-Type": ctype})
+    try:
+        with urllib.request.urlopen(req, timeout=FETCH_TIMEOUT) as resp:
+            return resp.status, json.loads(resp.read(1 << 20) or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = json.loads(exc.read(1 << 20)).get("detail")
+        except ValueError:
+            detail = exc.reason
+        return exc.code, {"detail": detail}
+
+
+def _target(args: argparse.Namespace) -> bool:
+    if args.url and not args.token:
+        raise SystemExit("imageaudit: error: --url needs --token")
+    return bool(args.url)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    serve(args.db, host=args.host, port=args.port, sign_cert=args.sign_cert, sign_key=args.sign_key,
+          ca_dir=args.ca_dir, base_url=args.base_url, min_level=args.min_level)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    try:
+        data = _read_source(args.source)
+        ca = Path(args.verify_with) if args.verify_with else None
+        il = parse_imagelist(data, ca_dir=ca, now=utcnow())
+    except (OSError, urllib.error.URLError) as exc:
+        return _fail(f"cannot read {args.source}: {exc}")
+    except ImageListError as exc:
+        return _fail(f"image list refused: {exc}")
+    if _target(args):
+        status, doc = _remote(args.url, args.token, "POST", "/imagelists", data, "text/plain")
+        if status != 201:
+            return _fail(f"catalogue answered {status}: {doc.get('detail')}")
+    else:
+        try:
+            doc = open_catalogue(args.db).import_imagelist(il, _local(), vo=args.vo).model_dump()
+        except CatalogueError as exc:
+            return _fail(exc.message)
+    print(f"imported image list {doc['list_identifier']} "
+          f"({'signed by ' + str(doc['signer']) if doc['signed'] else 'unsigned'}): "
+          f"{len(doc['images'])} image(s)")
+    return 0
+
+
+def cmd_suspend(args: argparse.Namespace, lift: bool = False) -> int:
+    if _target(args):
+        body = None if lift else json.dumps({"reason": args.reason}).encode()
+        status, doc = _remote(args.url, args.token, "DELETE" if lift else "POST",
+                              f"/images/{args.image_id}/suspension", body)
+        if status != 200:
+            return _fail(f"catalogue answered {status}: {doc.get('detail')}")
+    else:
+        cat = open_catalogue(args.db)
+        try:
+            if lift:
+                cat.unsuspend(args.image_id, _local())
+            else:
+                cat.suspend(args.image_id, args.reason, _local())
+        except CatalogueError as exc:
+            return _fail(exc.message)
+    print(f"{args.image_id}: {'suspension lifted' if lift else 'suspended'}")
+    return 0
+
+
+def cmd_unsuspend(args: argparse.Namespace) -> int:
+    return cmd_suspend(args, lift=True)
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    token = open_catalogue(args.db).create_token(args.name or args.role, args.role, _local())
+    print(token)
+    return 0
+
+
+def add_parsers(subparsers: Any) -> None:
+    """Add ``catalogue`` and its subcommands to the imageaudit command line."""
+    p = subparsers.add_parser("catalogue", help="the AppDB-like image catalogue service")
+    sub = p.add_subparsers(dest="catalogue_command", required=True)
+
+    def db_opt(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--db", default=default_db(), metavar="URL",
+                       help="sqlite:///FILE or postgresql://... (default: %(default)s)")
+
+    def remote_opts(q: argparse.ArgumentParser) -> None:
+        db_opt(q)
+        q.add_argument("--url", help="act through a running catalogue at URL instead of --db")
+        q.add_argument("--token", help="bearer token for --url")
+
+    s = sub.add_parser("serve", help="serve the catalogue (API, image lists, web page)")
+    db_opt(s)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--sign-cert", type=Path, help="PEM certificate to sign image lists with")
+    s.add_argument("--sign-key", type=Path, help="PEM key of --sign-cert")
+    s.add_argument("--ca-dir", type=Path,
+                   help="CA directory verifying image lists posted to the API")
+    s.add_argument("--base-url", help="public URL of the catalogue (default: from the request)")
+    s.add_argument("--min-level", default=DEFAULT_MIN_LEVEL,
+                   help="level an image needs to be listed when its VO sets none")
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("import-imagelist", help="import a HEPiX image list (plain or signed)")
+    s.add_argument("source", metavar="FILE_OR_URL")
+    s.add_argument("--verify-with", metavar="CA_DIR", help="hashed CA directory (openssl rehash)")
+    s.add_argument("--vo", help="VO of images without ad:vo")
+    remote_opts(s)
+    s.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("suspend", help="withdraw an image from every image list")
+    s.add_argument("image_id")
+    s.add_argument("--reason", required=True)
+    remote_opts(s)
+    s.set_defaults(func=cmd_suspend)
+
+    s = sub.add_parser("unsuspend", help="lift an image's suspension")
+    s.add_argument("image_id")
+    remote_opts(s)
+    s.set_defaults(func=cmd_unsuspend)
+
+    t = sub.add_parser("token", help="manage API tokens")
+    tsub = t.add_subparsers(dest="token_command", required=True)
+    s = tsub.add_parser("create", help="create a token and print it (shown only once)")
+    s.add_argument("--role", required=True, choices=ROLES)
+    s.add_argument("--name", help="who holds it (default: the role)")
+    db_opt(s)
+    s.set_defaults(func=cmd_token_create)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (``python -m integrations.appdb.cli``) until wired into imageaudit."""
+    parser = argparse.ArgumentParser(prog="imageaudit")
+    add_parsers(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,68 @@
+"""The operators' page in headless Chromium: level badges, a suspended image and its reason,
+hostile image strings escaped, findings on the image page, search."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from integrations.appdb.catalogue import Catalogue, Principal
+from integrations.appdb.db import utcnow
+from integrations.appdb.imagelist import parse_imagelist
+from integrations.appdb.schemas import PublishRequest
+from tests.appdb.helpers import body, image_entry, imagelist, live_server, make_report, sha512_of
+
+ADMIN = Principal("test", "admin")
+HOSTILE = '<img src=x onerror="alert(1)">'
+
+
+def dump_dom(url: str, profile: Path) -> str:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("chromium is not installed (scripts/bootstrap.sh --test installs it)")
+    proc = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", f"--user-data-dir={profile}",
+         "--dump-dom", url], capture_output=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr.decode()[-500:]
+    return proc.stdout.decode()
+
+
+@pytest.fixture
+def populated(sqlite_catalogue: Catalogue) -> Catalogue:
+    images = [image_entry("img-good", sha512_of("good"), "fedcloud", "Good " + HOSTILE),
+              image_entry("img-bad", sha512_of("bad"), "fedcloud", "Bad"),
+              image_entry("img-held", sha512_of("held"), "fedcloud", "Held")]
+    data = imagelist(images, dn="/CN=e", ca="/CN=ca")
+    sqlite_catalogue.import_imagelist(parse_imagelist(data, ca_dir=None, now=utcnow()), ADMIN)
+    for name, level in (("good", "standard"), ("bad", "none"), ("held", "hardened")):
+        req = PublishRequest.model_validate(body(make_report(sha512_of(name), level)))
+        sqlite_catalogue.add_report(req, ADMIN)
+    sqlite_catalogue.suspend("img-held", "root password " + HOSTILE, ADMIN)
+    return sqlite_catalogue
+
+
+def test_index_shows_badges_and_suspension(populated: Catalogue, tmp_path: Path) -> None:
+    with live_server(populated) as url:
+        dom = dump_dom(url + "/", tmp_path / "profile")
+    assert '<span class="badge level-standard" data-level="standard">standard</span>' in dom
+    assert '<span class="badge level-none" data-level="none">none</span>' in dom
+    assert '<span class="badge level-hardened" data-level="hardened">hardened</span>' in dom
+    assert '<span class="badge suspended" data-state="suspended">suspended</span>' in dom
+    assert ('<span class="reason">root password &lt;img src=x onerror="alert(1)"&gt;</span>'
+            in dom)
+    assert "Good &lt;img src=x onerror=\"alert(1)\"&gt;" in dom
+    assert "<img" not in dom
+
+
+def test_image_page_lists_findings_and_search_filters(populated: Catalogue, tmp_path: Path) -> None:
+    with live_server(populated) as url:
+        page = dump_dom(url + "/images/img-bad", tmp_path / "p1")
+        found = dump_dom(url + "/?q=held", tmp_path / "p2")
+    assert "<code>password_default</code>" in page
+    assert "Could not evaluate: check `explodes` failed" in page
+    assert 'data-image="img-held"' in found
+    assert 'data-image="img-good"' not in found
