@@ -79,34 +79,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Build the example images, scan them, write reports, say where to look."""
-    from imageaudit.example import build_examples
-    from imageaudit.pipeline import ScanOptions, scan_images
+    """Build the example images, scan, publish to a local catalogue, show the withdrawal."""
+    from imageaudit.demo import run
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    print(f"imageaudit demo: building the example images in {out}/", file=sys.stderr)
-    disks = build_examples(out)
-    codes = {}
-    for name, disk in disks.items():
-        print(f"\nimageaudit demo: scanning {disk} (a {name} image)", file=sys.stderr)
-        pairs: list[tuple[str, str | None]] = [
-            ("json", str(out / f"{name}.report.json")),
-            ("html", str(out / f"{name}.report.html")),
-            ("sarif", str(out / f"{name}.report.sarif")),
-        ]
-        codes[name] = scan_images(
-            [str(disk)], pairs, ScanOptions(require="basic", progress=not args.quiet)
-        ).code
-    print("\nimageaudit demo: done. Look at:", file=sys.stderr)
-    for name in disks:
-        verdict = "reaches" if codes[name] == EXIT_OK else "does not reach"
-        print(
-            f"  {out / (name + '.report.html')}  (the {name} image {verdict} level basic)",
-            file=sys.stderr,
-        )
-    ok = codes.get("weak") == EXIT_BLOCKED and codes.get("clean") == EXIT_OK
-    return EXIT_OK if ok else EXIT_INTERNAL
+    return run(Path(args.out), serve=not args.no_serve, progress=not args.quiet)
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
@@ -167,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="build the example images, scan them and write reports")
     p.add_argument("--out", default="out", help="directory for the images and reports")
+    p.add_argument("--no-serve", action="store_true", help="stop the catalogue when done")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
 

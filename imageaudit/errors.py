@@ -2,7 +2,28 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from imageaudit.imagefs import ImageFSError
+
+KVM_DEVICE = "/dev/kvm"
+GUESTFS_MISSING = (
+    "libguestfs is not available to this Python: install the Debian packages "
+    "python3-guestfs and libguestfs-tools (scripts/bootstrap.sh does) and run imageaudit "
+    "from a virtual environment made with --system-site-packages"
+)
+
+
+def _guestfs_missing(exc: BaseException | None) -> bool:
+    # The opener wraps the ImportError in an ImageFSError; look through the chain.
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, ImportError) and exc.name in ("guestfs", "libguestfsmod"):
+            return True
+        exc = exc.__cause__
+        seen += 1
+    return False
 
 
 def describe_user_error(exc: BaseException) -> str | None:
@@ -11,6 +32,8 @@ def describe_user_error(exc: BaseException) -> str | None:
     from imageaudit.rules import RuleSetError
     from imageaudit.waivers import WaiverError
 
+    if _guestfs_missing(exc):
+        return GUESTFS_MISSING
     if isinstance(exc, ImageFSError):
         return str(exc)
     if isinstance(exc, (RuleSetError, LevelsError, WaiverError)):
@@ -19,10 +42,28 @@ def describe_user_error(exc: BaseException) -> str | None:
         return f"{exc.filename}: no such file or directory"
     if isinstance(exc, PermissionError):
         return f"{exc.filename}: permission denied"
-    if isinstance(exc, ModuleNotFoundError) and exc.name == "guestfs":
-        return (
-            "libguestfs is not available to this Python: install the Debian packages "
-            "python3-guestfs and libguestfs-tools (scripts/bootstrap.sh does) and run imageaudit "
-            "from a virtual environment made with --system-site-packages"
-        )
     return None
+
+
+def kvm_note(device: str | Path = KVM_DEVICE) -> str:
+    """The one-line note for an appliance that runs under TCG: why, and what to do for KVM."""
+    dev = Path(device)
+    try:
+        dev.stat()
+        usable = os.access(dev, os.R_OK | os.W_OK)
+    except FileNotFoundError:
+        return (
+            f"libguestfs: no {dev} here, so the appliance runs under TCG (slower); "
+            "enable hardware or nested virtualisation on this machine for KVM speed"
+        )
+    except OSError:
+        usable = False
+    if not usable:
+        return (
+            f"libguestfs: no permission for {dev}, so the appliance runs under TCG (slower); "
+            "add this user to the kvm group (sudo usermod -aG kvm $USER) and log in again"
+        )
+    return (
+        f"libguestfs: KVM unusable here (qemu could not use {dev}), so the appliance runs under "
+        "TCG (slower); libguestfs-test-tool shows why"
+    )

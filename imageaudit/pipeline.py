@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
 from imageaudit.certify import Levels, load_levels
 from imageaudit.engine import scan_facts
@@ -52,7 +53,9 @@ def gather_facts(spec: str, progress: bool = True) -> Facts:
     facts.timings["total"] = round(time.perf_counter() - t0, 4)
     if console is not None:
         for note in facts.image.notes:
-            console.print(f"[yellow]note:[/] {note}", highlight=False, markup=True)
+            # One line each (no wrapping at 80 columns in CI logs); image text is not markup.
+            console.print(Text.assemble(("note:", "yellow"), " ", note), soft_wrap=True,
+                          highlight=False)
     return facts
 
 

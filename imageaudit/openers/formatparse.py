@@ -260,5 +260,11 @@ def detect(read: Reader, length: int) -> Result:
         footer = head if head[:8] == VPC_COOKIE else read(length - 512, 512)
         vsize, details = parse_vpc(footer)
     else:
+        if length % 512:
+            # No disk is a part-sector long: this is no image (a text file, random bytes).
+            raise Refused(
+                "unsupported format: not a VM disk image (qcow2, vmdk, vdi, vhdx, vhd, ova, raw), "
+                "container archive, OCI layout or root directory"
+            )
         vsize, details = length, {"content": others}
     return fmt, vsize, details

@@ -116,7 +116,9 @@ class Appliance:
                 g.close()
                 raise ImageFSError(f"libguestfs launch failed (also under TCG): {exc2}") from exc2
             _remember_tcg()
-            self.notes.append(TCG_NOTE)
+            from imageaudit.errors import kvm_note
+
+            self.notes.append(kvm_note())
         self.g: gt.Guest = g
         self.launch_s = time.monotonic() - start
         self.devices: list[str] = list(self.g.list_devices())

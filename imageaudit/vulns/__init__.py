@@ -1,0 +1,10 @@
+"""Package judgement against distribution feeds: version order, update feeds, matching.
+
+- :mod:`~imageaudit.vulns.versions`: dpkg/rpm/apk version comparison.
+- :mod:`~imageaudit.vulns.sync`: HTTP cache and dated snapshot directories.
+- :mod:`~imageaudit.vulns.feeds_debian`, ``feeds_rpm``, ``feeds_apk``: the update feeds.
+- :mod:`~imageaudit.vulns.match`: :func:`~imageaudit.vulns.match.assess`, run by
+  ``scan --feeds``; its result (:class:`~imageaudit.vulns.model.VulnerabilityFacts`) becomes
+  ``facts.vulnerabilities``.
+- :mod:`~imageaudit.vulns.cli`: ``imageaudit feeds sync|show``.
+"""
