@@ -20,7 +20,7 @@ from typing import Any
 from imageaudit.vulns import feeds_apk, feeds_debian, feeds_rpm
 from imageaudit.vulns.sync import FeedError, SnapshotFeed, SnapshotWriter, open_snapshot
 
-SYNC_EXTENSIONS: tuple[str, ...] = ()
+SYNC_EXTENSIONS: tuple[str, ...] = ("imageaudit.vulns.osv_feed",)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
