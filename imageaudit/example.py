@@ -69,6 +69,7 @@ _COMMON = {
     "/etc/os-release": _OS_RELEASE,
     "/etc/debian_version": "12.8\n",
     "/etc/hostname": "example\n",
+    "/etc/fstab": "LABEL=root / ext4 defaults 0 1\n",
     "/etc/shells": "/bin/sh\n/bin/bash\n",
     "/var/lib/dpkg/status": _DPKG_STATUS,
     "/bin/sh": "",

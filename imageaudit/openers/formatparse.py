@@ -227,6 +227,30 @@ def magics(read: Reader, length: int) -> list[str]:
 
 _CONTAINERS = ("qcow2", "qed", "vmdk", "vmdk-descriptor", "vdi", "vhdx", "vpc")
 
+# (offset, bytes, name) of filesystems and volume formats a whole-disk raw image may start with.
+_FS_SIGNATURES = (
+    (1080, b"\x53\xef", "ext2/3/4"),
+    (0, b"XFSB", "xfs"),
+    (0x10040, b"_BHRfS_M", "btrfs"),
+    (512, b"LABELONE", "lvm2"),
+    (0, b"hsqs", "squashfs"),
+    (3, b"NTFS    ", "ntfs"),
+    (0, b"LUKS\xba\xbe", "luks"),
+)
+
+
+def filesystem_signature(read: Reader, length: int) -> str | None:
+    """The filesystem a partition-less raw image holds, if its signature is there.
+
+    A raw file with no partition table, no ISO volume and none of these is not a disk image
+    (random bytes, a text file whose size happens to be a whole number of sectors): refusing
+    it here saves the user a 30 s appliance launch that could only end in "no filesystem".
+    """
+    for offset, magic, name in _FS_SIGNATURES:
+        if offset + len(magic) <= length and read(offset, len(magic)) == magic:
+            return name
+    return None
+
 
 def detect(read: Reader, length: int) -> Result:
     """``(qemu format, virtual size, details)`` of the byte range, or :class:`Refused`."""
@@ -260,11 +284,13 @@ def detect(read: Reader, length: int) -> Result:
         footer = head if head[:8] == VPC_COOKIE else read(length - 512, 512)
         vsize, details = parse_vpc(footer)
     else:
-        if length % 512:
+        if length % 512 or not (set(others) & {"gpt", "mbr", "iso9660"} or
+                                filesystem_signature(read, length)):
             # No disk is a part-sector long: this is no image (a text file, random bytes).
             raise Refused(
                 "unsupported format: not a VM disk image (qcow2, vmdk, vdi, vhdx, vhd, ova, raw), "
                 "container archive, OCI layout or root directory"
             )
-        vsize, details = length, {"content": others}
+        fs = filesystem_signature(read, length)
+        vsize, details = length, {"content": [*others, *([fs] if fs else [])]}
     return fmt, vsize, details

@@ -52,7 +52,7 @@ def render(report: Report) -> str:
             if f.waiver is not None:
                 out.append(f"  - waived by {escape(f.waiver.who)}: {escape(f.waiver.reason)}")
             else:
-                out.append(f"  - fix: {escape(f.remediation)}")
+                out.append(f"  - fix: {message(f.remediation)}")
         out.append("")
     if report.warnings:
         out += ["### Warnings", ""] + [f"- {message(w)}" for w in report.warnings] + [""]

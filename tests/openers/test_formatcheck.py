@@ -152,6 +152,8 @@ def test_real_images_pass_and_qemu_agrees(tmp_path: Path, args: list[str], fmt: 
     raw = tmp_path / "src.raw"
     with raw.open("wb") as fh:
         fh.truncate(16 * MiB)
+        fh.seek(510)
+        fh.write(b"\x55\xaa")  # an (empty) MBR: a raw disk must look like one
     out = tmp_path / "out.img"
     subprocess.run(["qemu-img", "convert", "-f", "raw", *args, str(raw), str(out)], check=True)
     info = check_image(out)
@@ -173,3 +175,15 @@ def test_real_backing_file_and_data_file_refused(tmp_path: Path) -> None:
                     f"data_file={tmp_path / 'host.raw'}", str(data), "16M"], check=True)
     with pytest.raises(UnsafeImageError, match="external data file"):
         check_image(data)
+
+
+def test_raw_without_partition_table_or_filesystem_is_refused(tmp_path: Path) -> None:
+    zeros = tmp_path / "zeros.img"
+    with zeros.open("wb") as fh:
+        fh.truncate(4 * MiB)
+    with pytest.raises(UnsafeImageError) as err:
+        sniff(zeros)
+    assert "unsupported format: not a VM disk image" in str(err.value)
+    ext4 = tmp_path / "fs.img"
+    subprocess.run(["mkfs.ext4", "-q", str(ext4), "8M"], check=True)
+    assert sniff(ext4).format == "raw"
