@@ -19,9 +19,18 @@ def _convert(spec: dict[str, str | tuple[str, int]]) -> dict[str, Entry | str | 
     return out
 
 
+def _convert_without_fstab(
+    spec: dict[str, str | tuple[str, int]],
+) -> dict[str, Entry | str | bytes]:
+    # The VM builders write the fstab their disk layout needs (their own labels).
+    tree = _convert(spec)
+    tree.pop("/etc/fstab", None)
+    return tree
+
+
 def weak_scenario() -> dict[str, Entry | str | bytes]:
     """The weak example, plus a setuid binary and odd ownership, for cross-opener tests."""
-    tree = _convert(WEAK)
+    tree = _convert_without_fstab(WEAK)
     tree.update(
         {
             "/usr/local/bin/helper": File(b"\x7fELF", mode=0o4755),
@@ -36,4 +45,4 @@ def weak_scenario() -> dict[str, Entry | str | bytes]:
 
 
 def clean_scenario() -> dict[str, Entry | str | bytes]:
-    return _convert(CLEAN)
+    return _convert_without_fstab(CLEAN)
