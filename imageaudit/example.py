@@ -46,13 +46,42 @@ Status: install ok installed
 Architecture: amd64
 Source: shadow
 Version: 1:4.13+dfsg1-1+b1
+"""
 
+_WEAK_PACKAGES = """
 Package: telnetd
 Status: install ok installed
 Architecture: amd64
 Source: inetutils
 Version: 2:2.4-2+deb12u1
+
+Package: openbsd-inetd
+Status: install ok installed
+Architecture: amd64
+Version: 0.20221205-1
+
+Package: redis-server
+Status: install ok installed
+Architecture: amd64
+Source: redis
+Version: 5:7.0.15-1~deb12u1
+
+Package: snmpd
+Status: install ok installed
+Architecture: amd64
+Source: net-snmp
+Version: 5.9.3+dfsg-2
 """
+
+
+def _unit(description: str, exec_start: str) -> str:
+    return (
+        f"[Unit]\nDescription={description}\n[Service]\nExecStart={exec_start}\n"
+        "[Install]\nWantedBy=multi-user.target\n"
+    )
+
+
+_WANTS = "/etc/systemd/system/multi-user.target.wants"
 
 _PASSWD = """root:x:0:0:root:/root:/bin/bash
 daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin
@@ -76,16 +105,27 @@ _COMMON = {
     "/bin/bash": "",
     "/usr/sbin/sshd": "",
     "/usr/sbin/nologin": "",
-    "/lib/systemd/system/ssh.service": (
-        "[Unit]\nDescription=OpenBSD Secure Shell server\n[Service]\n"
-        "ExecStart=/usr/sbin/sshd -D\n[Install]\nWantedBy=multi-user.target\n"
-    ),
+    "/lib/systemd/system/ssh.service": _unit("OpenBSD Secure Shell server", "/usr/sbin/sshd -D"),
+    "/etc/systemd/system/default.target": "->/lib/systemd/system/multi-user.target",
     "/lib/systemd/system/multi-user.target": "[Unit]\nDescription=Multi-User System\n",
     "/etc/cloud/cloud.cfg": "users:\n  - default\ndisable_root: true\n",
 }
 
 WEAK: dict[str, str | tuple[str, int]] = {
     **_COMMON,
+    "/var/lib/dpkg/status": _DPKG_STATUS + _WEAK_PACKAGES,
+    "/usr/sbin/inetd": "",
+    "/usr/sbin/in.telnetd": "",
+    "/usr/bin/redis-server": "",
+    "/usr/sbin/snmpd": "",
+    "/lib/systemd/system/inetd.service": _unit("Internet superserver", "/usr/sbin/inetd"),
+    "/lib/systemd/system/redis-server.service": _unit(
+        "Redis", "/usr/bin/redis-server /etc/redis/redis.conf"
+    ),
+    "/lib/systemd/system/snmpd.service": _unit("SNMP agent", "/usr/sbin/snmpd -f"),
+    f"{_WANTS}/inetd.service": "->/lib/systemd/system/inetd.service",
+    f"{_WANTS}/redis-server.service": "->/lib/systemd/system/redis-server.service",
+    f"{_WANTS}/snmpd.service": "->/lib/systemd/system/snmpd.service",
     "/etc/passwd": _PASSWD.format(
         extra=(
             "admin:x:1000:1000:Admin:/home/admin:/bin/bash\n"
@@ -127,9 +167,7 @@ WEAK: dict[str, str | tuple[str, int]] = {
     "/etc/inetd.conf": "telnet stream tcp nowait root /usr/sbin/tcpd /usr/sbin/in.telnetd\n",
     "/etc/redis/redis.conf": "bind 0.0.0.0\nprotected-mode no\nport 6379\n",
     "/etc/snmp/snmpd.conf": "rocommunity public\n",
-    "/etc/systemd/system/multi-user.target.wants/ssh.service": (
-        "->/lib/systemd/system/ssh.service"
-    ),
+    f"{_WANTS}/ssh.service": "->/lib/systemd/system/ssh.service",
     "/etc/cron.daily/cleanup": ("#!/bin/sh\nrm -rf /tmp/*\n", 0o777),
     "/root/.ssh/authorized_keys": (
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPe1XZKY28plh1uOflqTkTgyzDLO71yogEWQN/Ebns/N "
@@ -169,9 +207,7 @@ CLEAN: dict[str, str | tuple[str, int]] = {
         "-A INPUT -i lo -j ACCEPT\n-A INPUT -m state --state ESTABLISHED,RELATED -j ACCEPT\n"
         "-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n"
     ),
-    "/etc/systemd/system/multi-user.target.wants/ssh.service": (
-        "->/lib/systemd/system/ssh.service"
-    ),
+    f"{_WANTS}/ssh.service": "->/lib/systemd/system/ssh.service",
     "/tmp": ("<dir>", 0o1777),
 }
 
