@@ -111,14 +111,16 @@ def scan_one(spec: str, judge: Judge, options: ScanOptions) -> Report:
             facts = dataclasses.replace(facts, vulnerabilities=assess(facts, options.feeds_dir))
     with _status(console, f"Hashing {spec}"):
         identity = identify_image(spec) if not spec.startswith("docker://") else None
-    return scan_facts(
-        facts,
-        judge.rules,
-        judge.levels,
-        judge.waivers,
-        identity or ImageIdentity(source=spec),
-        validity_days=options.expiry_days,
-    )
+    judging = f"Judging {spec} with {len(judge.rules)} rules (password checks included)"
+    with _status(console, judging):
+        return scan_facts(
+            facts,
+            judge.rules,
+            judge.levels,
+            judge.waivers,
+            identity or ImageIdentity(source=spec),
+            validity_days=options.expiry_days,
+        )
 
 
 def reached(report: Report, level: str) -> bool:
