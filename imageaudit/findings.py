@@ -119,8 +119,8 @@ class Finding:
 
 
 @dataclass(frozen=True, slots=True)
-class RuleOutcome:
-    """A rule's metadata and its overall status (worst unwaived status of its findings)."""
+class RuleText:
+    """What a rule says about itself: the fields a loaded rule and its outcome share."""
 
     id: str
     title: str
@@ -130,6 +130,15 @@ class RuleOutcome:
     severity: Severity
     remediation: str
     references: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleOutcome(RuleText):
+    """A rule's metadata and its overall status (worst unwaived status of its findings).
+
+    ``severity`` is the effective one: raised when a finding of the rule was raised.
+    """
+
     levels: tuple[str, ...]
     version: int
     status: Status
@@ -214,6 +223,7 @@ __all__ = [
     "LevelResult",
     "Report",
     "RuleOutcome",
+    "RuleText",
     "WaiverNote",
     "code",
     "printable",

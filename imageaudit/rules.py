@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from imageaudit.checks import MissingPolicy, Registry, default_registry
-from imageaudit.findings import Category
+from imageaudit.findings import Category, RuleText
 from imageaudit.model import Severity
 
 # Top-level directories of a rules tree that hold data for check types, not rules.
@@ -69,17 +69,9 @@ class AppliesTo:
 
 
 @dataclass(frozen=True, slots=True)
-class Rule:
+class Rule(RuleText):
     """A loaded rule: metadata, the check type name and its validated parameters."""
 
-    id: str
-    title: str
-    description: str
-    rationale: str
-    category: Category
-    severity: Severity
-    remediation: str
-    references: tuple[str, ...]
     applies_to: AppliesTo
     check_type: str
     params: BaseModel

@@ -101,9 +101,9 @@ def write_tree(scenario: Scenario, root: Path, owners: bool | None = None) -> Pa
             # chown before chmod: chown clears setuid/setgid bits.
             if owners:
                 os.chown(host, entry.uid, entry.gid)
-            os.chmod(host, entry.mode)
+            host.chmod(entry.mode)
         elif isinstance(entry, Symlink):
-            os.symlink(entry.target, host)
+            host.symlink_to(entry.target)
             if owners:
                 os.lchown(host, entry.uid, entry.gid)
         elif isinstance(entry, Hardlink):
@@ -114,5 +114,5 @@ def write_tree(scenario: Scenario, root: Path, owners: bool | None = None) -> Pa
     for host, entry in reversed(dir_modes):
         if owners:
             os.chown(host, entry.uid, entry.gid)
-        os.chmod(host, entry.mode)
+        host.chmod(entry.mode)
     return root

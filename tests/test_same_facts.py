@@ -90,7 +90,7 @@ def test_containers_give_the_same_facts(
 @pytest.mark.guestfs
 @pytest.mark.slow
 def test_vm_gives_the_same_facts(shared_vms: Any, reference: dict[str, Any]) -> None:
-    fs, path, before = shared_vms["weak-qcow2"]
+    fs, _, _ = shared_vms["weak-qcow2"]
     facts = collect_facts(fs)
     assert fs.info.kind == "vm"
     got = comparable(facts)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from imageaudit.checks import MissingPolicy, check_type
 from imageaudit.checks.passwords_common import (
     account_passwords,
+    account_result,
     accounts_of,
     nullok_auth_lines,
 )
@@ -98,16 +99,11 @@ def account_empty_password(
             )
             severity = params.unreachable_severity
         results.append(
-            CheckResult(
-                Status.FAIL,
+            account_result(
+                ap,
                 message,
-                resource=ap.name,
-                evidence=Evidence(
-                    path=ap.source.path,
-                    line=ap.source.line,
-                    observed="empty password field",
-                    expected="a locked account or a strong password",
-                ),
+                observed="empty password field",
+                expected="a locked account or a strong password",
                 severity=severity,
             )
         )
@@ -166,17 +162,12 @@ def password_hash_algorithm(
         algorithm = pw.algorithm
         why = WEAK_ALGORITHMS.get(algorithm, "a weak algorithm")
         results.append(
-            CheckResult(
-                Status.FAIL,
+            account_result(
+                ap,
                 f"User {code(ap.name)} has a password hashed with {code(algorithm)} "
                 f"({ap.source}): {why}",
-                resource=ap.name,
-                evidence=Evidence(
-                    path=ap.source.path,
-                    line=ap.source.line,
-                    observed=pw.description or algorithm,
-                    expected="yescrypt, sha512crypt or bcrypt",
-                ),
+                observed=pw.description or algorithm,
+                expected="yescrypt, sha512crypt or bcrypt",
                 severity=Severity.HIGH if algorithm in params.high else None,
             )
         )
@@ -249,17 +240,12 @@ def account_password_locked(facts: Any, params: LockedParams, rule: Rule) -> lis
         if ap.name not in wanted or not ap.hashed or ap.password is None:
             continue
         results.append(
-            CheckResult(
-                Status.FAIL,
+            account_result(
+                ap,
                 f"User {code(ap.name)} has a usable password ({ap.password.description}, "
                 f"{ap.source}); it should be locked",
-                resource=ap.name,
-                evidence=Evidence(
-                    path=ap.source.path,
-                    line=ap.source.line,
-                    observed=ap.password.description,
-                    expected="locked (! or *)",
-                ),
+                observed=ap.password.description,
+                expected="locked (! or *)",
             )
         )
     return results

@@ -19,8 +19,8 @@ from imageaudit.checks import MissingFact
 from imageaudit.facts.accounts import AccountsFacts, PasswdEntry
 from imageaudit.facts.pam import PamUnixLine
 from imageaudit.facts.passwords_hash import PasswordHash, PasswordState
-from imageaudit.findings import code
-from imageaudit.model import Source
+from imageaudit.findings import CheckResult, code
+from imageaudit.model import Evidence, Severity, Source, Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +82,27 @@ def account_passwords(accounts: AccountsFacts) -> Iterator[AccountPassword]:
             yield AccountPassword(entry, None, entry.source)
         else:
             yield AccountPassword(entry, shadow.password, shadow.source)
+
+
+def account_result(
+    ap: AccountPassword,
+    message: str,
+    observed: str | None,
+    expected: str,
+    *,
+    status: Status = Status.FAIL,
+    severity: Severity | None = None,
+) -> CheckResult:
+    """A result about ``ap``: resource the account, evidence where its password was read."""
+    return CheckResult(
+        status,
+        message,
+        resource=ap.name,
+        evidence=Evidence(
+            path=ap.source.path, line=ap.source.line, observed=observed, expected=expected
+        ),
+        severity=severity,
+    )
 
 
 def nullok_auth_lines(accounts: AccountsFacts) -> tuple[PamUnixLine, ...]:

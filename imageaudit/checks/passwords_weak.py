@@ -17,7 +17,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from imageaudit.checks import MissingPolicy, check_type
-from imageaudit.checks.passwords_common import AccountPassword, account_passwords, accounts_of
+from imageaudit.checks.passwords_common import (
+    AccountPassword,
+    account_passwords,
+    account_result,
+    accounts_of,
+)
 from imageaudit.findings import CheckResult, code
 from imageaudit.model import Evidence, Status
 from imageaudit.password_dictionary import DEFAULTS_FILE, WEAK_FILE
@@ -135,35 +140,20 @@ def _match_message(ap: AccountPassword, result: PasswordResult) -> tuple[str, st
 
 
 def _result_for(ap: AccountPassword, result: PasswordResult) -> CheckResult | None:
-    evidence = Evidence(path=ap.source.path, line=ap.source.line)
     cost = f"{result.algorithm}, {result.cost}" if result.cost else result.algorithm
     if result.status == "match":
         message, observed = _match_message(ap, result)
-        return CheckResult(
-            Status.FAIL,
-            message,
-            resource=ap.name,
-            evidence=Evidence(
-                path=ap.source.path,
-                line=ap.source.line,
-                observed=observed,
-                expected="a password in no dictionary",
-            ),
-        )
+        return account_result(ap, message, observed, "a password in no dictionary")
     if result.status == "no_match" and not result.reason:
         return None
     # Skipped (cost over a cap, budget spent), refused, or only partly tried: never a PASS.
     what = "only partly verified" if result.status == "no_match" else "not verified"
-    return CheckResult(
-        Status.ERROR,
+    return account_result(
+        ap,
         f"Password of user {code(ap.name)} {what}: {result.reason} ({ap.source})",
-        resource=ap.name,
-        evidence=Evidence(
-            path=evidence.path,
-            line=evidence.line,
-            observed=f"{cost}; {result.status}",
-            expected="verified against the dictionary",
-        ),
+        f"{cost}; {result.status}",
+        "verified against the dictionary",
+        status=Status.ERROR,
     )
 
 

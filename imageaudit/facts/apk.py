@@ -17,6 +17,7 @@ from imageaudit.facts.package_model import (
     ManagerResult,
     PackageDatabase,
     PackageError,
+    read_database,
 )
 from imageaudit.model import Source
 
@@ -91,17 +92,11 @@ def _parse(text: str) -> tuple[list[_Stanza], list[PackageError]]:
 
 def read_apk(ctx: CollectContext) -> ManagerResult:
     """Every package of the apk installed database and what could not be read."""
-    result = ctx.read(INSTALLED, MAX_BYTES)
-    if result is None:
+    read = read_database(ctx, "apk", INSTALLED, MAX_BYTES)
+    if read is None:
         return ManagerResult()
-    errors: list[PackageError] = []
-    if result.truncated:
-        errors.append(
-            PackageError(
-                "apk", Source(INSTALLED), f"read only the first {MAX_BYTES} of {result.size} bytes"
-            )
-        )
-    stanzas, errs = _parse(result.text())
+    text, errors = read
+    stanzas, errs = _parse(text)
     errors.extend(errs)
     packages: list[InstalledPackage] = []
     budget = MAX_OWNED_PATHS

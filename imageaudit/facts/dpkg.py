@@ -22,6 +22,7 @@ from imageaudit.facts.package_model import (
     ManagerResult,
     PackageDatabase,
     PackageError,
+    read_database,
 )
 from imageaudit.imagefs import ImageFSError
 from imageaudit.model import Source
@@ -170,19 +171,11 @@ def _with_owned(pkg: InstalledPackage, owned: frozenset[str] | None) -> Installe
 
 
 def _read_status(ctx: CollectContext, owned: _Owned) -> ManagerResult:
-    result = ctx.read(STATUS, MAX_STATUS_BYTES)
-    if result is None:
+    read = read_database(ctx, "dpkg", STATUS, MAX_STATUS_BYTES)
+    if read is None:
         return ManagerResult()
-    errors: list[PackageError] = []
-    if result.truncated:
-        errors.append(
-            PackageError(
-                "dpkg",
-                Source(STATUS),
-                f"read only the first {MAX_STATUS_BYTES} of {result.size} bytes",
-            )
-        )
-    stanzas, errs = parse_stanzas(result.text(), STATUS)
+    text, errors = read
+    stanzas, errs = parse_stanzas(text, STATUS)
     errors.extend(errs)
     try:
         lists = set(ctx.fs.listdir(INFO))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from imageaudit.facts.base import CollectContext
 from imageaudit.model import Source
 
 Manager = Literal["dpkg", "rpm", "apk"]
@@ -88,6 +89,27 @@ class ManagerResult:
     packages: tuple[InstalledPackage, ...] = ()
     databases: tuple[PackageDatabase, ...] = ()
     errors: tuple[PackageError, ...] = ()
+
+
+def read_database(
+    ctx: CollectContext, manager: Manager, path: str, limit: int
+) -> tuple[str, list[PackageError]] | None:
+    """A text database's contents (``None`` when absent) and the error if it was cut at ``limit``.
+
+    A database over the cap is still parsed as far as it was read: its first packages are
+    facts too, and the error says the list is incomplete.
+    """
+    result = ctx.read(path, limit)
+    if result is None:
+        return None
+    errors: list[PackageError] = []
+    if result.truncated:
+        errors.append(
+            PackageError(
+                manager, Source(path), f"read only the first {limit} of {result.size} bytes"
+            )
+        )
+    return result.text(), errors
 
 
 def split_source_rpm(sourcerpm: str) -> tuple[str | None, str | None]:

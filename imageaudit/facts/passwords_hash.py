@@ -4,6 +4,9 @@ The raw field is kept on the record for the password checker (``metadata={"inter
 so it never reaches JSON output, and ``repr=False`` so it never reaches a log line); the
 ``description`` names the algorithm and cost only, never salt or digest.
 
+The hash string itself is read by :mod:`imageaudit.crypt_format`, shared with the password
+verifier; this module only decides what to record and which problems to name.
+
 Follows: shadow(5), crypt(5) and the libxcrypt sources' parameter encodings
 (crypt-sha256/sha512 ``rounds=``, crypt-bcrypt cost, alg-yescrypt-common ``decode64_uint32``,
 crypt-scrypt ``$7$`` N/r/p, crypt-des BSDi ``_`` count).
@@ -12,17 +15,23 @@ crypt-scrypt ``$7$`` N/r/p, crypt-des BSDi ``_`` count).
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass, field
 
-ITOA64 = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_ATOI64 = {c: i for i, c in enumerate(ITOA64)}
-_B64_CHARS = frozenset(ITOA64)
-
-SHA_ROUNDS_DEFAULT = 5000
-SHA_ROUNDS_MIN = 1000
-SHA_ROUNDS_MAX = 999_999_999
-MD5CRYPT_ROUNDS = 1000
+from imageaudit.crypt_format import (
+    MD5CRYPT_ROUNDS,
+    SHA_ROUNDS_DEFAULT,
+    SHA_ROUNDS_MAX,
+    SHA_ROUNDS_MIN,
+    MalformedHash,
+    ScryptParams,
+    algorithm_of,
+    bcrypt_cost,
+    bsdi_count,
+    scrypt_params,
+    sha_rounds_field,
+    yescrypt_field,
+    yescrypt_params,
+)
 
 
 class PasswordState(enum.StrEnum):
@@ -48,23 +57,6 @@ class PasswordHash:
     problems: tuple[str, ...] = ()
     description: str = ""
     raw: str = field(default="", repr=False, metadata={"internal": True})
-
-
-_PREFIXES: tuple[tuple[str, str], ...] = (
-    ("$1$", "md5crypt"),
-    ("$5$", "sha256crypt"),
-    ("$6$", "sha512crypt"),
-    ("$y$", "yescrypt"),
-    ("$gy$", "gost-yescrypt"),
-    ("$2a$", "bcrypt"),
-    ("$2b$", "bcrypt"),
-    ("$2x$", "bcrypt"),
-    ("$2y$", "bcrypt"),
-    ("$7$", "scrypt"),
-    ("$sha1$", "sha1crypt"),
-    ("$md5", "sunmd5"),
-    ("$3$", "nthash"),
-)
 
 
 def classify_password(value: str, in_passwd: bool = False) -> PasswordHash:
@@ -104,16 +96,7 @@ def _replace_state(inner: PasswordHash, state: PasswordState, raw: str) -> Passw
 
 
 def _classify_hash(value: str) -> PasswordHash:
-    algorithm = "unknown"
-    for prefix, name in _PREFIXES:
-        if value.startswith(prefix):
-            algorithm = name
-            break
-    else:
-        if len(value) == 13 and all(c in _B64_CHARS for c in value):
-            algorithm = "descrypt"
-        elif value.startswith("_") and len(value) == 20:
-            algorithm = "bsdicrypt"
+    algorithm = algorithm_of(value)
     if algorithm in ("sha256crypt", "sha512crypt"):
         return _sha_crypt(value, algorithm)
     if algorithm == "bcrypt":
@@ -131,27 +114,34 @@ def _classify_hash(value: str) -> PasswordHash:
     )
 
 
-_ROUNDS_RE = re.compile(r"rounds=([0-9]+)\$")
+def _unreadable(value: str, algorithm: str, problem: str, what: str) -> PasswordHash:
+    return PasswordHash(
+        state=PasswordState.HASH,
+        algorithm=algorithm,
+        problems=(problem,),
+        description=f"{algorithm}, {what} unreadable",
+        raw=value,
+    )
 
 
 def _sha_crypt(value: str, algorithm: str) -> PasswordHash:
-    body = value[3:]
     problems: list[str] = []
     rounds = SHA_ROUNDS_DEFAULT
     explicit = False
-    if body.startswith("rounds="):
-        m = _ROUNDS_RE.match(body)
-        if m is None:
-            problems.append("malformed rounds= parameter")
-        else:
-            explicit = True
-            given = int(m.group(1))
-            rounds = min(max(given, SHA_ROUNDS_MIN), SHA_ROUNDS_MAX)
-            if given != rounds:
-                # glibc clamps; libxcrypt refuses the hash outright.
-                problems.append(f"rounds={given} out of range, glibc clamps to {rounds}")
-            elif m.group(1).startswith("0"):
-                problems.append("rounds= with a leading zero (libxcrypt refuses it)")
+    try:
+        written = sha_rounds_field(value)
+    except MalformedHash as exc:
+        written = None
+        problems.append(str(exc))
+    if written is not None:
+        explicit = True
+        given = int(written)
+        rounds = min(max(given, SHA_ROUNDS_MIN), SHA_ROUNDS_MAX)
+        if given != rounds:
+            # glibc clamps; libxcrypt refuses the hash outright.
+            problems.append(f"rounds={given} out of range, glibc clamps to {rounds}")
+        elif written.startswith("0"):
+            problems.append("rounds= with a leading zero (libxcrypt refuses it)")
     note = "" if explicit else " (default)"
     return PasswordHash(
         state=PasswordState.HASH,
@@ -164,20 +154,11 @@ def _sha_crypt(value: str, algorithm: str) -> PasswordHash:
     )
 
 
-_BCRYPT_RE = re.compile(r"\$2[abxy]\$([0-9]{2})\$")
-
-
 def _bcrypt(value: str) -> PasswordHash:
-    m = _BCRYPT_RE.match(value)
-    if m is None:
-        return PasswordHash(
-            state=PasswordState.HASH,
-            algorithm="bcrypt",
-            problems=("malformed bcrypt cost",),
-            description="bcrypt, cost unreadable",
-            raw=value,
-        )
-    cost = int(m.group(1))
+    try:
+        cost = bcrypt_cost(value)
+    except MalformedHash as exc:
+        return _unreadable(value, "bcrypt", str(exc), "cost")
     problems = () if 4 <= cost <= 31 else (f"bcrypt cost {cost} outside 04..31",)
     return PasswordHash(
         state=PasswordState.HASH,
@@ -189,128 +170,45 @@ def _bcrypt(value: str) -> PasswordHash:
     )
 
 
-def _decode_yescrypt_uint32(src: str, pos: int, minimum: int) -> tuple[int, int] | None:
-    """libxcrypt/yescrypt ``decode64_uint32``: a variable-length big-endian-ish integer."""
-    if pos >= len(src) or src[pos] not in _ATOI64:
-        return None
-    c = _ATOI64[src[pos]]
-    pos += 1
-    start, end, chars, bits = 0, 47, 1, 0
-    value = minimum
-    while c > end:
-        value += (end + 1 - start) << bits
-        start = end + 1
-        end = start + (62 - end) // 2
-        chars += 1
-        bits += 6
-    value += (c - start) << bits
-    for _ in range(chars - 1):
-        if pos >= len(src) or src[pos] not in _ATOI64:
-            return None
-        bits -= 6
-        value += _ATOI64[src[pos]] << bits
-        pos += 1
-    return value, pos
-
-
 def _yescrypt(value: str, algorithm: str) -> PasswordHash:
-    prefix_len = 3 if algorithm == "yescrypt" else 4
-    params = _yescrypt_params(value, prefix_len)
-    if params is None:
-        return PasswordHash(
-            state=PasswordState.HASH,
-            algorithm=algorithm,
-            problems=("malformed yescrypt parameters",),
-            description=f"{algorithm}, parameters unreadable",
-            raw=value,
-        )
-    n, r, p = params
+    try:
+        params = yescrypt_params(yescrypt_field(value, algorithm))
+    except MalformedHash:
+        params = None
+    if params is None or params.n_log2 > 63:
+        return _unreadable(value, algorithm, "malformed yescrypt parameters", "parameters")
+    return _scrypt_family(value, algorithm, params)
+
+
+def _scrypt(value: str) -> PasswordHash:
+    try:
+        params = scrypt_params(value[3:14])
+    except MalformedHash:
+        return _unreadable(value, "scrypt", "malformed scrypt parameters", "parameters")
+    return _scrypt_family(value, "scrypt", params)
+
+
+def _scrypt_family(value: str, algorithm: str, params: ScryptParams) -> PasswordHash:
+    n = 1 << params.n_log2
     return PasswordHash(
         state=PasswordState.HASH,
         algorithm=algorithm,
         n=n,
-        r=r,
-        p=p,
-        memory_bytes=128 * n * r,
-        description=f"{algorithm}, N={n} r={r} p={p}",
-        raw=value,
-    )
-
-
-def _yescrypt_params(value: str, pos: int) -> tuple[int, int, int] | None:
-    flavor = _decode_yescrypt_uint32(value, pos, 0)
-    if flavor is None or flavor[0] > 2 + (0x3FC >> 2):
-        return None
-    n_log2 = _decode_yescrypt_uint32(value, flavor[1], 1)
-    if n_log2 is None or n_log2[0] > 63:
-        return None
-    r = _decode_yescrypt_uint32(value, n_log2[1], 1)
-    if r is None:
-        return None
-    pos, p = r[1], 1
-    if pos < len(value) and value[pos] != "$":
-        have = _decode_yescrypt_uint32(value, pos, 1)
-        if have is None:
-            return None
-        pos = have[1]
-        if have[0] & 1:
-            p_dec = _decode_yescrypt_uint32(value, pos, 2)
-            if p_dec is None:
-                return None
-            p, pos = p_dec
-    if pos >= len(value) or value[pos] != "$":
-        return None
-    return 1 << n_log2[0], r[0], p
-
-
-def _decode_le(src: str, pos: int, chars: int) -> int | None:
-    """Little-endian base-64 integer of ``chars`` characters (scrypt r/p, BSDi count)."""
-    if pos + chars > len(src):
-        return None
-    value = 0
-    for i in range(chars):
-        c = src[pos + i]
-        if c not in _ATOI64:
-            return None
-        value |= _ATOI64[c] << (6 * i)
-    return value
-
-
-def _scrypt(value: str) -> PasswordHash:
-    n_log2 = _ATOI64.get(value[3:4], -1) if len(value) > 3 else -1
-    r = _decode_le(value, 4, 5)
-    p = _decode_le(value, 9, 5)
-    if n_log2 < 1 or r is None or p is None or r == 0 or p == 0:
-        return PasswordHash(
-            state=PasswordState.HASH,
-            algorithm="scrypt",
-            problems=("malformed scrypt parameters",),
-            description="scrypt, parameters unreadable",
-            raw=value,
-        )
-    n = 1 << n_log2
-    return PasswordHash(
-        state=PasswordState.HASH,
-        algorithm="scrypt",
-        n=n,
-        r=r,
-        p=p,
-        memory_bytes=128 * n * r,
-        description=f"scrypt, N={n} r={r} p={p}",
+        r=params.r,
+        p=params.p,
+        memory_bytes=128 * n * params.r,
+        description=f"{algorithm}, N={n} r={params.r} p={params.p}",
         raw=value,
     )
 
 
 def _bsdi(value: str) -> PasswordHash:
-    count = _decode_le(value, 1, 4)
-    if count is None or count == 0:
-        return PasswordHash(
-            state=PasswordState.HASH,
-            algorithm="bsdicrypt",
-            problems=("malformed BSDi iteration count",),
-            description="bsdicrypt, count unreadable",
-            raw=value,
-        )
+    try:
+        count = bsdi_count(value)
+    except MalformedHash:
+        count = 0
+    if count == 0:
+        return _unreadable(value, "bsdicrypt", "malformed BSDi iteration count", "count")
     return PasswordHash(
         state=PasswordState.HASH,
         algorithm="bsdicrypt",
