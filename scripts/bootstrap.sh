@@ -9,7 +9,8 @@ want_tests=0
 
 # Debian packages: libguestfs comes from the distribution, never from PyPI.
 debs=(python3 python3-venv python3-guestfs libguestfs-tools libguestfs-xfs qemu-utils e2fsprogs xfsprogs
-      fdisk lvm2 libcrypt1 openssl linux-image-amd64 gpgv debian-archive-keyring)
+      fdisk lvm2 libcrypt1 openssl "linux-image-$(dpkg --print-architecture)" gpgv
+      debian-archive-keyring)
 if (( want_tests )); then
     debs+=(mmdebstrap docker.io dpkg-dev apt-utils chromium postgresql rpm db-util gpg)
 fi
