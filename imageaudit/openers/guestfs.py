@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from imageaudit.imagefs import (
     DEFAULT_READ_LIMIT,
@@ -82,6 +83,9 @@ def _new_handle(drives: Sequence[Drive], tcg: bool) -> gt.Guest:
     g.set_network(False)
     g.set_memsize(MEMSIZE_MB)
     g.set_identifier("imageaudit")
+    # Drives are read-only: the sync + umount-all that autosync runs at close has nothing to
+    # save and costs a round trip and an exec in the appliance (about a second under TCG).
+    g.set_autosync(False)
     if tcg:
         g.set_backend_settings(["force_tcg"])
     for drive in drives:
@@ -121,20 +125,39 @@ class Appliance:
             self.notes.append(kvm_note())
         self.g: gt.Guest = g
         self.launch_s = time.monotonic() - start
-        self.devices: list[str] = list(self.g.list_devices())
         start = time.monotonic()
         self.roots: list[str] = sorted(self.g.inspect_os())
         self.inspect_s = time.monotonic() - start
         self.current: GuestfsFS | None = None
         self.users = 0
-        start = time.monotonic()
-        # list_filesystems probes every device: call it once and map devices to drives once.
-        self.filesystems: dict[str, str] = dict(self.g.list_filesystems())
-        self.partitions: list[str] = list(self.g.list_partitions())
+        # Device listings run udevadm/blkid/lvm inside the appliance (seconds under TCG) and
+        # inspect_os has already probed every filesystem: ask only when a view needs them.
+        self._listings: dict[str, Any] = {}
         self._drive_cache: dict[str, int | None] = {}
-        self.drive_map = {d: self.drive_of(d)
-                          for d in [*self.partitions, *self.filesystems, *self.roots]}
-        self.probe_s = time.monotonic() - start
+        self.probe_s = 0.0
+
+    def _listing(self, api: str) -> Any:
+        """The answer of a device-listing API, asked once and timed as probing."""
+        if api not in self._listings:
+            start = time.monotonic()
+            self._listings[api] = getattr(self.g, api)()
+            self.probe_s += time.monotonic() - start
+        return self._listings[api]
+
+    @property
+    def devices(self) -> list[str]:
+        """Whole disks as the appliance names them, in drive order."""
+        return list(self._listing("list_devices"))
+
+    @property
+    def filesystems(self) -> dict[str, str]:
+        """Every filesystem on every drive: device -> type."""
+        return dict(self._listing("list_filesystems"))
+
+    @property
+    def partitions(self) -> list[str]:
+        """Every partition on every drive."""
+        return list(self._listing("list_partitions"))
 
     def close(self) -> None:
         if self.g is not None:
@@ -145,6 +168,8 @@ class Appliance:
 
     def drive_of(self, device: str) -> int | None:
         """Index of the drive holding ``device`` (partition, whole disk or LVM volume)."""
+        if len(self.drives) == 1:
+            return 0  # the appliance's own disk is never listed: all devices are the drive's
         if device not in self._drive_cache:
             self._drive_cache[device] = self._find_drive(device)
         return self._drive_cache[device]
@@ -190,17 +215,16 @@ class GuestfsFS(TreeImageFS):
         appliance.users += 1
         g = appliance.g
         mine = [r for r in appliance.roots if self._mine(r)]
-        ours = {d: t for d, t in appliance.filesystems.items() if self._mine(d)}
         self._plan: list[tuple[str, str]]
         if mine:
-            self._plan = self._own_devices(gt.mount_plan(g, mine[0]), mine[0], ours)
+            self._plan = self._own_devices(gt.mount_plan(g, mine[0]), mine[0])
             if len(mine) > 1:
                 self.info.notes.append(
                     f"image holds {len(mine)} operating systems; audited {mine[0]}, "
                     f"not {', '.join(mine[1:])}"
                 )
         else:
-            usable = [d for d, t in ours.items() if t not in ("swap", "unknown", "")]
+            usable = [d for d, t in self._ours().items() if t not in ("swap", "unknown", "")]
             best = gt.largest_filesystem(g, usable)
             if best is None:
                 raise ImageFSError(f"{drive.source}: no operating system and no filesystem found")
@@ -215,7 +239,9 @@ class GuestfsFS(TreeImageFS):
             self.info.notes.append(f"{counts['undecodable']} entries with non-UTF-8 names skipped")
         if counts["cut"]:
             self.info.notes.append(f"tree cut at {max_entries} entries")
-        parts = [p for p in appliance.partitions if self._mine(p)]
+        start = time.monotonic()
+        parts, ours = self._layout(mine)
+        appliance.probe_s += time.monotonic() - start
         self.info.details.update({
             "partitions": parts,
             "filesystems": ours,
@@ -223,7 +249,8 @@ class GuestfsFS(TreeImageFS):
             "os roots": mine,
             "tcg": appliance.tcg,
             "launch_s": round(appliance.launch_s, 3),
-            "inspect_s": round(appliance.inspect_s + appliance.probe_s, 3),
+            "inspect_s": round(appliance.inspect_s, 3),
+            "probe_s": round(appliance.probe_s, 3),
             "walk_s": round(walk_s, 3),
             "walk_calls": counts["calls"],
             "virtual_size": drive.virtual_size,
@@ -232,8 +259,29 @@ class GuestfsFS(TreeImageFS):
     def _mine(self, device: str) -> bool:
         return self.whole or self.app.drive_of(device) == self.index
 
-    def _own_devices(self, plan: list[tuple[str, str]], root: str,
-                     ours: dict[str, str]) -> list[tuple[str, str]]:
+    def _ours(self) -> dict[str, str]:
+        return {d: t for d, t in self.app.filesystems.items() if self._mine(d)}
+
+    def _layout(self, mine: list[str]) -> tuple[list[str], dict[str, str]]:
+        """(partitions, filesystem -> type) of this drive, for the open details.
+
+        With one drive and an OS found, the filesystems are those inspection tied to the OS
+        (fstab), typed one blkid each: ``list_filesystems`` would probe every device and run
+        ``lvm`` again, seconds under TCG, after ``inspect_os`` has just done so.
+        """
+        parts = [p for p in self.app.partitions if self._mine(p)]
+        if len(self.app.drives) > 1 or not mine:
+            return parts, self._ours()
+        g = self.app.g
+        filesystems: dict[str, str] = {}
+        for device in sorted(g.inspect_get_filesystems(mine[0])):
+            try:
+                filesystems[device] = g.vfs_type(device)
+            except RuntimeError:
+                filesystems[device] = "unknown"
+        return parts, filesystems
+
+    def _own_devices(self, plan: list[tuple[str, str]], root: str) -> list[tuple[str, str]]:
         """Keep the mount plan on this drive.
 
         With several drives in one appliance, a ``LABEL=``/``UUID=`` in fstab can resolve to
@@ -241,6 +289,7 @@ class GuestfsFS(TreeImageFS):
         """
         g = self.app.g
         out: list[tuple[str, str]] = []
+        ours: dict[str, str] | None = None
         for mountpoint, device in plan:
             if self._mine(device):
                 out.append((mountpoint, device))
@@ -249,6 +298,7 @@ class GuestfsFS(TreeImageFS):
                 out.append(("/", root))
                 continue
             key = _fs_key(g, device)
+            ours = self._ours() if ours is None else ours
             twins = [d for d in ours if key is not None and _fs_key(g, d) == key]
             if len(twins) == 1:
                 out.append((mountpoint, twins[0]))
