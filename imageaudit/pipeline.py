@@ -51,11 +51,12 @@ def gather_facts(spec: str, progress: bool = True) -> Facts:
     finally:
         fs.close()
     facts.timings["total"] = round(time.perf_counter() - t0, 4)
-    if console is not None:
-        for note in facts.image.notes:
-            # One line each (no wrapping at 80 columns in CI logs); image text is not markup.
-            console.print(Text.assemble(("note:", "yellow"), " ", note), soft_wrap=True,
-                          highlight=False)
+    # Notes are warnings (a TCG fallback, a second OS left unaudited): shown even with -q.
+    notes_console = console or Console(stderr=True)
+    for note in facts.image.notes:
+        # One line each (no wrapping at 80 columns in CI logs); image text is not markup.
+        notes_console.print(Text.assemble(("note:", "yellow"), " ", note), soft_wrap=True,
+                            highlight=False)
     return facts
 
 

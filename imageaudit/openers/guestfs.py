@@ -120,6 +120,9 @@ class Appliance:
                 g.close()
                 raise ImageFSError(f"libguestfs launch failed (also under TCG): {exc2}") from exc2
             _remember_tcg()
+        if self.tcg or not os.access("/dev/kvm", os.R_OK | os.W_OK):
+            # Say once per run why it is slow: a fallback now, one remembered from an earlier
+            # run, or no usable /dev/kvm at all (qemu then picks TCG silently).
             from imageaudit.errors import kvm_note
 
             self.notes.append(kvm_note())
