@@ -50,7 +50,7 @@ def _finding(f: Finding) -> str:
     if f.waiver is not None:
         w = f.waiver
         rows.append(("waived", f"by {_e(w.who)} until {_e(w.expires)}: {_e(w.reason)}"))
-    rows.append(("remediation", _e(f.remediation)))
+    rows.append(("remediation", _message(f.remediation)))
     if f.references:
         rows.append(("references", "<br>".join(_e(r) for r in f.references)))
     details = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
