@@ -17,16 +17,13 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from imageaudit.example import build_examples
-from imageaudit.identity import sha512_file
 from imageaudit.pipeline import ScanOptions, scan_images
 
 VO = "demo.example.org"
-TIME = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def say(message: str) -> None:
@@ -45,31 +42,20 @@ def _cli(*args: str) -> str:
 
 def image_list(images: dict[str, Path], out: Path) -> Path:
     """An (unsigned) HEPiX image list naming the example images with their real SHA-512s."""
-    now = datetime.now(UTC)
-    entries = []
-    for name, path in images.items():
-        sha512, size = sha512_file(path)
-        entries.append({"hv:image": {
-            "dc:identifier": f"imageaudit-example-{name}",
-            "dc:title": f"imageaudit {name} example",
-            "dc:description": f"the built-in {name} example image",
-            "hv:uri": path.resolve().as_uri(), "hv:size": size, "sl:checksum:sha512": sha512,
-            "hv:format": "qcow2", "hv:version": "1", "sl:arch": "x86_64", "sl:os": "Linux",
-            "sl:osname": "Debian", "sl:osversion": "12", "ad:vo": VO,
-        }})
-    doc = {"hv:imagelist": {
-        "dc:identifier": "6f1c3c55-0d5e-4d3a-9a55-1d2b7e0de001",
-        "dc:title": "imageaudit demo", "dc:description": "the built-in example images",
-        "dc:date:created": (now - timedelta(minutes=1)).strftime(TIME),
-        "dc:date:expires": (now + timedelta(days=30)).strftime(TIME),
-        "dc:source": "imageaudit demo", "hv:version": "1",
-        "hv:uri": "http://127.0.0.1/demo/image.list",
-        "hv:endorser": {"hv:x509": {
-            "dc:creator": "imageaudit demo", "hv:email": "demo@example.org",
-            "hv:dn": "/CN=imageaudit demo endorser", "hv:ca": "/CN=imageaudit demo CA",
-        }},
-        "hv:images": entries,
-    }}
+    from integrations.appdb.imagelist_write import Endorser, image_entry
+    from integrations.appdb.imagelist_write import image_list as build_list
+
+    entries = [
+        image_entry(f"imageaudit-example-{name}", path, title=f"imageaudit {name} example",
+                    description=f"the built-in {name} example image", fmt="qcow2", vo=VO)
+        for name, path in images.items()
+    ]
+    endorser = Endorser(dn="/CN=imageaudit demo endorser", ca="/CN=imageaudit demo CA",
+                        creator="imageaudit demo", email="demo@example.org")
+    doc = build_list(entries, identifier="6f1c3c55-0d5e-4d3a-9a55-1d2b7e0de001",
+                     title="imageaudit demo", description="the built-in example images",
+                     endorser=endorser, source="imageaudit demo",
+                     uri="http://127.0.0.1/demo/image.list")
     out.write_text(json.dumps(doc, indent=2), encoding="utf-8")
     return out
 

@@ -8,6 +8,8 @@ The trees are tiny Debian-like roots; :func:`build_disk` turns one into a qcow2 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -268,8 +270,12 @@ def build_examples(directory: Path) -> dict[str, Path]:
     result: dict[str, Path] = {}
     for name, spec in (("weak", WEAK), ("clean", CLEAN)):
         disk = directory / f"example-{name}.qcow2"
-        if not disk.exists():
+        # Reuse a disk only if it was built from this version of the description.
+        stamp = disk.with_name(disk.name + ".spec")
+        digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+        if not disk.exists() or not stamp.exists() or stamp.read_text() != digest:
             with tempfile.TemporaryDirectory(prefix="imageaudit-tree-") as tmp:
                 build_disk(write_tree(spec, Path(tmp) / "root"), disk)
+            stamp.write_text(digest)
         result[name] = disk
     return result

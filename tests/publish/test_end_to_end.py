@@ -17,7 +17,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,8 @@ from imageaudit.pipeline import Judge, ScanOptions, scan_one
 from imageaudit.publish import Outcome, check_health, publish, report_id
 from imageaudit.publish_cli import publish_reports
 from imageaudit.store import OutboxState, ResultsStore
+from integrations.appdb.imagelist_write import Endorser, image_entry
+from integrations.appdb.imagelist_write import image_list as hepix_image_list
 from tests.builders.container import docker_archive, oci_layout
 from tests.builders.example_tree import clean_scenario, weak_scenario
 from tests.publish.helpers import run_cli
@@ -94,30 +96,17 @@ def _get(url: str) -> Any:
 
 
 def _image_list(pki: EndorserPKI, images: dict[str, Path], out: Path) -> Path:
-    now = datetime.now(UTC)
-    entries = []
-    for ident, path in images.items():
-        sha512, size = sha512_file(path)
-        entries.append({"hv:image": {
-            "dc:identifier": ident, "dc:title": f"{ident} test image",
-            "dc:description": "built by the end-to-end test", "hv:uri": path.as_uri(),
-            "hv:size": size, "sl:checksum:sha512": sha512, "hv:format": "tar",
-            "hv:version": "1", "sl:arch": "x86_64", "sl:os": "Linux",
-            "sl:osname": "Debian", "sl:osversion": "12", "ad:vo": VO,
-        }})
-    doc = {"hv:imagelist": {
-        "dc:identifier": "3b4cbb3a-6e2f-4b0e-9d8c-e2e000000001",
-        "dc:title": "imageaudit end-to-end list", "dc:description": "test images",
-        "dc:date:created": (now - timedelta(hours=1)).strftime(TIME),
-        "dc:date:expires": (now + timedelta(days=7)).strftime(TIME),
-        "dc:source": "https://endorser.example.org/", "hv:version": "1",
-        "hv:uri": "https://endorser.example.org/image.list",
-        "hv:endorser": {"hv:x509": {
-            "dc:creator": "Endorser One", "hv:email": "endorser@example.org",
-            "hv:dn": pki.endorser_subject, "hv:ca": pki.ca_subject,
-        }},
-        "hv:images": entries,
-    }}
+    entries = [
+        image_entry(ident, path, title=f"{ident} test image",
+                    description="built by the end-to-end test", fmt="tar", vo=VO)
+        for ident, path in images.items()
+    ]
+    endorser = Endorser(dn=pki.endorser_subject, ca=pki.ca_subject, creator="Endorser One",
+                        email="endorser@example.org")
+    doc = hepix_image_list(entries, identifier="3b4cbb3a-6e2f-4b0e-9d8c-e2e000000001",
+                     title="imageaudit end-to-end list", description="test images",
+                     endorser=endorser, source="https://endorser.example.org/",
+                     uri="https://endorser.example.org/image.list", valid=timedelta(days=7))
     plain = out.with_suffix(".json")
     plain.write_text(json.dumps(doc, indent=2), encoding="utf-8")
     return pki.sign(plain, out)
