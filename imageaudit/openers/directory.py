@@ -16,8 +16,32 @@ from pathlib import Path
 
 from imageaudit.imagefs import FileStat, FileType, ImageFS, ImageFSError, OpenInfo
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+@contextlib.contextmanager
+def parent_dir(root_fd: int, path: str) -> Iterator[tuple[int, str]]:
+    """Yield an fd of the directory holding ``path`` and the last component's name.
+
+    ``path`` is taken relative to ``root_fd`` and walked one component at a time with
+    ``O_NOFOLLOW``, so no symlink on the host is ever followed; ``/`` gives ``root_fd, "."``.
+    The directories opened on the way are closed when the block ends.
+    """
+    parts = [p for p in path.split("/") if p]
+    if not parts:
+        yield root_fd, "."
+        return
+    opened: list[int] = []
+    fd = root_fd
+    try:
+        for part in parts[:-1]:
+            fd = os.open(part, DIR_FLAGS, dir_fd=fd)
+            opened.append(fd)
+        yield fd, parts[-1]
+    finally:
+        for o in opened:
+            os.close(o)
 
 
 class DirectoryError(ImageFSError):
@@ -41,27 +65,9 @@ class DirectoryFS(ImageFS):
             os.close(self._root_fd)
             self._root_fd = -1
 
-    @contextlib.contextmanager
-    def _parent_fd(self, path: str) -> Iterator[tuple[int, str]]:
-        """Yield an fd of the directory holding ``path`` and the last component's name."""
-        parts = [p for p in path.split("/") if p]
-        if not parts:
-            yield self._root_fd, "."
-            return
-        opened: list[int] = []
-        fd = self._root_fd
-        try:
-            for part in parts[:-1]:
-                fd = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                opened.append(fd)
-            yield fd, parts[-1]
-        finally:
-            for o in opened:
-                os.close(o)
-
     def _lstat_canonical(self, path: str) -> FileStat | None:
         try:
-            with self._parent_fd(path) as (fd, name):
+            with parent_dir(self._root_fd, path) as (fd, name):
                 st = os.stat(name, dir_fd=fd, follow_symlinks=False)
                 target = None
                 if stat_mod.S_ISLNK(st.st_mode):
@@ -86,8 +92,8 @@ class DirectoryFS(ImageFS):
 
     def _listdir_canonical(self, path: str) -> list[str]:
         try:
-            with self._parent_fd(path) as (fd, name):
-                dfd = os.open(name, _DIR_FLAGS, dir_fd=fd) if name != "." else os.dup(fd)
+            with parent_dir(self._root_fd, path) as (fd, name):
+                dfd = os.open(name, DIR_FLAGS, dir_fd=fd) if name != "." else os.dup(fd)
                 try:
                     return os.listdir(dfd)  # noqa: PTH208 - listing by fd, not by path
                 finally:
@@ -97,8 +103,8 @@ class DirectoryFS(ImageFS):
 
     def _read_canonical(self, path: str, limit: int, offset: int = 0) -> bytes:
         try:
-            with self._parent_fd(path) as (fd, name):
-                ffd = os.open(name, _FILE_FLAGS, dir_fd=fd)
+            with parent_dir(self._root_fd, path) as (fd, name):
+                ffd = os.open(name, FILE_FLAGS, dir_fd=fd)
         except OSError as exc:
             raise ImageFSError(f"{path}: cannot open: {exc.strerror}") from exc
         try:

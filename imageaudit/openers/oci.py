@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imageaudit.imagefs import normalize
+from imageaudit.openers.directory import FILE_FLAGS, parent_dir
 from imageaudit.openers.layers import Budget, ContainerImageError, RangeFile
 from imageaudit.openers.tarheaders import TarReader
 
@@ -31,8 +32,6 @@ INDEX_TYPES = (
     "application/vnd.docker.distribution.manifest.list.v2+json",
 )
 _MAX_HOPS = 40
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 class Archive(ABC):
@@ -50,26 +49,21 @@ class Archive(ABC):
     def close(self) -> None:
         """Close the host file descriptors held."""
 
-    def read_bytes(self, name: str, expected: str | None = None) -> bytes:
-        """The whole member, capped at ``max_json``, checked against ``expected`` digest."""
+    def read_bytes(self, name: str) -> bytes:
+        """The whole member ``name``, capped at ``max_json``."""
         blob = self.member(name)
         if blob is None:
             raise ContainerImageError(self.label, f"{name} is missing")
+        return self.read_whole(blob, name)
+
+    def read_whole(self, blob: RangeFile, name: str) -> bytes:
+        """Every byte of ``blob`` (member ``name``), capped at ``max_json``."""
         if blob.size > self.budget.limits.max_json:
             raise ContainerImageError(name, f"{blob.size} bytes is over the cap for metadata")
         data = blob.read(blob.size)
         if len(data) != blob.size:
             raise ContainerImageError(name, "short read")
-        if expected is not None:
-            got = _hash(expected, data)
-            if got != expected:
-                raise ContainerImageError(name, f"digest is {got}, expected {expected}")
         return data
-
-
-def _hash(digest: str, data: bytes) -> str:
-    alg = digest.split(":", 1)[0]
-    return f"{alg}:{hashlib.new(alg, data).hexdigest()}"
 
 
 def parse_json(data: bytes, where: str) -> object:
@@ -129,25 +123,18 @@ class DirArchive(Archive):
         self.fds: list[int] = []
 
     def member(self, name: str) -> RangeFile | None:
-        parts = [p for p in normalize(name).split("/") if p]
-        if not parts:
+        path = normalize(name)
+        if path == "/":
             return None
-        opened: list[int] = []
-        fd = self.root_fd
         try:
-            for part in parts[:-1]:
-                fd = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                opened.append(fd)
-            ffd = os.open(parts[-1], _FILE_FLAGS, dir_fd=fd)
+            with parent_dir(self.root_fd, path) as (fd, last):
+                ffd = os.open(last, FILE_FLAGS, dir_fd=fd)
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise ContainerImageError(
                 name, f"cannot open inside {self.label} ({exc.strerror}; a symlink?)"
             ) from None
-        finally:
-            for o in opened:
-                os.close(o)
         st = os.fstat(ffd)
         if not stat_mod.S_ISREG(st.st_mode):
             os.close(ffd)
@@ -279,7 +266,9 @@ def _read_blob_json(arch: Archive, desc: dict[str, object], where: str) -> tuple
     if blob is None:
         raise ContainerImageError(path, f"blob for {where} is missing")
     verify_blob(blob, digest, size, path)
-    return parse_json(arch.read_bytes(path), path), digest
+    # Parse the very bytes just verified: opening the member again would, in a directory,
+    # read a second file handle that need not hold what was hashed.
+    return parse_json(arch.read_whole(blob, path), path), digest
 
 
 def _platform(desc: dict[str, object]) -> str:
