@@ -284,13 +284,12 @@ def detect(read: Reader, length: int) -> Result:
         footer = head if head[:8] == VPC_COOKIE else read(length - 512, 512)
         vsize, details = parse_vpc(footer)
     else:
-        if length % 512 or not (set(others) & {"gpt", "mbr", "iso9660"} or
-                                filesystem_signature(read, length)):
-            # No disk is a part-sector long: this is no image (a text file, random bytes).
+        # No disk is a part-sector long: this is no image (a text file, random bytes).
+        fs = None if length % 512 else filesystem_signature(read, length)
+        if length % 512 or not (set(others) & {"gpt", "mbr", "iso9660"} or fs):
             raise Refused(
                 "unsupported format: not a VM disk image (qcow2, vmdk, vdi, vhdx, vhd, ova, raw), "
                 "container archive, OCI layout or root directory"
             )
-        fs = filesystem_signature(read, length)
         vsize, details = length, {"content": [*others, *([fs] if fs else [])]}
     return fmt, vsize, details

@@ -39,7 +39,6 @@ TCG_CACHE_NAME = "guestfs-force-tcg"
 MEMSIZE_MB = 1024
 PREAD_CHUNK = 1024 * 1024
 PREFETCH_BUDGET = 64 * 1024 * 1024
-TCG_NOTE = "libguestfs: KVM unusable here, the appliance runs under TCG (slower)"
 
 
 @dataclass(frozen=True, slots=True)

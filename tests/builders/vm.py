@@ -17,7 +17,6 @@ scenario, the layout and :data:`BUILDER_VERSION`; tests must only read them.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import io
 import os
@@ -25,10 +24,9 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
+from tests.builders.debian import _locked, cache_root
 from tests.scenario import Dir, Fifo, File, Hardlink, Scenario, Symlink, entries, write_tree
 
 BUILDER_VERSION = "1"
@@ -54,9 +52,7 @@ FSTAB = {
 
 
 def cache_dir() -> Path:
-    env = os.environ.get("IMAGEAUDIT_TEST_CACHE")
-    base = Path(env) if env else Path.home() / ".cache" / "imageaudit-tests"
-    path = base / "vm"
+    path = cache_root() / "vm"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -75,16 +71,6 @@ def scenario_key(scenario: Scenario, layout: str) -> str:
     for path, entry in entries(with_fstab(scenario, layout)):  # type: ignore[arg-type]
         h.update(repr((path, entry)).encode())
     return h.hexdigest()[:16]
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _run(*cmd: str | Path, stdin: str | None = None) -> None:
