@@ -24,6 +24,7 @@ from imageaudit.facts.os_sources import (
     elf_architecture,
     parse_assignments,
 )
+from imageaudit.facts.textlines import MalformedLine
 from imageaudit.model import Source
 
 OS_RELEASE = ("/etc/os-release", "/usr/lib/os-release")
@@ -81,13 +82,6 @@ class OSReleaseEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class OSMalformedLine:
-    source: Source
-    reason: str
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
 class OSFacts:
     """What the image says it is. A value is ``None`` when no file gave it."""
 
@@ -104,7 +98,7 @@ class OSFacts:
     os_release_path: str | None = None
     os_release: tuple[OSReleaseEntry, ...] = ()
     release_files: tuple[OSValue, ...] = ()
-    malformed: tuple[OSMalformedLine, ...] = ()
+    malformed: tuple[MalformedLine, ...] = ()
 
     @property
     def id_like_list(self) -> tuple[str, ...]:
@@ -132,7 +126,7 @@ def _assignments(
     fields: dict[str, str],
     into: dict[str, OSValue],
     entries: list[OSReleaseEntry],
-    malformed: list[OSMalformedLine],
+    malformed: list[MalformedLine],
 ) -> bool:
     text = ctx.read_text(path, MAX_BYTES)
     if text is None:
@@ -140,7 +134,7 @@ def _assignments(
     for number, key, value, problem, raw in parse_assignments(text):
         source = Source(path, number)
         if problem:
-            malformed.append(OSMalformedLine(source, problem, raw))
+            malformed.append(MalformedLine(source, problem, raw))
         if key is None:
             continue
         if path in OS_RELEASE:
@@ -193,7 +187,7 @@ def collect(ctx: CollectContext) -> OSFacts:
     """Read the distribution identity, architecture and hostname of the image."""
     values: dict[str, OSValue] = {}
     entries: list[OSReleaseEntry] = []
-    malformed: list[OSMalformedLine] = []
+    malformed: list[MalformedLine] = []
     os_release_path = None
     for path in OS_RELEASE:
         if _assignments(ctx, path, _OS_RELEASE_FIELDS, values, entries, malformed):

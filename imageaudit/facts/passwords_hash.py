@@ -15,7 +15,7 @@ crypt-scrypt ``$7$`` N/r/p, crypt-des BSDi ``_`` count).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from imageaudit.crypt_format import (
     MD5CRYPT_ROUNDS,
@@ -74,25 +74,10 @@ def classify_password(value: str, in_passwd: bool = False) -> PasswordHash:
                 state=PasswordState.LOCKED, description=f"locked ({value})", raw=value
             )
         inner = _classify_hash(rest)
-        return _replace_state(inner, PasswordState.LOCKED, value)
+        return replace(
+            inner, state=PasswordState.LOCKED, description=f"locked, {inner.description}", raw=value
+        )
     return _classify_hash(value)
-
-
-def _replace_state(inner: PasswordHash, state: PasswordState, raw: str) -> PasswordHash:
-    return PasswordHash(
-        state=state,
-        algorithm=inner.algorithm,
-        rounds=inner.rounds,
-        rounds_explicit=inner.rounds_explicit,
-        log2_cost=inner.log2_cost,
-        n=inner.n,
-        r=inner.r,
-        p=inner.p,
-        memory_bytes=inner.memory_bytes,
-        problems=inner.problems,
-        description=f"locked, {inner.description}",
-        raw=raw,
-    )
 
 
 def _classify_hash(value: str) -> PasswordHash:

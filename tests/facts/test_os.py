@@ -6,8 +6,9 @@ from typing import Literal
 import pytest
 
 from imageaudit.facts.base import CollectContext
-from imageaudit.facts.os import OSFacts, OSMalformedLine, OSReleaseEntry, OSValue, collect
+from imageaudit.facts.os import OSFacts, OSReleaseEntry, OSValue, collect
 from imageaudit.facts.os_sources import elf_architecture
+from imageaudit.facts.textlines import MalformedLine
 from imageaudit.model import Source
 from imageaudit.openers.directory import DirectoryFS
 from tests.builders.debian import debian_root_dir  # noqa: F401 - pytest fixture
@@ -78,7 +79,7 @@ def test_os_release_elf_and_hostname(tmp_path: Path) -> None:
             OSValue("Rocky Linux release 9.3 (Blue Onyx)", Source("/etc/redhat-release", 1)),
         ),
         malformed=(
-            OSMalformedLine(Source(src, 8), "not a KEY=value assignment", "not an assignment"),
+            MalformedLine(Source(src, 8), "not a KEY=value assignment", "not an assignment"),
         ),
     )
     assert facts.id_like_list == ("rhel", "centos", "fedora")
@@ -169,8 +170,8 @@ def test_unterminated_quote_and_garbage(tmp_path: Path) -> None:
     assert facts.id == OSValue("debian", Source(src, 1))
     assert facts.version_id == OSValue("12", Source(src, 3))
     assert facts.malformed == (
-        OSMalformedLine(Source(src, 1), "unterminated quote", 'ID="debian'),
-        OSMalformedLine(Source(src, 2), "not a KEY=value assignment", "\ufffd\ufffd\x00garbage"),
+        MalformedLine(Source(src, 1), "unterminated quote", 'ID="debian'),
+        MalformedLine(Source(src, 2), "not a KEY=value assignment", "\ufffd\ufffd\x00garbage"),
     )
 
 
