@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from imageaudit.facts import hygiene
 from imageaudit.facts.base import CollectContext, Collector
-from imageaudit.facts.homes import Home, home_dirs, read_ids
+from imageaudit.facts.homes import Home, home_dirs
 from imageaudit.facts.keys import (
     HOST_KEY_RE,
     MAX_KEY_FILE,
@@ -299,7 +299,7 @@ def _marker(pattern: re.Pattern[str], m: re.Match[str]) -> str:
 def collect(ctx: CollectContext) -> CredentialsFacts:
     """Private keys, credential files and hygiene facts of the image."""
     walk = ctx.walk()
-    homes = home_dirs(ctx, read_ids(ctx))
+    homes = home_dirs(ctx)
     keys, keys_cut = private_keys(ctx, walk, homes)
     keys.sort(key=lambda k: (k.path, k.source.line or 0))
     if len(keys) > LIST_CAP:

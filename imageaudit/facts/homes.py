@@ -8,6 +8,8 @@ Follows passwd(5) and group(5).
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from imageaudit.facts.base import CollectContext
@@ -25,7 +27,6 @@ class IdMaps:
     group_present: bool
     users: dict[int, str] = field(default_factory=dict)
     groups: dict[int, str] = field(default_factory=dict)
-    homes: tuple[tuple[str, str, Source], ...] = ()  # (user, home as written, source)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +39,8 @@ class Home:
     source: Source
 
 
-def _ids(text: str, want_home: bool) -> tuple[dict[int, str], list[tuple[str, str, int]]]:
-    names: dict[int, str] = {}
-    homes: list[tuple[str, str, int]] = []
+def _entries(text: str) -> Iterator[tuple[int, list[str], int]]:
+    """``(line number, fields, id)`` of every line with a name and a numeric third field."""
     for lineno, line in enumerate(text.splitlines(), start=1):
         fields = line.split(":")
         if len(fields) < 3 or not fields[0] or fields[0][0] in "+-#":
@@ -49,34 +49,41 @@ def _ids(text: str, want_home: bool) -> tuple[dict[int, str], list[tuple[str, st
             num = int(fields[2])
         except ValueError:
             continue
+        yield lineno, fields, num
+
+
+def _names(text: str | None) -> dict[int, str]:
+    names: dict[int, str] = {}
+    for _lineno, fields, num in _entries(text or ""):
         names.setdefault(num, fields[0])
-        if want_home and len(fields) >= 6 and fields[5]:
-            homes.append((fields[0], fields[5], lineno))
-    return names, homes
+    return names
 
 
 def read_ids(ctx: CollectContext) -> IdMaps:
-    """Known uids and gids with their first name, and the homes named in passwd."""
+    """Known uids and gids with their first name."""
     passwd = ctx.read_text("/etc/passwd")
     group = ctx.read_text("/etc/group")
-    users, homes = _ids(passwd or "", want_home=True)
-    groups, _ = _ids(group or "", want_home=False)
     return IdMaps(
         passwd_present=passwd is not None,
         group_present=group is not None,
-        users=users,
-        groups=groups,
-        homes=tuple(
-            (user, home, Source("/etc/passwd", line)) for user, home, line in homes[:MAX_HOMES]
-        ),
+        users=_names(passwd),
+        groups=_names(group),
     )
 
 
-def home_dirs(ctx: CollectContext, ids: IdMaps) -> tuple[Home, ...]:
+def _passwd_homes(ctx: CollectContext) -> list[tuple[str, str | None, Source]]:
+    """``(home as written, user, source)`` for the first :data:`MAX_HOMES` passwd homes."""
+    homes = (
+        (fields[5], fields[0], Source("/etc/passwd", lineno))
+        for lineno, fields, _uid in _entries(ctx.read_text("/etc/passwd") or "")
+        if len(fields) >= 6 and fields[5]
+    )
+    return list(itertools.islice(homes, MAX_HOMES))
+
+
+def home_dirs(ctx: CollectContext) -> tuple[Home, ...]:
     """Homes from passwd, plus ``/root`` and every ``/home/*``; one record per canonical path."""
-    candidates: list[tuple[str, str | None, Source]] = [
-        (home, user, src) for user, home, src in ids.homes
-    ]
+    candidates = _passwd_homes(ctx)
     candidates.append(("/root", None, Source("/root")))
     candidates.extend((p, None, Source("/home")) for p in ctx.fs.glob("/home/*")[:MAX_HOMES])
     seen: dict[str, Home] = {}
