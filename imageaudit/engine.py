@@ -1,8 +1,9 @@
 """The rules engine: every rule over ``Facts``, one finding per judged object, never a crash.
 
 Order per rule: applicability (``applies_to``) gives NOT_APPLICABLE; a missing fact the check
-needs gives the rule's ``missing`` result; an exception inside a check gives ERROR with the
-reason; otherwise the check's results, or one PASS when it reported nothing.
+needs gives the rule's ``missing`` result; a check raising ``NotApplicable`` gives
+NOT_APPLICABLE with its message, any other exception inside a check ERROR with the reason;
+otherwise the check's results, or one PASS when it reported nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from imageaudit.certify import Levels, certify, level_warnings
-from imageaudit.checks import CheckType, MissingFact, MissingPolicy, Registry, default_registry
+from imageaudit.checks import (
+    CheckType,
+    MissingFact,
+    MissingPolicy,
+    NotApplicable,
+    Registry,
+    default_registry,
+)
 from imageaudit.findings import (
     CheckResult,
     Finding,
@@ -126,6 +134,8 @@ def _run_check(rule: Rule, ctype: CheckType, facts: FactsLike) -> list[CheckResu
         results = ctype.func(facts, rule.params, rule)
     except MissingFact as exc:
         return [_missing(rule, ctype, facts, exc.fact, exc.reason)]
+    except NotApplicable as exc:
+        return [CheckResult(Status.NOT_APPLICABLE, str(exc))]
     except Exception as exc:  # a check tripping over a hostile image is an ERROR, not a crash
         return [
             CheckResult(

@@ -14,7 +14,8 @@ A check type is declared with :func:`check_type`::
 The function returns only what it wants to report; an empty list means the rule passed.
 ``needs`` names the ``Facts`` fields it reads: when one of them is ``None`` (its collector
 failed) the engine applies the rule's ``missing`` policy without calling the function. A check
-that finds a needed fact missing deeper down raises :class:`MissingFact`.
+that finds a needed fact missing deeper down raises :class:`MissingFact`; one that finds the
+rule does not apply to the image (no sshd for an sshd option) raises :class:`NotApplicable`.
 
 The reference page ``docs/check-types.md`` is generated from these declarations by
 ``python -m imageaudit.checks --doc``.
@@ -73,6 +74,10 @@ class MissingFact(Exception):
         super().__init__(fact, reason)
         self.fact = fact
         self.reason = reason
+
+
+class NotApplicable(Exception):
+    """Raised by a check when the rule does not apply to the image; the message says why."""
 
 
 CheckFunc = Callable[[Any, Any, "Rule"], Sequence[CheckResult]]
@@ -173,6 +178,7 @@ __all__ = [
     "CheckType",
     "MissingFact",
     "MissingPolicy",
+    "NotApplicable",
     "Registry",
     "check_type",
     "default_registry",

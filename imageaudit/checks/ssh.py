@@ -18,24 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from imageaudit.checks import MissingPolicy, check_type
 from imageaudit.checks.passwords_common import account_passwords, names_list
-from imageaudit.checks.ssh_config import Setting, global_setting, settings, sshd_of
+from imageaudit.checks.ssh_config import Setting, global_setting, installed_sshd, settings
 from imageaudit.facts.accounts import AccountsFacts
 from imageaudit.facts.sshd import SshdFacts
 from imageaudit.findings import CheckResult
 from imageaudit.model import Severity, Status
 from imageaudit.rules import Rule
-
-
-def not_installed(sshd: SshdFacts) -> list[CheckResult] | None:
-    """The NOT_APPLICABLE result when the image has no sshd, else ``None``."""
-    if sshd.installed:
-        return None
-    return [
-        CheckResult(
-            Status.NOT_APPLICABLE,
-            "Not applicable: the image has no sshd (no sshd binary, no /etc/ssh/sshd_config)",
-        )
-    ]
 
 
 def _failing(sshd: SshdFacts, keyword: str, values: list[str]) -> list[Setting]:
@@ -84,10 +72,7 @@ def sshd_option(facts: Any, params: SshdOptionParams, rule: Rule) -> list[CheckR
     Missing fact: without ``sshd`` facts nothing can be said (default ``error``).
     Not applicable when the image has no sshd.
     """
-    sshd = sshd_of(facts)
-    na = not_installed(sshd)
-    if na is not None:
-        return na
+    sshd = installed_sshd(facts)
     extra, severity = "", None
     if params.escalate_if_empty_passwords is not None:
         empty = _empty_login_accounts(facts)
@@ -154,10 +139,7 @@ def sshd_password_login(facts: Any, params: PasswordLoginParams, rule: Rule) -> 
     Missing fact: without ``sshd`` facts nothing can be said (default ``error``); without
     ``accounts`` no account is named. Not applicable when the image has no sshd.
     """
-    sshd = sshd_of(facts)
-    na = not_installed(sshd)
-    if na is not None:
-        return na
+    sshd = installed_sshd(facts)
     keyword = "PasswordAuthentication"
     via = "sshd accepts password logins"
     pam_where = ""
@@ -196,4 +178,4 @@ def sshd_password_login(facts: Any, params: PasswordLoginParams, rule: Rule) -> 
     return results
 
 
-__all__ = ["not_installed", "sshd_option", "sshd_password_login"]
+__all__ = ["sshd_option", "sshd_password_login"]

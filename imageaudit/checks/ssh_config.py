@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from imageaudit.checks import MissingFact
+from imageaudit.checks import MissingFact, NotApplicable
 from imageaudit.facts.sshd import SshdFacts, SshdMatchBlock
 from imageaudit.findings import code
 from imageaudit.model import Evidence, Source
@@ -89,6 +89,16 @@ def sshd_of(facts: object) -> SshdFacts:
         raise MissingFact("sshd")
     if not isinstance(sshd, SshdFacts):
         raise MissingFact("sshd", "unexpected sshd record")
+    return sshd
+
+
+def installed_sshd(facts: object) -> SshdFacts:
+    """:func:`sshd_of`, or :class:`NotApplicable` when the image has no sshd."""
+    sshd = sshd_of(facts)
+    if not sshd.installed:
+        raise NotApplicable(
+            "Not applicable: the image has no sshd (no sshd binary, no /etc/ssh/sshd_config)"
+        )
     return sshd
 
 

@@ -13,8 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from imageaudit.checks import MissingPolicy, check_type
-from imageaudit.checks.ssh import not_installed
-from imageaudit.checks.ssh_config import global_setting, sshd_of
+from imageaudit.checks.ssh_config import global_setting, installed_sshd
 from imageaudit.facts.sshd import SshdFacts
 from imageaudit.findings import CheckResult, code
 from imageaudit.model import Evidence, Status
@@ -49,10 +48,7 @@ def sshd_protocol_1(facts: Any, params: ProtocolParams, rule: Rule) -> list[Chec
     Missing fact: without ``sshd`` facts nothing can be said (default ``error``).
     Not applicable when the image has no sshd.
     """
-    sshd = sshd_of(facts)
-    na = not_installed(sshd)
-    if na is not None:
-        return na
+    sshd = installed_sshd(facts)
     version = _version(sshd)
     if version is not None and version >= SSH1_REMOVED:
         return []
@@ -118,10 +114,7 @@ def sshd_weak_algorithms(facts: Any, params: AlgorithmsParams, rule: Rule) -> li
     Missing fact: without ``sshd`` facts nothing can be said (default ``error``).
     Not applicable when the image has no sshd.
     """
-    sshd = sshd_of(facts)
-    na = not_installed(sshd)
-    if na is not None:
-        return na
+    sshd = installed_sshd(facts)
     setting = global_setting(sshd, params.option)
     if setting is None or setting.source is None:
         return []

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from imageaudit.checks import CheckResult, MissingPolicy, NotApplicable
 from imageaudit.engine import evaluate
 from imageaudit.facts.os import OSFacts, OSValue
 from imageaudit.findings import Finding
@@ -9,6 +11,7 @@ from imageaudit.model import CollectorError, Evidence, Source, Status
 from imageaudit.rules import load_rules
 from tests.judge.helpers import (
     JUDGE_RULES,
+    NoParams,
     demo_accounts,
     demo_facts,
     judge_registry,
@@ -112,6 +115,23 @@ def test_missing_fact_raised_inside_a_check(tmp_path: Path) -> None:
         Status.NOT_APPLICABLE,
         "Not applicable: the `files` facts are missing (the walk was cut short)",
     )
+
+
+def test_not_applicable_raised_inside_a_check(tmp_path: Path) -> None:
+    registry = judge_registry()
+
+    @registry.check_type("not_here", params_model=NoParams, missing=MissingPolicy.ERROR)
+    def not_here(facts: Any, params: NoParams, rule: Any) -> list[CheckResult]:
+        """Raises NotApplicable, as the sshd checks do without sshd. Missing fact: n/a."""
+        raise NotApplicable("Not applicable: the image has no sshd")
+
+    write_rule(tmp_path, "a", rule_doc("r", check={"type": "not_here"}))
+    [finding] = evaluate(make_facts(), load_rules(tmp_path, registry), registry)
+    assert (finding.status, finding.message) == (
+        Status.NOT_APPLICABLE,
+        "Not applicable: the image has no sshd",
+    )
+    assert finding.evidence == Evidence()
 
 
 def test_a_check_returning_garbage_is_an_error(tmp_path: Path) -> None:
