@@ -21,7 +21,7 @@ from imageaudit.checks.ssh_config import settings
 from imageaudit.facts.passwords_hash import PasswordState
 from imageaudit.facts.sshd import SshdFacts
 from imageaudit.findings import CheckResult, code
-from imageaudit.model import Evidence, Severity, Status
+from imageaudit.model import Severity
 from imageaudit.rules import Rule
 
 
@@ -83,11 +83,10 @@ def account_empty_password(
     Missing fact: without ``accounts`` nothing can be said (default ``error``); without
     ``sshd`` only PAM is considered.
     """
+    empty = [ap for ap in account_passwords(accounts_of(facts)) if ap.empty and ap.can_log_in]
+    reasons = _empty_reachable(facts) if empty else []
     results: list[CheckResult] = []
-    for ap in account_passwords(accounts_of(facts)):
-        if not ap.empty or not ap.can_log_in:
-            continue
-        reasons = _empty_reachable(facts)
+    for ap in empty:
         head = f"User {code(ap.name)} has an empty password ({ap.source})"
         if reasons:
             message = f"{head} and can log in with it: {'; '.join(reasons)}"
@@ -198,16 +197,11 @@ def uid_zero_accounts(facts: Any, params: UidZeroParams, rule: Rule) -> list[Che
         if entry.uid != 0 or entry.name in params.allowed:
             continue
         results.append(
-            CheckResult(
-                Status.FAIL,
+            account_result(
+                entry,
                 f"Account {code(entry.name)} has uid 0, the privileges of root ({entry.source})",
-                resource=entry.name,
-                evidence=Evidence(
-                    path=entry.source.path,
-                    line=entry.source.line,
-                    observed="uid 0",
-                    expected=f"uid 0 only for {', '.join(params.allowed)}",
-                ),
+                observed="uid 0",
+                expected=f"uid 0 only for {', '.join(params.allowed)}",
             )
         )
     return results
@@ -301,16 +295,6 @@ def passwd_shadow_consistency(
         if missing and state in (PasswordState.HASH, PasswordState.EMPTY):
             message += ", and no entry in /etc/shadow"
         results.append(
-            CheckResult(
-                Status.FAIL,
-                message,
-                resource=entry.name,
-                evidence=Evidence(
-                    path=entry.source.path,
-                    line=entry.source.line,
-                    observed=observed,
-                    expected="x in /etc/passwd and an entry in /etc/shadow",
-                ),
-            )
+            account_result(entry, message, observed, "x in /etc/passwd and an entry in /etc/shadow")
         )
     return results

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from imageaudit.checks import MissingFact
 from imageaudit.facts.accounts import AccountsFacts, PasswdEntry
@@ -84,8 +85,18 @@ def account_passwords(accounts: AccountsFacts) -> Iterator[AccountPassword]:
             yield AccountPassword(entry, shadow.password, shadow.source)
 
 
+class _Account(Protocol):
+    """An account as a result names it: an :class:`AccountPassword` or a passwd entry."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def source(self) -> Source: ...
+
+
 def account_result(
-    ap: AccountPassword,
+    ap: _Account,
     message: str,
     observed: str | None,
     expected: str,
@@ -93,7 +104,7 @@ def account_result(
     status: Status = Status.FAIL,
     severity: Severity | None = None,
 ) -> CheckResult:
-    """A result about ``ap``: resource the account, evidence where its password was read."""
+    """A result about ``ap``: resource the account, evidence where it (its password) was read."""
     return CheckResult(
         status,
         message,
@@ -110,11 +121,6 @@ def nullok_auth_lines(accounts: AccountsFacts) -> tuple[PamUnixLine, ...]:
     return tuple(
         line for line in accounts.pam_unix if line.nullok and line.type.lstrip("-") == "auth"
     )
-
-
-def where(source: Source) -> str:
-    """``/etc/shadow line 4`` (or just the path)."""
-    return str(source)
 
 
 def names_list(names: list[str], limit: int = 20) -> str:

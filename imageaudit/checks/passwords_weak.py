@@ -8,8 +8,7 @@ re-run in one process) verifies once; a different image, dictionary or limit ver
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,10 +39,6 @@ from imageaudit.rules import Rule
 
 CACHE_SIZE = 8
 _FileKey = tuple[str, int, int]
-_CacheKey = tuple[tuple[tuple[str, str], ...], tuple[_FileKey, ...], Limits]
-_results: OrderedDict[_CacheKey, tuple[PasswordResult, ...]] = OrderedDict()
-_dictionaries: OrderedDict[tuple[_FileKey, ...], PasswordDictionary] = OrderedDict()
-_lock = threading.Lock()
 
 
 class WeakPasswordParams(BaseModel):
@@ -71,42 +66,31 @@ def _file_key(path: Path) -> _FileKey:
     return (str(path), st.st_size, st.st_mtime_ns)
 
 
-def _dictionary(data_dir: Path) -> tuple[PasswordDictionary, tuple[_FileKey, ...]]:
-    key = (_file_key(data_dir / DEFAULTS_FILE), _file_key(data_dir / WEAK_FILE))
-    with _lock:
-        cached = _dictionaries.get(key)
-    if cached is None:
-        cached = load_dictionary(data_dir)
-        with _lock:
-            _dictionaries[key] = cached
-            while len(_dictionaries) > CACHE_SIZE:
-                _dictionaries.popitem(last=False)
-    return cached, key
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _load(data_dir: Path, files: tuple[_FileKey, ...]) -> PasswordDictionary:
+    # ``files`` only keys the cache: a dictionary file changed in place loads again.
+    return load_dictionary(data_dir)
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _verify(
+    jobs: tuple[PasswordJob, ...], data_dir: Path, files: tuple[_FileKey, ...], limits: Limits
+) -> tuple[PasswordResult, ...]:
+    return tuple(check_passwords(jobs, _load(data_dir, files), limits))
 
 
 def verify_cached(
     jobs: Sequence[PasswordJob], data_dir: Path, limits: Limits
 ) -> tuple[PasswordResult, ...]:
     """``check_passwords`` once per (jobs, dictionary files, limits); later calls reuse it."""
-    dictionary, files = _dictionary(data_dir)
-    key: _CacheKey = (tuple((j.account, j.hash) for j in jobs), files, limits)
-    with _lock:
-        if key in _results:
-            _results.move_to_end(key)
-            return _results[key]
-    found = tuple(check_passwords(jobs, dictionary, limits))
-    with _lock:
-        _results[key] = found
-        while len(_results) > CACHE_SIZE:
-            _results.popitem(last=False)
-    return found
+    files = (_file_key(data_dir / DEFAULTS_FILE), _file_key(data_dir / WEAK_FILE))
+    return _verify(tuple(jobs), data_dir, files, limits)
 
 
 def clear_cache() -> None:
     """Forget cached dictionaries and results (tests that change files in place)."""
-    with _lock:
-        _results.clear()
-        _dictionaries.clear()
+    _verify.cache_clear()
+    _load.cache_clear()
 
 
 def _source_of_default(origin: str) -> str:
