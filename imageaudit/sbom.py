@@ -25,6 +25,7 @@ from packageurl import PackageURL
 
 from imageaudit import __version__
 from imageaudit.facts.package_model import InstalledPackage
+from imageaudit.vulns.osv_ecosystems import os_value
 
 FORMATS = ("cyclonedx-json",)
 _PURL_TYPE = {"dpkg": "deb", "rpm": "rpm", "apk": "apk"}
@@ -34,18 +35,13 @@ _NAMESPACE = {"rhel": "redhat", "ol": "oracle", "opensuse-leap": "opensuse",
 _DEFAULT_NAMESPACE = {"dpkg": "debian", "rpm": "rpm", "apk": "alpine"}
 
 
-def _os_value(os_facts: Any, name: str) -> str | None:
-    value = getattr(getattr(os_facts, name, None), "value", None)
-    return value if isinstance(value, str) and value else None
-
-
 def purl_for(pkg: InstalledPackage, os_facts: Any = None) -> PackageURL:
     """The package URL of one installed package on the image's release."""
-    ident = (_os_value(os_facts, "id") or "").lower()
-    version_id = _os_value(os_facts, "version_id")
+    ident = (os_value(os_facts, "id") or "").lower()
+    version_id = os_value(os_facts, "version_id")
     namespace = _NAMESPACE.get(ident, ident) or _DEFAULT_NAMESPACE[pkg.manager]
     if pkg.manager == "dpkg" and ident not in ("debian", "ubuntu"):
-        namespace = "ubuntu" if "ubuntu" in (_os_value(os_facts, "id_like") or "") else "debian"
+        namespace = "ubuntu" if "ubuntu" in (os_value(os_facts, "id_like") or "") else "debian"
     version = pkg.version + (f"-{pkg.release}" if pkg.release else "")
     qualifiers: dict[str, str] = {}
     if pkg.arch:
@@ -100,7 +96,7 @@ def build_sbom(
     bom.metadata.component = root
     bom.metadata.properties.add(Property(name="imageaudit:version", value=__version__))
     children: list[Component] = []
-    ident, version_id = _os_value(os_facts, "id"), _os_value(os_facts, "version_id")
+    ident, version_id = os_value(os_facts, "id"), os_value(os_facts, "version_id")
     if ident:
         os_ref = f"os:{ident}-{version_id or 'unknown'}"
         children.append(

@@ -102,7 +102,7 @@ def _jobs(args: argparse.Namespace) -> list[tuple[str, Job]]:
             for suite in feeds_debian.default_suites(distro, release, mirror, security,
                                                      args.with_release):
                 job: Job = functools.partial(
-                    _apt_job, suite=suite, keyrings=rings, arches=args.arch,
+                    feeds_debian.sync_suite, suite=suite, keyrings=rings, arches=args.arch,
                     components=args.components)
                 jobs.append((suite.suite, job))
     for flag, security_only in ((args.rpm, False), (args.rpm_security, True)):
@@ -115,11 +115,6 @@ def _jobs(args: argparse.Namespace) -> list[tuple[str, Job]]:
                                 mirror=args.alpine_mirror)
         jobs.append((f"alpine {branch}", job))
     return jobs
-
-
-def _apt_job(writer: SnapshotWriter, *, suite: feeds_debian.AptSuite, keyrings: list[Path],
-             arches: list[str], components: list[str] | None) -> SnapshotFeed:
-    return feeds_debian.sync_suite(writer, suite, keyrings, arches, components)
 
 
 def cmd_sync(args: argparse.Namespace) -> int:

@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 import yaml
 
+from imageaudit.vulns.osv_ecosystems import os_value
+
 DEFAULT_TABLE = Path(__file__).resolve().parent.parent / "data" / "eol.yaml"
 MAX_TABLE_BYTES = 1024 * 1024
 _MAJOR = re.compile(r"^\d+")
@@ -147,11 +149,6 @@ def _load(path: Path) -> EOLTable:
     return EOLTable(dists, str(raw.get("as_of", "unknown")), str(path))
 
 
-def _value(os_facts: Any, name: str) -> str | None:
-    value = getattr(getattr(os_facts, name, None), "value", None)
-    return value if isinstance(value, str) and value else None
-
-
 def _version_key(version: str, match: str) -> str | None:
     if match == "full":
         return version
@@ -161,8 +158,8 @@ def _version_key(version: str, match: str) -> str | None:
 
 def find_distribution(os_facts: Any, table: EOLTable) -> EOLDistribution | None:
     """The table's entry for the image's distribution (None when it has none)."""
-    ident = (_value(os_facts, "id") or "").lower()
-    names = " ".join(filter(None, (_value(os_facts, "name"), _value(os_facts, "pretty_name"))))
+    ident = (os_value(os_facts, "id") or "").lower()
+    names = " ".join(filter(None, (os_value(os_facts, "name"), os_value(os_facts, "pretty_name"))))
     for dist in table.distributions:
         if ident not in dist.ids:
             continue
@@ -174,7 +171,7 @@ def find_distribution(os_facts: Any, table: EOLTable) -> EOLDistribution | None:
 
 def release_eol(os_facts: Any, dist: EOLDistribution) -> EOLRelease | None:
     """The image's release in ``dist``, None when the table does not list it."""
-    version = _value(os_facts, "version_id")
+    version = os_value(os_facts, "version_id")
     key = _version_key(version, dist.match) if version else None
     return next((r for r in dist.releases if r.version == key), None)
 

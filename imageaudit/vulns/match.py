@@ -19,6 +19,7 @@ from typing import Any
 
 from imageaudit.facts.package_model import InstalledPackage
 from imageaudit.vulns.model import FeedProblem, PendingUpdate, VulnerabilityFacts
+from imageaudit.vulns.osv_ecosystems import os_value
 from imageaudit.vulns.sync import (
     FeedError,
     Snapshot,
@@ -76,8 +77,7 @@ def release_keys(os_facts: Any) -> list[str]:
         return []
 
     def value(name: str) -> str:
-        item = getattr(os_facts, name, None)
-        return str(item.value).strip().lower() if item is not None else ""
+        return (os_value(os_facts, name) or "").strip().lower()
 
     ident, codename, version = value("id"), value("codename"), value("version_id")
     keys: list[str] = []

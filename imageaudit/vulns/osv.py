@@ -15,7 +15,7 @@ Specs: OSV schema 1.6 ("Evaluation" of ``ranges``: events sorted by version; ``i
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,11 @@ from imageaudit.vulns.osv_ecosystems import (
     describe_key,
     ecosystem_key,
     image_ecosystem,
+    os_value,
 )
 from imageaudit.vulns.osv_load import LoadStats, OSVLimits, OSVLoadError, iter_records
 from imageaudit.vulns.osv_severity import SeverityInfo, record_severity
+from imageaudit.vulns.versions import comparer
 
 __all__ = [
     "OSVAffected",
@@ -43,6 +45,7 @@ __all__ = [
 ]
 
 Event = tuple[str, str]  # ("introduced" | "fixed" | "last_affected", version)
+Comparer = Callable[[str, str], int]
 _EVENT_KINDS = frozenset({"introduced", "fixed", "last_affected"})
 MAX_TEXT = 300
 MAX_ALIASES = 50
@@ -181,31 +184,21 @@ def osv_coverage(os_facts: Any, index: OSVIndex) -> str | None:
     """Why the index cannot judge this image (unsupported or absent release), else None."""
     key = image_ecosystem(os_facts)
     if key is None:
-        ident = getattr(getattr(os_facts, "id", None), "value", None) or "unknown"
-        version = getattr(getattr(os_facts, "version_id", None), "value", None) or "?"
+        ident = os_value(os_facts, "id") or "unknown"
+        version = os_value(os_facts, "version_id") or "?"
         return f"no OSV ecosystem is known for {ident} {version}"
     if key not in index.ecosystems():
         return f"the OSV feed holds no advisories for {describe_key(key)}"
     return None
 
 
-def _comparer(manager: str) -> Any:
-    from imageaudit.vulns.versions import compare
-
-    def cmp(a: str, b: str) -> int:
-        return compare(manager, a, b)
-
-    return cmp
-
-
-def _sorted_events(events: Sequence[Event], cmp: Any) -> Sequence[Event]:
+def _sorted_events(events: Sequence[Event], cmp: Comparer) -> Sequence[Event]:
     def order(a: Event, b: Event) -> int:
         if a[0] == "introduced" and a[1] == "0":
             return -1 if not (b[0] == "introduced" and b[1] == "0") else 0
         if b[0] == "introduced" and b[1] == "0":
             return 1
-        result: int = cmp(a[1], b[1])
-        return result
+        return cmp(a[1], b[1])
 
     try:
         return sorted(events, key=functools.cmp_to_key(order))
@@ -213,7 +206,7 @@ def _sorted_events(events: Sequence[Event], cmp: Any) -> Sequence[Event]:
         return events  # an unparsable event version: keep the record's own order
 
 
-def affected_by(version: str, entry: OSVAffected, cmp: Any) -> tuple[bool, str | None]:
+def affected_by(version: str, entry: OSVAffected, cmp: Comparer) -> tuple[bool, str | None]:
     """Whether ``version`` is affected by ``entry``, and the version fixing it (if any).
 
     Raises ValueError when a version cannot be compared.
@@ -268,7 +261,7 @@ def match_osv(
     for pkg in packages:
         if not pkg.present:
             continue
-        cmp = _comparer(pkg.manager)
+        cmp = comparer(pkg.manager)
         for name, version in _lookups(pkg):
             for entry in osv_index.lookup(key, name):
                 ident = (entry.id, pkg.name, version)

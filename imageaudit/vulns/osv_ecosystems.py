@@ -52,16 +52,16 @@ def ecosystem_key(ecosystem: str) -> EcosystemKey | None:
     return None
 
 
-def _value(os_facts: Any, name: str) -> str | None:
-    field = getattr(os_facts, name, None)
-    value = getattr(field, "value", field)
+def os_value(os_facts: Any, name: str) -> str | None:
+    """The text of the os facts' field ``name`` (``id``, ``version_id``...), None when unset."""
+    value = getattr(getattr(os_facts, name, None), "value", None)
     return value if isinstance(value, str) and value else None
 
 
 def image_ecosystem(os_facts: Any) -> EcosystemKey | None:
     """The ``(family, release)`` key of the image's release, None when OSV has no such one."""
-    ident = _value(os_facts, "id")
-    version = _value(os_facts, "version_id")
+    ident = os_value(os_facts, "id")
+    version = os_value(os_facts, "version_id")
     if ident is None or version is None:
         return None
     ident = ident.lower()

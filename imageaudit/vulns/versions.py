@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from functools import cmp_to_key
+from functools import cmp_to_key, partial
 from typing import Any, Literal, cast
 
 from debian.debian_support import version_compare as _dpkg_compare
@@ -41,13 +41,14 @@ def compare(manager: str, a: str, b: str) -> int:
     raise ValueError(f"unknown package manager {manager!r}")
 
 
+def comparer(manager: str) -> Callable[[str, str], int]:
+    """:func:`compare` bound to ``manager``: ``cmp(a, b)`` is -1, 0 or 1."""
+    return partial(compare, manager)
+
+
 def sort_key(manager: str) -> Callable[[str], Any]:
     """A ``key=`` for :func:`sorted` ordering version strings of ``manager``."""
-
-    def order(a: str, b: str) -> int:
-        return compare(manager, a, b)
-
-    return cmp_to_key(order)
+    return cmp_to_key(comparer(manager))
 
 
 def _sign(value: int) -> int:
