@@ -333,13 +333,11 @@ def publish(report_json: Mapping[str, Any], url: str, token: str | None,
             rid, base, Outcome.ALREADY_SENT, None,
             f"report {rid[:12]} already published to {base}", pending, flushed,
         )
-    store.enqueue(rid, base)
+    entry = store.enqueue(rid, base)
     flushed = tuple(flush_outbox(store, base, token, exclude=frozenset({rid}), sleep=sleep))
     if any(r.outcome is Outcome.QUEUED for r in flushed):
         # The catalogue just failed to answer for an older report: one try is enough to know.
         policy = ONE_TRY if policy.tries > 1 else policy
-    entry = store.entry(rid, base)
-    assert entry is not None
     attempt = _deliver(store, entry, token, report_json, policy, sleep)
     return _result(store, base, rid, attempt, flushed)
 
