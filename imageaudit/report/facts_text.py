@@ -7,7 +7,6 @@ Every string from the image is passed through :func:`terminal_safe` so that cont
 from __future__ import annotations
 
 import io
-import re
 from typing import Any
 
 from rich.console import Console
@@ -15,15 +14,15 @@ from rich.table import Table
 from rich.text import Text
 
 from imageaudit.facts import Facts
+from imageaudit.findings import printable
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 MAX_ROWS = 200
 
 
 def terminal_safe(value: object) -> str:
-    """Render a value as text with control characters escaped (``\\x1b`` instead of ESC)."""
-    text = str(value)
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """Render a value as text escaped as in reports (``\\x1b`` instead of ESC; see
+    :func:`imageaudit.findings.printable`)."""
+    return printable(str(value))
 
 
 def _cell(value: Any) -> str:
