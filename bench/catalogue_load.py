@@ -14,8 +14,8 @@ import hashlib
 import json
 import random
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -31,11 +31,10 @@ sys.path.insert(0, str(ROOT))
 
 from integrations.appdb.catalogue import Principal  # noqa: E402
 from integrations.appdb.db import Image, Report, Version, Vo  # noqa: E402
+from integrations.appdb.process import CatalogueProcess  # noqa: E402
 from integrations.appdb.server import open_catalogue  # noqa: E402
 from tests.appdb.helpers import make_report  # noqa: E402
-from tests.builders.postgres import create_database, free_port, running_postgres  # noqa: E402
-
-FMT = "%Y-%m-%dT%H:%M:%SZ"
+from tests.builders.postgres import create_database, running_postgres  # noqa: E402
 
 
 def sha(i: int) -> str:
@@ -99,19 +98,8 @@ def main() -> int:
               f"in {time.monotonic() - t0:.1f} s")
         cat = open_catalogue(url)
         token = cat.create_token("load", "auditor", Principal("bench", "admin"))
-        port = free_port()
-        proc = subprocess.Popen([sys.executable, "-m", "integrations.appdb.cli", "catalogue",
-                                 "serve", "--db", url, "--port", str(port)], cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        stack.callback(proc.wait, 10)
-        stack.callback(proc.terminate)
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        log = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "catalogue.log"
+        base = stack.enter_context(CatalogueProcess(url, log, cwd=ROOT)).url
         print(f"{args.clients} concurrent clients on loopback, {args.requests} requests per kind")
         results = {"publish": run(base, token, args, publish=True),
                    "image.list": run(base, token, args, publish=False)}

@@ -24,25 +24,14 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script: make ``tests.builders`` importable
     sys.path.insert(0, str(REPO))
 
+# The test suite's builder, so that both use (and build once) the same qcow2.
+from tests.conftest import debian_qcow2 as debian_qcow2  # noqa: E402 (re-exported)
+
 IMAGEAUDIT = REPO / ".venv" / "bin" / "imageaudit"
 # The environment our guestfs opener launches with on this kind of machine: the same for
 # virt-inspector, so that both pay the same appliance launch.
 GUESTFS_ENV = {"LIBGUESTFS_BACKEND_SETTINGS": "force_tcg", "IMAGEAUDIT_GUESTFS_TCG": "1"}
 RUN_TIMEOUT = 1800
-
-
-def debian_qcow2() -> Path:
-    """The cached Debian root as a qcow2 holding one ext4 filesystem (built on first use)."""
-    from imageaudit.example import build_disk
-    from tests.builders.debian import debian_root
-    from tests.builders.vm import cache_dir
-
-    root = debian_root()
-    out = cache_dir() / f"{root.name}.qcow2"
-    if not out.exists():
-        used = sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and not f.is_symlink())
-        build_disk(root, out, size_mb=max(256, used * 2 // (1 << 20) + 128))
-    return out
 
 
 def debian_docker_archive() -> Path:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -60,43 +59,14 @@ def image_list(images: dict[str, Path], out: Path) -> Path:
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def catalogue(db: str, log: Path) -> Iterator[str]:
     """A catalogue server on 127.0.0.1 for the duration of the block; yields its URL."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "imageaudit", "catalogue", "serve", "--db", db,
-             "--host", "127.0.0.1", "--port", str(port)],
-            stdout=fh, stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/v1/health", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"the catalogue did not start; see {log}"
-                    ) from None
-                time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    from integrations.appdb.process import CatalogueProcess
+
+    log.unlink(missing_ok=True)
+    with CatalogueProcess(db, log) as server:
+        yield server.url
 
 
 def _get_json(url: str) -> Any:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import tempfile
@@ -20,6 +19,7 @@ import pytest
 
 from imageaudit.errors import GUESTFS_MISSING, kvm_note
 from imageaudit.example import CLEAN, write_tree
+from integrations.appdb.process import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv" / "bin"
@@ -121,18 +121,11 @@ def test_kvm_notes_name_the_cause(tmp_path: Path) -> None:
     )
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
 def test_catalogue_unreachable(tmp_path: Path) -> None:
     write_tree(CLEAN, tmp_path / "root")
     scan = run(["scan", "root", "-q", "--format", "json", "-o", "report.json"], tmp_path)
     assert scan.returncode == 0, scan.stderr
-    url = f"http://127.0.0.1:{_closed_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     proc = run(["publish", "report.json", "--catalogue", url, "--token", "t", "--tries", "1"],
                tmp_path)
     assert proc.returncode == 1

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from imageaudit.identity import sha512_file
-
-TIME = "%Y-%m-%dT%H:%M:%SZ"
+from integrations.appdb.schemas import format_time
 
 
 @dataclass(frozen=True)
@@ -50,8 +49,8 @@ def image_list(entries: list[dict[str, Any]], *, identifier: str, title: str, de
     moment = now or datetime.now(UTC)
     return {"hv:imagelist": {
         "dc:identifier": identifier, "dc:title": title, "dc:description": description,
-        "dc:date:created": (moment - timedelta(minutes=1)).strftime(TIME),
-        "dc:date:expires": (moment + valid).strftime(TIME),
+        "dc:date:created": format_time(moment - timedelta(minutes=1)),
+        "dc:date:expires": format_time(moment + valid),
         "dc:source": source, "hv:version": "1", "hv:uri": uri,
         "hv:endorser": {"hv:x509": {
             "dc:creator": endorser.creator, "hv:email": endorser.email,

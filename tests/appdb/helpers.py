@@ -20,7 +20,7 @@ import uvicorn
 
 from integrations.appdb.api import Settings, create_app
 from integrations.appdb.catalogue import Catalogue
-from tests.builders.postgres import free_port
+from integrations.appdb.process import free_port
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden" / "report.json"
 FMT = "%Y-%m-%dT%H:%M:%SZ"

@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from integrations.appdb.process import free_port
+
 
 class PostgresUnavailable(Exception):
     """PostgreSQL cannot be installed or started here; the message says why."""
@@ -55,14 +57,6 @@ def ensure_installed() -> Path:
             raise PostgresUnavailable("apt-get install postgresql failed: "
                                       + proc.stderr.decode("utf-8", "replace")[-400:])
     return bindir
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _as_postgres(cmd: list[str], timeout: float) -> subprocess.CompletedProcess[bytes]:

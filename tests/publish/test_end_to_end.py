@@ -11,10 +11,8 @@ then hold only the clean, unsuspended image.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from datetime import timedelta
@@ -25,11 +23,12 @@ import pytest
 
 from imageaudit.identity import sha512_file
 from imageaudit.pipeline import Judge, ScanOptions, scan_one
-from imageaudit.publish import Outcome, check_health, publish, report_id
+from imageaudit.publish import Outcome, publish, report_id
 from imageaudit.publish_cli import publish_reports
 from imageaudit.store import OutboxState, ResultsStore
 from integrations.appdb.imagelist_write import Endorser, image_entry
 from integrations.appdb.imagelist_write import image_list as hepix_image_list
+from integrations.appdb.process import CatalogueProcess
 from tests.builders.container import docker_archive, oci_layout
 from tests.builders.example_tree import clean_scenario, weak_scenario
 from tests.publish.helpers import run_cli
@@ -40,7 +39,6 @@ pytest.importorskip("uvicorn")
 
 ROOT = Path(__file__).resolve().parents[2]
 VO = "e2e.test.vo"
-TIME = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def _catalogue_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -48,46 +46,6 @@ def _catalogue_cli(*args: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "integrations.appdb.cli", "catalogue", *args],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class CatalogueServer:
-    """``catalogue serve`` in a child process; stop and start again on the same port."""
-
-    def __init__(self, db: str, ca_dir: Path, log: Path) -> None:
-        self.db, self.ca_dir, self.log = db, ca_dir, log
-        self.port = _free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "integrations.appdb.cli", "catalogue", "serve",
-                 "--db", self.db, "--host", "127.0.0.1", "--port", str(self.port),
-                 "--ca-dir", str(self.ca_dir)],
-                cwd=ROOT, stdout=log, stderr=log,
-            )
-        deadline = time.monotonic() + 60
-        while not check_health(self.url, timeout=1):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"catalogue did not start:\n{self.log.read_text()}")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
-            self.proc = None
 
 
 def _get(url: str) -> Any:
@@ -121,7 +79,8 @@ def workspace(tmp_path: Path) -> Iterator[dict[str, Any]]:
         "suspended-image": oci_layout(clean_scenario(), tmp_path / "clean-oci.tar", as_tar=True),
     }
     db = f"sqlite:///{tmp_path / 'catalogue.db'}"
-    server = CatalogueServer(db, pki.ca_dir, tmp_path / "catalogue.log")
+    server = CatalogueProcess(db, tmp_path / "catalogue.log",
+                              args=("--ca-dir", str(pki.ca_dir)), cwd=ROOT)
     try:
         yield {"pki": pki, "images": images, "db": db, "server": server, "tmp": tmp_path}
     finally:
@@ -140,7 +99,7 @@ def test_signed_list_scan_publish_suspend_withdraws(
 ) -> None:
     pki: EndorserPKI = workspace["pki"]
     images: dict[str, Path] = workspace["images"]
-    server: CatalogueServer = workspace["server"]
+    server: CatalogueProcess = workspace["server"]
     tmp: Path = workspace["tmp"]
     auditor, operator = _token(workspace["db"], "auditor"), _token(workspace["db"], "operator")
     server.start()
