@@ -14,15 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from imageaudit import __version__
+from imageaudit.errors import EXIT_BLOCKED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError
 
-EXIT_OK = 0
-EXIT_INTERNAL = 1
-EXIT_USAGE = 2
-EXIT_BLOCKED = 3
-
-
-class UsageError(Exception):
-    """A problem the user can fix: bad option, missing file, unreadable image."""
+__all__ = ["EXIT_BLOCKED", "EXIT_INTERNAL", "EXIT_OK", "EXIT_USAGE", "UsageError", "main"]
 
 
 def _write(text: str, output: str | None) -> None:

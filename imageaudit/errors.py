@@ -7,6 +7,17 @@ from pathlib import Path
 
 from imageaudit.imagefs import ImageFSError
 
+# Exit codes CI can rely on (the CLI maps outcomes to these; library code raises UsageError).
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2
+EXIT_BLOCKED = 3
+
+
+class UsageError(Exception):
+    """A problem the user can fix: bad option, missing file, unreadable image."""
+
+
 KVM_DEVICE = "/dev/kvm"
 GUESTFS_MISSING = (
     "libguestfs is not available to this Python: install the Debian packages "

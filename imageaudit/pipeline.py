@@ -15,6 +15,7 @@ from rich.text import Text
 
 from imageaudit.certify import Levels, load_levels
 from imageaudit.engine import scan_facts
+from imageaudit.errors import EXIT_BLOCKED, EXIT_INTERNAL, EXIT_OK, UsageError
 from imageaudit.facts import Facts, collect_facts
 from imageaudit.findings import Report
 from imageaudit.identity import ImageIdentity, identify_image
@@ -95,8 +96,6 @@ class Judge:
         rules = load_rules(rules_dir)
         if len(rules) == 0:
             # An empty rule set would certify anything at the highest level.
-            from imageaudit.cli import UsageError
-
             raise UsageError(f"{rules_dir}: no rules found; nothing to judge the image by")
         return cls(rules, load_levels(levels_file), waivers)
 
@@ -138,8 +137,6 @@ class ScanOutcome:
 def scan_images(specs: Sequence[str], outputs: Sequence[tuple[str, str | None]],
                 options: ScanOptions) -> ScanOutcome:
     """Scan every image, write every requested output; the CLI exit code and the reports."""
-    from imageaudit.cli import EXIT_BLOCKED, EXIT_INTERNAL, EXIT_OK, UsageError
-
     judge = Judge.load(options)
     if options.require and options.require not in judge.levels.names():
         raise UsageError(

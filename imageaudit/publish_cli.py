@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from imageaudit.errors import UsageError
 from imageaudit.publish import (
     ONE_TRY,
     TOKEN_ENV,
@@ -40,11 +41,6 @@ class _HasToJson(Protocol):
     def to_json(self) -> dict[str, Any]: ...
 
 
-def _usage_error(message: str) -> Exception:
-    from imageaudit.cli import UsageError  # lazily: cli imports this module
-
-    return UsageError(message)
-
 
 def resolve_token(token: str | None) -> str | None:
     """``--token`` when given, else ``$IMAGEAUDIT_CATALOGUE_TOKEN`` (keeps it off argv)."""
@@ -55,22 +51,22 @@ def _open_store(url: str | None) -> ResultsStore:
     try:
         return ResultsStore.open(url)
     except StoreError as exc:
-        raise _usage_error(str(exc)) from exc
+        raise UsageError(str(exc)) from exc
 
 
 def _load_report(path: str) -> dict[str, Any]:
     file = Path(path)
     try:
         if file.stat().st_size > MAX_REPORT_BYTES:
-            raise _usage_error(f"{path}: larger than {MAX_REPORT_BYTES} bytes; not a report")
+            raise UsageError(f"{path}: larger than {MAX_REPORT_BYTES} bytes; not a report")
         data = json.loads(file.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise _usage_error(f"{path}: {exc.strerror or exc}") from exc
+        raise UsageError(f"{path}: {exc.strerror or exc}") from exc
     except ValueError as exc:
-        raise _usage_error(f"{path}: not JSON ({exc})") from exc
+        raise UsageError(f"{path}: not JSON ({exc})") from exc
     schema = data.get("schema") if isinstance(data, dict) else None
     if not isinstance(schema, str) or not schema.startswith("imageaudit-report/"):
-        raise _usage_error(f"{path}: not an imageaudit JSON report (scan --format json)")
+        raise UsageError(f"{path}: not an imageaudit JSON report (scan --format json)")
     report: dict[str, Any] = data
     return report
 
@@ -102,7 +98,7 @@ def _policy(args: argparse.Namespace) -> RetryPolicy:
     timeout = getattr(args, "timeout", None)
     default = RetryPolicy()
     if tries is not None and tries < 1:
-        raise _usage_error("--tries must be at least 1")
+        raise UsageError("--tries must be at least 1")
     return RetryPolicy(
         tries=tries if tries is not None else default.tries,
         first_delay=backoff if backoff is not None else default.first_delay,
@@ -125,7 +121,7 @@ def publish_reports(reports: Sequence[Mapping[str, Any] | _HasToJson], catalogue
     try:
         _warn_plain_http(catalogue_base(catalogue), err)
     except PublishError as exc:
-        raise _usage_error(str(exc)) from exc
+        raise UsageError(str(exc)) from exc
     results: list[PublishResult] = []
     with _open_store(store_url) as store:
         for i, report in enumerate(reports):
@@ -134,7 +130,7 @@ def publish_reports(reports: Sequence[Mapping[str, Any] | _HasToJson], catalogue
             try:
                 result = publish(data, catalogue, token, store, policy=policy, source=source)
             except PublishError as exc:
-                raise _usage_error(str(exc)) from exc
+                raise UsageError(str(exc)) from exc
             for earlier in result.flushed:
                 _say(earlier, err)
             _say(result, err)
@@ -194,14 +190,14 @@ def cmd_outbox_flush(args: argparse.Namespace) -> int:
             try:
                 urls = [catalogue_base(args.catalogue)]
             except PublishError as exc:
-                raise _usage_error(str(exc)) from exc
+                raise UsageError(str(exc)) from exc
         else:
             wanted = (OutboxState.PENDING, OutboxState.FAILED) if args.retry_failed else (
                 OutboxState.PENDING,
             )
             urls = sorted({e.catalogue_url for e in store.entries(states=wanted)})
             if len(urls) > 1:
-                raise _usage_error(
+                raise UsageError(
                     "reports are queued for several catalogues ("
                     + ", ".join(urls)
                     + "); choose one with --catalogue (each has its own token)"
@@ -214,7 +210,7 @@ def cmd_outbox_flush(args: argparse.Namespace) -> int:
             try:
                 results.extend(flush_outbox(store, url, token or "", policy=ONE_TRY))
             except PublishError as exc:
-                raise _usage_error(str(exc)) from exc
+                raise UsageError(str(exc)) from exc
         for result in results:
             _say(result, sys.stderr)
         pending = store.count(OutboxState.PENDING)

@@ -12,13 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from imageaudit.errors import UsageError
 from imageaudit.sbom import FORMATS, sbom_of_facts
-
-
-def _usage_error(message: str) -> Exception:
-    from imageaudit.cli import UsageError  # lazily: cli imports this module
-
-    return UsageError(message)
 
 
 def cmd_sbom(args: argparse.Namespace) -> int:
@@ -28,7 +23,7 @@ def cmd_sbom(args: argparse.Namespace) -> int:
 
     facts = gather_facts(args.image, progress=not args.quiet)
     if facts.packages is None or not facts.packages.databases:
-        raise _usage_error(f"{args.image}: no package database could be read")
+        raise UsageError(f"{args.image}: no package database could be read")
     sha512 = None
     if not args.image.startswith("docker://") and Path(args.image).is_file():
         sha512 = identify_image(args.image).sha512
