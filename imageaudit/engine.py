@@ -126,7 +126,66 @@ def _applicability(rule: Rule, facts: FactsLike) -> CheckResult | None:
     return None
 
 
+# Findings one rule may report before the rest are counted in one aggregate finding, so that
+# the work of judging and reporting is bounded by the input, not by what a hostile image plants.
+MAX_RESULTS_PER_RULE = 200
+
+
+def _incomplete(ctype: CheckType, facts: FactsLike) -> CheckResult | None:
+    """One ERROR naming what the check's facts lack, when a collector could not read it all."""
+    lacking = [e for e in facts.errors if e.incomplete and e.collector in ctype.needs]
+    if not lacking:
+        return None
+    reasons = "; ".join(f"{e.path}: {e.message}" if e.path else e.message for e in lacking[:5])
+    if len(lacking) > 5:
+        reasons += f"; and {len(lacking) - 5} more"
+    families = ", ".join(code(f) for f in dict.fromkeys(e.collector for e in lacking))
+    return CheckResult(
+        Status.ERROR,
+        f"Could not evaluate: the {families} facts are incomplete ({reasons})",
+        evidence=Evidence(
+            path=lacking[0].path, observed=reasons, expected="every file read whole"
+        ),
+    )
+
+
+def _capped(results: list[CheckResult]) -> list[CheckResult]:
+    """At most :data:`MAX_RESULTS_PER_RULE` results; the FAILs beyond it in one more result."""
+    if len(results) <= MAX_RESULTS_PER_RULE:
+        return results
+    kept, rest = results[:MAX_RESULTS_PER_RULE], results[MAX_RESULTS_PER_RULE:]
+    fails = [r for r in rest if r.status is Status.FAIL]
+    errors = [r for r in rest if r.status is Status.ERROR]
+    if fails:
+        worst = max((r.severity for r in fails if r.severity), key=lambda s: s.rank, default=None)
+        kept.append(
+            CheckResult(
+                Status.FAIL,
+                f"{len(fails)} more objects fail this rule (not listed one by one)",
+                severity=worst,
+                evidence=Evidence(observed=f"{len(fails)} more failing objects"),
+            )
+        )
+    if errors:
+        kept.append(
+            CheckResult(
+                Status.ERROR,
+                f"Could not evaluate {len(errors)} more objects (not listed one by one)",
+            )
+        )
+    return kept
+
+
 def _run_check(rule: Rule, ctype: CheckType, facts: FactsLike) -> list[CheckResult]:
+    results = _judge(rule, ctype, facts)
+    lacking = _incomplete(ctype, facts)
+    if lacking is not None:
+        # What failed on the part that was read still fails; nothing passes on a partial read.
+        results = [r for r in results if r.status is Status.FAIL] + [lacking]
+    return _capped(results)
+
+
+def _judge(rule: Rule, ctype: CheckType, facts: FactsLike) -> list[CheckResult]:
     for fact in ctype.needs:
         if getattr(facts, fact, None) is None:
             return [_missing(rule, ctype, facts, fact, "")]

@@ -59,6 +59,9 @@ class CollectorError:
     collector: str
     message: str
     path: str | None = None
+    # True when the collector's facts lack something it had to read whole (a file cut at a
+    # cap, a link that leads nowhere, a loop): rules that need those facts cannot be judged.
+    incomplete: bool = False
 
 
 @dataclass(frozen=True, slots=True)

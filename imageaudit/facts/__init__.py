@@ -108,6 +108,7 @@ def collect_facts(
     results: dict[str, Any] = {}
     for collector in collectors:
         t0 = time.perf_counter()
+        ctx.current = collector.name
         try:
             results[collector.name] = collector.collect(ctx)
         except Exception as exc:  # a hostile image must not stop the other collectors

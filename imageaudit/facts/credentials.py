@@ -318,7 +318,7 @@ def collect(ctx: CollectContext) -> CredentialsFacts:
         identity=tuple(hygiene.identity_files(ctx)),
         logs=hygiene.logs(walk, LIST_CAP),
         temp=tuple(hygiene.temp_content(ctx, walk)),
-        walk_truncated=ctx.walk_truncated,
+        walk_truncated=ctx.walk_cut(),
     )
 
 

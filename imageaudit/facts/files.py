@@ -296,7 +296,7 @@ def collect(ctx: CollectContext) -> FilesFacts:
         path_dirs=_capped("path_dirs", pdirs, truncated),
         exec_refs=_capped("exec_refs", execs.refs, truncated),
         malformed=_capped("malformed", execs.malformed, truncated),
-        walk_truncated=ctx.walk_truncated,
+        walk_truncated=ctx.walk_cut(),
         truncated=tuple(truncated),
     )
 
@@ -336,3 +336,4 @@ COLLECTOR = Collector(
     collect=collect,
     needs_walk=True,
 )
+
