@@ -17,11 +17,25 @@ class MalformedLine:
     text: str = ""
 
 
+def glibc_lines(text: str) -> list[str]:
+    """The lines of ``text`` as glibc, sshd, exportfs, sudo and PAM read them: split on ``\\n`` only.
+
+    ``str.splitlines()`` also splits on ``\\r``, ``\\v``, ``\\f``, ``\\x1c``-``\\x1e`` and more,
+    which the consumers of these files do not: a ``\\r`` inside a shadow line would otherwise
+    start a phantom entry, or hide a real one, that the system never sees. A final newline
+    does not start an empty last line. (fgets(3), fgetpwent(3))
+    """
+    lines = text.split("\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
 def logical_lines(
     text: str, continuation: bool = True, joiner: str = " "
 ) -> Iterator[tuple[int, str]]:
     """``(first line number, joined text)``; a trailing backslash joins the next line."""
-    lines = text.splitlines()
+    lines = glibc_lines(text)
     i = 0
     while i < len(lines):
         start = i + 1
