@@ -12,7 +12,7 @@ debs=(python3 python3-venv python3-guestfs libguestfs-tools libguestfs-xfs qemu-
       fdisk lvm2 libcrypt1 openssl "linux-image-$(dpkg --print-architecture)" gpgv
       debian-archive-keyring)
 if (( want_tests )); then
-    debs+=(mmdebstrap docker.io dpkg-dev apt-utils chromium postgresql rpm db-util gpg)
+    debs+=(mmdebstrap docker.io dpkg-dev apt-utils chromium postgresql rpm db-util gpg gpg-agent)
 fi
 missing=()
 for p in "${debs[@]}"; do
