@@ -18,7 +18,7 @@ class MalformedLine:
 
 
 def glibc_lines(text: str) -> list[str]:
-    """The lines of ``text`` as glibc, sshd, exportfs, sudo and PAM read them: split on ``\\n`` only.
+    """The lines of ``text`` as glibc, sshd, exportfs, sudo and PAM read them: split on ``\\n``.
 
     ``str.splitlines()`` also splits on ``\\r``, ``\\v``, ``\\f``, ``\\x1c``-``\\x1e`` and more,
     which the consumers of these files do not: a ``\\r`` inside a shadow line would otherwise
