@@ -56,8 +56,19 @@ def describe_user_error(exc: BaseException) -> str | None:
     return None
 
 
-def kvm_note(device: str | Path = KVM_DEVICE) -> str:
-    """The one-line note for an appliance that runs under TCG: why, and what to do for KVM."""
+def kvm_note(device: str | Path = KVM_DEVICE, reason: str | None = None) -> str:
+    """The one-line note for an appliance that runs under TCG: why, and what to do for KVM.
+
+    ``reason`` names a fallback other than a failed KVM launch (one that overran its bound),
+    made now or remembered from an earlier run.
+    """
+    if reason is not None:
+        from imageaudit.openers.kvm import tcg_cache
+
+        return (
+            f"libguestfs: {reason}, so it runs under TCG (slower), now and in later runs; "
+            f"libguestfs-test-tool shows why; remove {tcg_cache()} to try KVM again"
+        )
     dev = Path(device)
     try:
         dev.stat()

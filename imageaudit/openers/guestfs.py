@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +33,11 @@ from imageaudit.imagefs import (
     TreeImageFS,
 )
 from imageaudit.openers import guestfs_tree as gt
+from imageaudit.openers import kvm
 from imageaudit.openers.formatcheck import DEFAULT_MAX_VIRTUAL_SIZE, check_image
+from imageaudit.openers.kvm import TCG_ENV as TCG_ENV
+from imageaudit.openers.kvm import want_tcg as want_tcg
 
-TCG_ENV = "IMAGEAUDIT_GUESTFS_TCG"
-TCG_CACHE_NAME = "guestfs-force-tcg"
 MEMSIZE_MB = 1024
 PREAD_CHUNK = 1024 * 1024
 PREFETCH_BUDGET = 64 * 1024 * 1024
@@ -49,28 +51,6 @@ class Drive:
     format: str
     source: str
     virtual_size: int = 0
-
-
-def _tcg_cache() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "imageaudit" / TCG_CACHE_NAME
-
-
-def want_tcg() -> bool:
-    """Whether to go straight to TCG: ``$IMAGEAUDIT_GUESTFS_TCG`` or an earlier fallback."""
-    env = os.environ.get(TCG_ENV)
-    if env is not None:
-        return env.strip() not in ("", "0", "no", "false")
-    return _tcg_cache().exists()
-
-
-def _remember_tcg() -> None:
-    try:
-        path = _tcg_cache()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("qemu could not use /dev/kvm; launch with force_tcg\n")
-    except OSError:
-        pass  # only a speed-up for the next launch
 
 
 def _new_handle(drives: Sequence[Drive], tcg: bool) -> gt.Guest:
@@ -95,41 +75,14 @@ def _new_handle(drives: Sequence[Drive], tcg: bool) -> gt.Guest:
 class Appliance:
     """A launched libguestfs appliance holding one or more read-only drives."""
 
-    def __init__(self, drives: Sequence[Drive]) -> None:
+    def __init__(self, drives: Sequence[Drive], bounds: kvm.Bounds | None = None) -> None:
         if not drives:
             raise ImageFSError("no drive to open")
         self.drives = tuple(drives)
+        self.bounds = bounds or kvm.Bounds.from_env()
         self.notes: list[str] = []
         self.on_close: list[Callable[[], None]] = []
-        self.tcg = want_tcg()
-        start = time.monotonic()
-        g = _new_handle(self.drives, self.tcg)
-        try:
-            g.launch()
-        except RuntimeError as exc:
-            g.close()
-            if self.tcg or not Path("/dev/kvm").exists():
-                raise ImageFSError(f"libguestfs launch failed: {exc}") from exc
-            # /dev/kvm is there but qemu cannot use it: retry once with TCG alone.
-            self.tcg = True
-            g = _new_handle(self.drives, True)
-            try:
-                g.launch()
-            except RuntimeError as exc2:
-                g.close()
-                raise ImageFSError(f"libguestfs launch failed (also under TCG): {exc2}") from exc2
-            _remember_tcg()
-        if self.tcg or not os.access("/dev/kvm", os.R_OK | os.W_OK):
-            # Say once per run why it is slow: a fallback now, one remembered from an earlier
-            # run, or no usable /dev/kvm at all (qemu then picks TCG silently).
-            from imageaudit.errors import kvm_note
-
-            self.notes.append(kvm_note())
-        self.g: gt.Guest = g
-        self.launch_s = time.monotonic() - start
-        start = time.monotonic()
-        self.roots: list[str] = sorted(self.g.inspect_os())
-        self.inspect_s = time.monotonic() - start
+        self.g: gt.Guest = None
         self.current: GuestfsFS | None = None
         self.users = 0
         # Device listings run udevadm/blkid/lvm inside the appliance (seconds under TCG) and
@@ -137,6 +90,35 @@ class Appliance:
         self._listings: dict[str, Any] = {}
         self._drive_cache: dict[str, int | None] = {}
         self.probe_s = 0.0
+        self.dog = kvm.Watchdog()
+        # Interpreter exit without close() (an uncaught exception) still stops qemu and
+        # removes libguestfs' temporary directories.
+        self._handles: list[Any] = []
+        self._finalizer = weakref.finalize(self, _shutdown, self._handles, self.dog)
+        try:
+            self._launch()
+        except BaseException:
+            self.close()
+            raise
+
+    def _launch(self) -> None:
+        start = time.monotonic()
+        raw, self.tcg, fallback = kvm.launch(
+            lambda tcg: _new_handle(self.drives, tcg), want_tcg(), self.bounds, self.dog)
+        self._handles.append(raw)
+        self.dog.pid = raw.get_pid()
+        self.g = kvm.BoundedGuest(raw, self.dog, self.bounds.call)
+        if self.tcg or not os.access("/dev/kvm", os.R_OK | os.W_OK):
+            # Say once per run why it is slow: a fallback now, one remembered from an earlier
+            # run, or no usable /dev/kvm at all (qemu then picks TCG silently).
+            from imageaudit.errors import kvm_note
+
+            reason = fallback or kvm.remembered_reason()
+            self.notes.append(kvm_note(reason=None if reason == kvm.FALLBACK_DEFAULT else reason))
+        self.launch_s = time.monotonic() - start
+        start = time.monotonic()
+        self.roots: list[str] = sorted(self.g.inspect_os())
+        self.inspect_s = time.monotonic() - start
 
     def _listing(self, api: str) -> Any:
         """The answer of a device-listing API, asked once and timed as probing."""
@@ -162,11 +144,13 @@ class Appliance:
         return list(self._listing("list_partitions"))
 
     def close(self) -> None:
-        if self.g is not None:
-            self.g.close()
-            self.g = None
-        while self.on_close:
-            self.on_close.pop()()
+        """Stop the appliance and run the ``on_close`` hooks; safe to call twice."""
+        self.g = None
+        try:
+            self._finalizer()
+        finally:
+            while self.on_close:
+                self.on_close.pop()()
 
     def drive_of(self, device: str) -> int | None:
         """Index of the drive holding ``device`` (partition, whole disk or LVM volume)."""
@@ -193,6 +177,14 @@ class Appliance:
             if pv["pv_uuid"].replace("-", "") in uuids:
                 return self.drive_of(pv["pv_name"])
         return None
+
+
+def _shutdown(handles: list[Any], dog: kvm.Watchdog) -> None:
+    try:
+        while handles:
+            handles.pop().close()
+    finally:
+        dog.stop()
 
 
 def _fs_key(g: gt.Guest, device: str) -> tuple[str, str] | None:
@@ -340,6 +332,10 @@ class GuestfsFS(TreeImageFS):
                 chunk = self.app.g.pread(path, min(remaining, PREAD_CHUNK), pos)
             except RuntimeError as exc:
                 raise ImageFSError(f"{path}: cannot read: {exc}") from exc
+            except kvm.ApplianceStopped as exc:
+                raise kvm.ApplianceStopped(f"{path}: cannot read: {exc}") from exc
+            except kvm.ApplianceTimeout as exc:
+                raise kvm.ApplianceTimeout(f"{path}: cannot read: {exc}") from exc
             if not chunk:
                 break
             chunks.append(chunk)
