@@ -2,7 +2,11 @@
 
 Keywords are case-insensitive and the first value wins (multi-valued keywords accumulate).
 ``Include`` arguments are resolved against ``/etc/ssh`` when relative, globbed over the
-*image* tree, read in sorted order, depth ≤ 16; a loop is stopped and recorded. ``Match``
+*image* tree, read in sorted order, depth ≤ 16. What makes sshd exit (an include loop, which
+it only stops at its depth limit; deeper nesting; an included file it cannot open), and an
+Include fan-out past :data:`MAX_PARSES` inclusions or :data:`MAX_LINES` lines, stops the
+reading and marks the facts incomplete, so the rules give "could not evaluate". Lines end at
+``\\n`` only, as sshd reads them (:func:`sshd_lines`). ``Match``
 blocks are kept as conditional overrides; an ``Include`` inside a block applies to it, and a
 ``Match`` inside an included file ends with that file. Options never set take the built-in
 default of the OpenSSH version found in the sshd binary (or of OpenSSH ≥ 7.0, recorded).
@@ -20,16 +24,20 @@ from imageaudit.model import Source
 
 from .base import CollectContext, Collector
 from .sshd_defaults import MULTI_VALUED, canonical, defaults_for
-from .textlines import MalformedLine
+from .textlines import MalformedLine, glibc_lines
 
 CONFIG = "/etc/ssh/sshd_config"
 SSH_DIR = "/etc/ssh"
 MAX_DEPTH = 16
 MAX_MALFORMED_PER_FILE = 200
+# sshd re-reads an included file at every inclusion; past these totals we stop and say so.
+MAX_PARSES = 1024
+MAX_LINES = 200_000
 BINARY_READ_LIMIT = 8 * 1024 * 1024
 SSHD_BINARIES = ("/usr/sbin/sshd", "/usr/bin/sshd", "/sbin/sshd", "/usr/local/sbin/sshd")
 _VERSION_RE = re.compile(rb"OpenSSH_(\d{1,3})\.(\d{1,3})(p\d{1,3})?(?![\d.*,])")
-_KEYWORD_RE = re.compile(r"[ \t\f]*([^\s=]+)[ \t]*=?[ \t]*(.*)$", re.S)
+# servconf.c strdelim: the keyword ends at space, tab, CR or "="; then one "=" at most.
+_KEYWORD_RE = re.compile(r"[ \t\r]*([^ \t\r\"=]+)[ \t\r]*(?:=[ \t\r]*)?(.*)$", re.S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +109,12 @@ class _Parse:
     includes: list[SshdInclude] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     malformed: list[MalformedLine] = field(default_factory=list)
+    # Work done and caches: an Include fan-out is bounded, and each glob and file costs once.
+    parses: int = 0
+    lines: int = 0
+    globs: dict[str, list[str]] = field(default_factory=dict)
+    texts: dict[str, str | None] = field(default_factory=dict)
+    stopped: str = ""
 
 
 def argv_split(text: str) -> list[str] | None:
@@ -111,7 +125,7 @@ def argv_split(text: str) -> list[str] | None:
     args: list[str] = []
     i, n = 0, len(text)
     while i < n:
-        if text[i].isspace():
+        if text[i] in " \t":  # misc.c argv_split: only space and tab separate
             i += 1
             continue
         if text[i] == "#":
@@ -120,7 +134,7 @@ def argv_split(text: str) -> list[str] | None:
         quote = ""
         while i < n:
             c = text[i]
-            if not quote and c.isspace():
+            if not quote and c in " \t":
                 break
             if (
                 c == "\\"
@@ -143,12 +157,44 @@ def argv_split(text: str) -> list[str] | None:
     return args
 
 
+def sshd_lines(text: str) -> list[tuple[int, str]]:
+    """``(line number, text)`` of a config file as sshd's ``load_server_config`` hands it on.
+
+    Lines end at ``\\n`` only (``\\r``, ``\\v``, ``\\f`` stay inside the line); leading
+    spaces, tabs and ``\\r`` are dropped; a NUL ends what sshd keeps of a line, newline
+    included, so the next line is joined to it (sshd copies each line with ``strlen``).
+    """
+    out: list[tuple[int, str]] = []
+    pending: tuple[int, str] | None = None
+    for lineno, raw in enumerate(glibc_lines(text), 1):
+        line = raw.lstrip(" \t\r")
+        nul = line.find("\0")
+        if pending is not None:
+            start, head = pending
+            lineno, line, pending = start, head + line, None
+        if nul >= 0:
+            pending = (lineno, line[: line.find("\0")])
+            continue
+        out.append((lineno, line))
+    if pending is not None:
+        out.append(pending)
+    return out
+
+
 def _parse_file(p: _Parse, path: str, text: str, stack: list[str], block: int | None) -> None:
     p.files.append(path)
+    p.parses += 1
+    lines = sshd_lines(text)
+    p.lines += len(lines)
+    if p.lines > MAX_LINES:
+        _stop(p, path, f"over {MAX_LINES} configuration lines in all, counting each inclusion")
+        return
     bad = 0
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in lines:
+        if p.stopped:
+            return
         source = Source(path, lineno)
-        m = _KEYWORD_RE.match(line)
+        m = _KEYWORD_RE.match(line.rstrip(" \t\r\f"))
         if m is None or not m.group(1) or m.group(1).startswith("#"):
             continue
         problem: str | None = None
@@ -179,6 +225,13 @@ def _parse_file(p: _Parse, path: str, text: str, stack: list[str], block: int | 
         )
 
 
+def _stop(p: _Parse, path: str, why: str) -> None:
+    """sshd would exit here (or we stop reading): the rest of the configuration is unknown."""
+    if not p.stopped:
+        p.stopped = why
+        p.ctx.incomplete(f"the sshd configuration was not read whole: {why}", path)
+
+
 def _start_match(p: _Parse, source: Source, args: list[str]) -> int:
     criteria: list[tuple[str, str]] = []
     i = 0
@@ -198,26 +251,46 @@ def _start_match(p: _Parse, source: Source, args: list[str]) -> int:
     return len(p.blocks) - 1
 
 
+def _glob(p: _Parse, pattern: str) -> list[str]:
+    if pattern not in p.globs:
+        p.globs[pattern] = p.ctx.fs.glob(pattern)
+    return p.globs[pattern]
+
+
+def _text(p: _Parse, path: str) -> str | None:
+    """Each file is read once however often it is included; a failed read is recorded once."""
+    if path not in p.texts:
+        p.texts[path] = p.ctx.read_text(path)
+    return p.texts[path]
+
+
 def _include(p: _Parse, source: Source, pattern: str, stack: list[str], block: int | None) -> None:
     full = pattern if pattern.startswith("/") else f"{SSH_DIR}/{pattern}"
     if len(stack) > MAX_DEPTH:
-        p.includes.append(
-            SshdInclude(source, pattern, (), f"too many recursive includes (over {MAX_DEPTH})")
-        )
+        problem = f"too many recursive includes (over {MAX_DEPTH})"
+        p.includes.append(SshdInclude(source, pattern, (), problem))
+        _stop(p, source.path, f"{problem} at {source}; sshd refuses to start")
         return
     files: list[str] = []
     problems: list[str] = []
-    for path in p.ctx.fs.glob(full):
+    for path in _glob(p, full):
+        if p.stopped:
+            break
         if path in stack:
+            # sshd has no loop check: it recurses until its depth limit and exits.
             problems.append(f"include loop at {path}")
-            continue
-        if not p.ctx.fs.is_file(path):
-            problems.append(f"{path} is not a regular file")
-            continue
-        text = p.ctx.read_text(path)
+            _stop(p, source.path, f"include loop at {path} ({source}); sshd refuses to start")
+            break
+        if p.parses >= MAX_PARSES:
+            problems.append(f"over {MAX_PARSES} inclusions")
+            _stop(p, source.path, f"over {MAX_PARSES} file inclusions in all")
+            break
+        text = _text(p, path)
         if text is None:
+            # A glob match that cannot be opened (dangling link, loop): sshd exits.
             problems.append(f"{path} could not be read")
-            continue
+            _stop(p, path, f"{path} could not be read ({source})")
+            break
         files.append(path)
         # The included file starts in the includer's Match context; its own Match ends with it.
         _parse_file(p, path, text, [*stack, path], block)
@@ -274,7 +347,7 @@ def collect(ctx: CollectContext) -> SshdFacts:
     if binary is not None and numeric is None:
         note = f"OpenSSH >= 7.0 defaults assumed (no version string in {binary})"
     p = _Parse(ctx=ctx)
-    text = ctx.read_text(CONFIG) if ctx.fs.is_file(CONFIG) else None
+    text = ctx.read_text(CONFIG)
     if text is not None:
         _parse_file(p, CONFIG, text, [CONFIG], None)
     blocks = tuple(SshdMatchBlock(src, crit, tuple(dirs)) for src, crit, dirs in p.blocks)

@@ -13,7 +13,7 @@ from imageaudit.facts.sshd import (
     collect,
 )
 from imageaudit.facts.textlines import MalformedLine
-from imageaudit.model import Source
+from imageaudit.model import CollectorError, Source
 from imageaudit.openers.directory import DirectoryFS
 from tests.scenario import File, Scenario, write_tree
 
@@ -96,8 +96,17 @@ def test_first_value_wins_includes_and_defaults(tmp_path: Path) -> None:
     assert facts.malformed == ()
 
 
-def test_include_loop_depth_and_no_match(tmp_path: Path) -> None:
-    facts = run(
+def run_ctx(tmp_path: Path, scenario: Scenario) -> tuple[SshdFacts, CollectContext]:
+    root = write_tree(scenario, tmp_path / "root")
+    with DirectoryFS(root) as fs:
+        ctx = CollectContext(fs=fs, current="sshd")
+        return collect(ctx), ctx
+
+
+def test_include_loop_stops_like_sshd_and_marks_incomplete(tmp_path: Path) -> None:
+    # sshd has no loop check: it recurses to its depth limit and exits, so nothing after the
+    # loop is in effect and the facts are incomplete.
+    facts, ctx = run_ctx(
         tmp_path,
         {
             CFG: "Include /etc/ssh/a.conf\nInclude missing/*.conf\n",
@@ -109,23 +118,39 @@ def test_include_loop_depth_and_no_match(tmp_path: Path) -> None:
     assert facts.defaults_note == "OpenSSH >= 7.0 defaults assumed (version unknown)"
     assert facts.includes == (
         SshdInclude(Source("/etc/ssh/b.conf", 1), "a.conf", (), "include loop at /etc/ssh/a.conf"),
-        SshdInclude(Source("/etc/ssh/b.conf", 2), "sshd_config", (), f"include loop at {CFG}"),
         SshdInclude(Source("/etc/ssh/a.conf", 1), "b.conf", ("/etc/ssh/b.conf",)),
         SshdInclude(Source(CFG, 1), "/etc/ssh/a.conf", ("/etc/ssh/a.conf",)),
-        SshdInclude(Source(CFG, 2), "missing/*.conf", (), "no match"),
     )
+    assert facts.files == (CFG, "/etc/ssh/a.conf", "/etc/ssh/b.conf")
+    assert facts.option("X11Forwarding") == SshdOption("X11Forwarding", "no", ("no",), (), True)
+    assert ctx.errors == [
+        CollectorError(
+            "sshd",
+            "the sshd configuration was not read whole: include loop at /etc/ssh/a.conf "
+            "(/etc/ssh/b.conf line 1); sshd refuses to start",
+            "/etc/ssh/b.conf",
+            incomplete=True,
+        )
+    ]
+
+
+def test_include_depth_and_no_match(tmp_path: Path) -> None:
+    facts, ctx = run_ctx(tmp_path, {CFG: "Include missing/*.conf\nX11Forwarding yes\n"})
+    assert facts.includes == (SshdInclude(Source(CFG, 1), "missing/*.conf", (), "no match"),)
     assert facts.option("X11Forwarding") == SshdOption(
-        "X11Forwarding", "yes", ("yes",), (Source("/etc/ssh/a.conf", 2),), False
+        "X11Forwarding", "yes", ("yes",), (Source(CFG, 2),), False
     )
-    # A chain of 20 distinct files stops at depth 16 instead of recursing further.
+    assert ctx.errors == []
+    # A chain of 20 distinct files stops at depth 16 (sshd's SERVCONF_MAX_DEPTH).
     chain: dict[str, str] = {CFG: "Include c0\n"}
     for i in range(20):
         chain[f"/etc/ssh/c{i}"] = f"Include c{i + 1}\n"
-    deep = run(tmp_path / "deep", chain)
+    deep, ctx = run_ctx(tmp_path / "deep", chain)
     assert len(deep.files) == 17
     assert deep.includes[0] == SshdInclude(
         Source("/etc/ssh/c15", 1), "c16", (), "too many recursive includes (over 16)"
     )
+    assert [(e.path, e.incomplete) for e in ctx.errors] == [("/etc/ssh/c15", True)]
 
 
 def test_match_blocks_and_include_inside_match(tmp_path: Path) -> None:
@@ -182,8 +207,11 @@ def test_malformed_lines_and_absent_sshd(tmp_path: Path) -> None:
         {
             CFG: (
                 'Protocol 2\nNoSuchOption yes\nPort\nBanner "open\nMatch User\n'
-                + "\x00\xff garbage\n"
+                + "\xff garbage\n"
+                # sshd keeps a line up to its NUL, newline included: the next line joins it.
+                + "Ciphers\x00 hidden from sshd\n"
                 + "PermitRootLogin without-password # comment\n"
+                + "PermitRootLogin without-password\n"
             ),
         },
     )
@@ -201,13 +229,18 @@ def test_malformed_lines_and_absent_sshd(tmp_path: Path) -> None:
         MalformedLine(Source(CFG, 5), "Match criterion 'User' without value"),
         MalformedLine(
             Source(CFG, 6),
-            "bad configuration option '\\x00\xff' (sshd refuses to start)",
-            "\x00\xff garbage",
+            "bad configuration option '\xff' (sshd refuses to start)",
+            "\xff garbage",
+        ),
+        MalformedLine(
+            Source(CFG, 7),
+            "bad configuration option 'CiphersPermitRootLogin' (sshd refuses to start)",
+            "CiphersPermitRootLogin without-password # comment",
         ),
     )
     # The Match line above opened a block: the last line belongs to it.
     assert facts.match_blocks[0].directives == (
-        SshdDirective(Source(CFG, 7), "PermitRootLogin", ("without-password",)),
+        SshdDirective(Source(CFG, 9), "PermitRootLogin", ("without-password",)),
     )
     none = run(tmp_path / "none", {"/etc/hostname": "x\n"})
     assert (none.installed, none.config_present, none.files) == (False, False, ())
