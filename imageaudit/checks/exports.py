@@ -33,7 +33,9 @@ def world_reason(entry: Any, siblings: list[Any], wide: WideParams) -> str | Non
         return (f"the line names no client, so exportfs exports it to every host "
                 f"({entry.source})")
     if entry.world_via_space:
-        hosts = " ".join(s.client for s in siblings if not s.world_via_space)
+        named = [s.client for s in siblings if not s.world_via_space]
+        # A line may name any number of hosts: quote a few, so each message stays bounded.
+        hosts = " ".join(named[:_QUOTED_HOSTS]) + (" ..." if len(named) > _QUOTED_HOSTS else "")
         opts = ",".join(entry.options)
         written = f"{entry.path} {hosts} ({opts})" if hosts else f"{entry.path} ({opts})"
         return (f"the space before {code('(' + opts + ')')} in {code(written)} "
@@ -53,8 +55,40 @@ def world_reason(entry: Any, siblings: list[Any], wide: WideParams) -> str | Non
     return None
 
 
-def _siblings(facts: Any, entry: Any) -> list[Any]:
-    return [e for e in facts.exports.entries if e.source == entry.source]
+_QUOTED_HOSTS = 5
+# Objects a check lists one by one; the rest become one FAIL, so that a table of 100,000
+# lines costs one cheap test per line, not a message each (the engine keeps 200 results).
+LISTED = 199
+
+
+class _Lines:
+    """The entries of each exports line, indexed once on first use (looking through every
+    entry for each entry was quadratic in the size of the table)."""
+
+    def __init__(self, facts: Any) -> None:
+        self._facts = facts
+        self._index: dict[Any, list[Any]] | None = None
+
+    def of(self, entry: Any) -> list[Any]:
+        if self._index is None:
+            self._index = {}
+            for e in self._facts.exports.entries:
+                self._index.setdefault(e.source, []).append(e)
+        return self._index[entry.source]
+
+
+def _is_world(entry: Any, wide: WideParams) -> bool:
+    """Whether ``entry``'s client is every host (as :func:`world_reason`, without the words)."""
+    if entry.no_client_given or entry.world_via_space:
+        return True
+    client = entry.client
+    if client and set(client) <= set("*?."):
+        return True
+    try:
+        net = ipaddress.ip_network(client, strict=False)
+    except ValueError:
+        return False
+    return net.prefixlen <= (wide.max_ipv4_prefix if net.version == 4 else wide.max_ipv6_prefix)
 
 
 def _resource(entry: Any) -> str:
@@ -79,26 +113,45 @@ def nfs_export_world_writable(facts: Any, params: WideParams, rule: Rule) -> lis
 
     Missing fact: without the exports facts; ``error``.
     """
-    results = []
+    results: list[CheckResult] = []
+    lines = _Lines(facts)
+    more = 0
     for entry in facts.exports.entries:
-        if not _writable(entry):
+        if not _writable(entry) or not _is_world(entry, params):
             continue
-        why = world_reason(entry, _siblings(facts, entry), params)
-        if why is None:
+        if len(results) >= LISTED:
+            more += 1
             continue
+        why = world_reason(entry, lines.of(entry) if entry.world_via_space else [], params)
         results.append(CheckResult(
             Status.FAIL, f"NFS export {code(entry.path)} is writable by every host: {why}",
             resource=_resource(entry),
             evidence=Evidence(path=entry.source.path, line=entry.source.line,
                               observed=f"{entry.client}({','.join(entry.effective_options)})",
                               expected="named hosts or networks, or ro")))
-    for bad in facts.exports.malformed:
+    if more:
+        results.append(_more(more, "export clients are writable by every host", None))
+    bad_lines = facts.exports.malformed
+    for bad in bad_lines[:LISTED]:
         results.append(CheckResult(
             Status.ERROR,
             f"Could not evaluate {bad.source}: {bad.reason} ({code(bad.text.strip())})",
             resource=str(bad.source),
             evidence=Evidence(path=bad.source.path, line=bad.source.line, observed=bad.text)))
+    if len(bad_lines) > LISTED:
+        rest = len(bad_lines) - LISTED
+        results.append(CheckResult(
+            Status.ERROR, f"Could not evaluate {rest} more malformed exports lines "
+            "(not listed one by one)",
+            evidence=Evidence(observed=f"{rest} more malformed lines")))
     return results
+
+
+def _more(count: int, what: str, severity: Severity | None) -> CheckResult:
+    """One FAIL standing for the ``count`` objects past :data:`LISTED`."""
+    return CheckResult(
+        Status.FAIL, f"{count} more NFS {what} (not listed one by one)",
+        evidence=Evidence(observed=f"{count} more failing objects"), severity=severity)
 
 
 class ExportOptionParams(WideParams):
@@ -120,24 +173,33 @@ def nfs_export_option(facts: Any, params: ExportOptionParams, rule: Rule) -> lis
 
     Missing fact: without the exports facts; ``error``.
     """
-    results = []
+    results: list[CheckResult] = []
+    lines = _Lines(facts)
+    more = 0
+    worst: Severity | None = None
     for entry in facts.exports.entries:
         if params.option not in entry.effective_options:
+            continue
+        escalate = (params.world_writable_severity is not None and _writable(entry)
+                    and _is_world(entry, params))
+        if len(results) >= LISTED:
+            more += 1
+            worst = params.world_writable_severity if escalate else worst
             continue
         risk = f"; {params.risk}" if params.risk else ""
         message = (f"NFS export {code(entry.path)} to {code(entry.client)} has "
                    f"{code(params.option)} ({entry.source}){risk}")
-        severity = None
-        why = world_reason(entry, _siblings(facts, entry), params)
-        if params.world_writable_severity is not None and why and _writable(entry):
+        if escalate:
+            why = world_reason(entry, lines.of(entry) if entry.world_via_space else [], params)
             message += f", and it is writable by every host: {why}"
-            severity = params.world_writable_severity
         results.append(CheckResult(
             Status.FAIL, message, resource=_resource(entry),
             evidence=Evidence(path=entry.source.path, line=entry.source.line,
                               observed=",".join(entry.effective_options),
                               expected=f"no {params.option}"),
-            severity=severity))
+            severity=params.world_writable_severity if escalate else None))
+    if more:
+        results.append(_more(more, f"export clients have {code(params.option)}", worst))
     return results
 
 

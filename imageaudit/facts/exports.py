@@ -12,6 +12,7 @@ quoting, ``\\`` continuations, ``-options`` default lines, "No host name given")
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -81,6 +82,7 @@ class ExportsFacts:
     malformed: tuple[MalformedLine, ...]
 
 
+@functools.lru_cache(maxsize=1024)  # tables repeat a few option lists many times
 def effective_options(given: tuple[str, ...]) -> tuple[str, ...]:
     """nfs-utils defaults with the given options applied in order (later ones win)."""
     slots: dict[str, str] = {}
@@ -90,17 +92,24 @@ def effective_options(given: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(slots.values())
 
 
+# C isspace() in the C locale, as nfs-utils' xgettok uses it (not Python's wider str.isspace).
+_C_SPACE = frozenset(" \t\n\v\f\r")
+_WORD_RE = re.compile(r"[^ \t\n\v\f\r]+")
+
+
 def _tokens(line: str) -> list[str] | None:
     """Whitespace-separated words; double quotes group; ``None`` on an open quote."""
+    if '"' not in line:
+        return _WORD_RE.findall(line)
     out: list[str] = []
     i, n = 0, len(line)
     while i < n:
-        if line[i].isspace():
+        if line[i] in _C_SPACE:
             i += 1
             continue
         word: list[str] = []
         quote = False
-        while i < n and (quote or not line[i].isspace()):
+        while i < n and (quote or line[i] not in _C_SPACE):
             if line[i] == '"':
                 quote = not quote
             else:
@@ -116,6 +125,7 @@ def _unescape(path: str) -> str:
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
 
 
+@functools.lru_cache(maxsize=1024)
 def _split_opts(text: str) -> tuple[str, ...]:
     return tuple(o.strip() for o in text.split(",") if o.strip())
 
@@ -196,7 +206,8 @@ def collect(ctx: CollectContext) -> ExportsFacts:
     entries: list[ExportEntry] = []
     malformed: list[MalformedLine] = []
     for path in [MAIN, *ctx.fs.glob(DROPIN_GLOB)]:
-        text = ctx.read_text(path) if ctx.fs.is_file(path) else None
+        # None when absent; a cut, dangling or unreadable table marks the facts incomplete.
+        text = ctx.read_text(path)
         files.append(ExportsFile(path, text is not None))
         if text is None:
             continue
