@@ -32,7 +32,7 @@ def cmd_facts(args: argparse.Namespace) -> int:
     from imageaudit.pipeline import gather_facts
     from imageaudit.report.facts_text import render_facts_text
 
-    facts = gather_facts(args.image, progress=not args.quiet)
+    facts = gather_facts(args.image, progress=not args.quiet, input_kind=args.input_kind)
     if args.format == "json":
         _write(json.dumps(facts.to_json(), indent=2, ensure_ascii=False), args.output)
     else:
@@ -59,13 +59,15 @@ def cmd_scan(args: argparse.Namespace) -> int:
         expiry_days=args.expiry_days,
         feeds_dir=Path(args.feeds) if getattr(args, "feeds", None) else None,
         progress=not args.quiet,
+        input_kind=args.input_kind,
     )
     outcome = scan_images(args.image, pairs, options)
     if args.publish:
         from imageaudit.publish_cli import publish_reports
 
         published = publish_reports(
-            outcome.reports, args.publish, args.token, args.store, sources=args.image
+            outcome.reports, args.publish, args.token, args.store, sources=args.image,
+            signing_key=args.signing_key,
         )
         # A blocked level is the answer CI waits for; a publishing failure comes after it.
         return outcome.code or published
@@ -83,6 +85,19 @@ def cmd_rules(args: argparse.Namespace) -> int:
     from imageaudit import rulescli
 
     return rulescli.run(args)
+
+
+def add_input_kind(p: argparse.ArgumentParser) -> None:
+    """``--input-kind``: how to read the image(s) instead of detecting it from the content."""
+    from imageaudit.openers import AUTO, INPUT_KINDS
+
+    p.add_argument(
+        "--input-kind",
+        choices=INPUT_KINDS,
+        default=AUTO,
+        help="read every image as this kind instead of detecting it; needed for an input "
+        "that reads as two kinds (e.g. a root directory that also holds an OCI layout)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.add_argument("-o", "--output", help="write to FILE instead of stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    add_input_kind(p)
     p.set_defaults(func=cmd_facts)
 
     p = sub.add_parser("scan", help="judge images against the rules and certify a level")
@@ -127,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expiry-days", type=int, default=30, help="certification validity (days)")
     p.add_argument("--feeds", metavar="DIR", help="advisory/update feed snapshot for package rules")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
+    add_input_kind(p)
     add_scan_arguments(p)
     p.set_defaults(func=cmd_scan)
 

@@ -20,7 +20,8 @@ from imageaudit.facts import Facts, collect_facts
 from imageaudit.findings import Report
 from imageaudit.identity import ImageIdentity, identify_image
 from imageaudit.model import Status
-from imageaudit.openers import open_image
+from imageaudit.openers import AUTO, open_image
+from imageaudit.openers.detect import is_daemon_input
 from imageaudit.report import render
 from imageaudit.report.text import print_report
 from imageaudit.rules import RuleSet, load_rules
@@ -36,12 +37,15 @@ def _status(console: Console | None, message: str) -> Iterator[None]:
         yield
 
 
-def gather_facts(spec: str, progress: bool = True) -> Facts:
-    """Open ``spec`` read-only, run every collector, close it; timings per phase included."""
+def gather_facts(spec: str, progress: bool = True, input_kind: str = AUTO) -> Facts:
+    """Open ``spec`` read-only, run every collector, close it; timings per phase included.
+
+    ``input_kind`` is ``auto`` (detect) or the kind the user chose (``--input-kind``).
+    """
     console = Console(stderr=True) if progress else None
     t0 = time.perf_counter()
     with _status(console, f"Opening {spec}"):
-        fs = open_image(spec)
+        fs = open_image(spec, input_kind)
     timings = {"open": time.perf_counter() - t0}
     for key, value in fs.info.details.items():
         if key.endswith("_s") and isinstance(value, (int, float)):
@@ -76,6 +80,7 @@ class ScanOptions:
     expiry_days: int | None = None
     feeds_dir: Path | None = None
     progress: bool = True
+    input_kind: str = AUTO
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,7 @@ class Judge:
 
 def scan_one(spec: str, judge: Judge, options: ScanOptions) -> Report:
     """Open, collect, judge and certify one image."""
-    facts = gather_facts(spec, progress=options.progress)
+    facts = gather_facts(spec, progress=options.progress, input_kind=options.input_kind)
     console = Console(stderr=True) if options.progress else None
     if options.feeds_dir is not None:
         from imageaudit.vulns.match import assess
@@ -110,7 +115,8 @@ def scan_one(spec: str, judge: Judge, options: ScanOptions) -> Report:
         with _status(console, f"Matching packages against the feeds in {options.feeds_dir}"):
             facts = dataclasses.replace(facts, vulnerabilities=assess(facts, options.feeds_dir))
     with _status(console, f"Hashing {spec}"):
-        identity = identify_image(spec) if not spec.startswith("docker://") else None
+        daemon = is_daemon_input(spec, options.input_kind)
+        identity = None if daemon else identify_image(spec)
     judging = f"Judging {spec} with {len(judge.rules)} rules (password checks included)"
     with _status(console, judging):
         return scan_facts(

@@ -328,33 +328,40 @@ class ContainerFS(TreeImageFS):
 
 
 def detect(path: str) -> str | None:
-    """``"docker-archive"``, ``"oci-layout"``, ``"docker-daemon"`` or ``None`` (headers only)."""
+    """``"docker-archive"``, ``"oci-layout"``, ``"docker-daemon"`` or ``None``.
+
+    The decision is :func:`imageaudit.openers.detect.container_kind`'s: an archive holding both
+    ``manifest.json`` and ``index.json`` is one image only when both name the same image.
+    """
+    from imageaudit.openers.detect import CONTAINER_FORMATS, container_kind
+
     if path.startswith(DOCKER_PREFIX):
         return "docker-daemon"
     names = archive_names(path, Budget(ContainerLimits(max_members=100_000)))
-    if names is None:
+    if not names or not ({"manifest.json", "index.json", "oci-layout"} & names):
         return None
-    # Newer `docker save` writes both layouts; manifest.json names the image as docker does.
-    if "manifest.json" in names:
-        return "docker-archive"
-    if "index.json" in names:
-        return "oci-layout"
-    return None
+    return CONTAINER_FORMATS[container_kind(path, names)]
+
+
+FORMATS = ("docker-archive", "oci-layout", "docker-daemon")
 
 
 def open_container(
     path_or_ref: str,
     limits: ContainerLimits | None = None,
     spool_dir: str | None = None,
+    fmt: str | None = None,
 ) -> ContainerFS:
     """Open a docker-archive (tar or dir), an OCI layout (dir or tar) or ``docker://NAME``.
 
+    ``fmt`` (one of :data:`FORMATS`) is how to read it; by default :func:`detect` decides.
     ``spool_dir`` is where private, unlinked temporary files go (decompressed layers, the
     output of ``docker save``); the system temporary directory by default.
     """
     limits = limits or ContainerLimits()
-    fmt = detect(path_or_ref)
     if fmt is None:
+        fmt = detect(path_or_ref)
+    if fmt not in FORMATS:
         raise ContainerImageError(
             path_or_ref, "not a docker-archive, an OCI image layout or a docker:// reference"
         )

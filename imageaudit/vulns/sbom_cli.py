@@ -19,13 +19,14 @@ from imageaudit.sbom import FORMATS, sbom_of_facts
 def cmd_sbom(args: argparse.Namespace) -> int:
     """Open the image, collect its facts, write the SBOM of its packages."""
     from imageaudit.identity import identify_image
+    from imageaudit.openers.detect import is_daemon_input
     from imageaudit.pipeline import gather_facts
 
-    facts = gather_facts(args.image, progress=not args.quiet)
+    facts = gather_facts(args.image, progress=not args.quiet, input_kind=args.input_kind)
     if facts.packages is None or not facts.packages.databases:
         raise UsageError(f"{args.image}: no package database could be read")
     sha512 = None
-    if not args.image.startswith("docker://") and Path(args.image).is_file():
+    if not is_daemon_input(args.image, args.input_kind) and Path(args.image).is_file():
         sha512 = identify_image(args.image).sha512
     text = sbom_of_facts(facts, sha512=sha512, fmt=args.format)
     if args.output and args.output != "-":
@@ -48,6 +49,9 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--format", choices=list(FORMATS), default=FORMATS[0])
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    from imageaudit.cli import add_input_kind
+
+    add_input_kind(p)
     p.set_defaults(func=cmd_sbom)
 
 
