@@ -19,6 +19,7 @@ from imageaudit.facts.package_model import (
     PackageError,
     read_database,
 )
+from imageaudit.facts.textlines import glibc_lines
 from imageaudit.model import Source
 
 INSTALLED = "/lib/apk/db/installed"
@@ -64,7 +65,7 @@ def _parse(text: str) -> tuple[list[_Stanza], list[PackageError]]:
     stanzas: list[_Stanza] = []
     errors: list[PackageError] = []
     current: _Stanza | None = None
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(glibc_lines(text), start=1):
         if not line.strip():
             current = None
             continue

@@ -8,11 +8,13 @@ and bounded include following. Nothing here judges a value.
 from __future__ import annotations
 
 import posixpath
+import re
 import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from imageaudit.facts.base import CollectContext
+from imageaudit.facts.textlines import glibc_lines
 from imageaudit.imagefs import ImageFSError
 from imageaudit.model import Source
 
@@ -53,10 +55,27 @@ def is_file(ctx: CollectContext, path: str) -> bool:
     return ctx.fs.is_file(path)
 
 
-def glob_files(ctx: CollectContext, pattern: str) -> list[str]:
-    """Regular files matching an in-image glob, sorted."""
+def readable_or_broken(ctx: CollectContext, path: str) -> bool:
+    """A regular file, or something that cannot be resolved (a dangling link, a loop).
+
+    The second kind is kept so that reading it marks the facts incomplete: a link to a file
+    made at run time hides configuration we cannot see, where ``is_file`` would call it absent.
+    Directories and other existing non-regular entries are left out, as the daemons skip them.
+    """
     try:
-        return [p for p in ctx.fs.glob(pattern) if ctx.fs.is_file(p)]
+        return ctx.fs.stat(path).is_file
+    except ImageFSError:
+        try:
+            ctx.fs.lstat(path)
+        except ImageFSError:
+            return False
+        return True
+
+
+def glob_files(ctx: CollectContext, pattern: str) -> list[str]:
+    """Regular files (and unresolvable links) matching an in-image glob, sorted."""
+    try:
+        return [p for p in ctx.fs.glob(pattern) if readable_or_broken(ctx, p)]
     except ImageFSError:
         return []
 
@@ -70,8 +89,35 @@ def canonical(ctx: CollectContext, path: str) -> str:
 
 
 def numbered_lines(text: str) -> Iterator[tuple[int, str]]:
-    """``(line number, line)`` pairs, 1-based, without line ends."""
-    yield from enumerate(text.splitlines(), start=1)
+    """``(line number, line)`` pairs, 1-based, as fgets(3)/getline(3) readers see them.
+
+    Lines end at ``\\n`` only: a ``\\r``, ``\\v`` or ``\\f`` inside a line stays in it, as
+    it does for the C daemons reading these files (``str.splitlines`` would invent lines).
+    """
+    yield from enumerate(glibc_lines(text), start=1)
+
+
+_UNIVERSAL_EOL = re.compile(r"\r\n|\r|\n")
+_SYSTEMD_EOL = re.compile(r"\r\n|\r|\n|\0")
+
+
+def _split(eol: re.Pattern[str], text: str) -> list[str]:
+    lines = eol.split(text)
+    if lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def universal_lines(text: str) -> list[str]:
+    """Lines as Python's text mode reads them (``\\n``, ``\\r\\n`` or ``\\r`` end one): for
+    files read by daemons written in Python (firewalld, ufw) and by YAML parsers."""
+    return _split(_UNIVERSAL_EOL, text)
+
+
+def systemd_lines(text: str) -> list[str]:
+    """Lines as systemd's ``read_line()`` reads unit and env files: ``\\n``, ``\\r``,
+    ``\\r\\n`` and NUL each end a line (but not ``\\v``, ``\\f`` and the rest)."""
+    return _split(_SYSTEMD_EOL, text)
 
 
 def strip_comment(line: str, chars: str = "#") -> str:
@@ -177,17 +223,17 @@ class IncludeGuard:
         canon = canonical(self.ctx, path)
         where = source or Source(path)
         if depth > MAX_INCLUDE_DEPTH:
-            self.malformed.append(
-                MalformedLine(f"include deeper than {MAX_INCLUDE_DEPTH} levels", path, where)
-            )
+            reason = f"include deeper than {MAX_INCLUDE_DEPTH} levels"
+            self.malformed.append(MalformedLine(reason, path, where))
+            self.ctx.incomplete(f"not read: {reason} ({where})", path)
             return False
         if canon in self.seen:
             self.malformed.append(MalformedLine("include loop", path, where))
             return False
         if len(self.files) >= self.max_files:
-            self.malformed.append(
-                MalformedLine(f"more than {self.max_files} config files", path, where)
-            )
+            reason = f"more than {self.max_files} config files"
+            self.malformed.append(MalformedLine(reason, path, where))
+            self.ctx.incomplete(f"not read: {reason} ({where})", path)
             return False
         self.seen.add(canon)
         return True

@@ -24,6 +24,7 @@ from imageaudit.facts.package_model import (
     PackageError,
     read_database,
 )
+from imageaudit.facts.textlines import glibc_lines
 from imageaudit.imagefs import ImageFSError
 from imageaudit.model import Source
 
@@ -56,7 +57,7 @@ def parse_stanzas(text: str, path: str) -> tuple[list[Stanza], list[PackageError
     errors: list[PackageError] = []
     current: Stanza | None = None
     last_field: str | None = None
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(glibc_lines(text), start=1):
         if not line.strip():
             current, last_field = None, None
             continue
@@ -148,7 +149,7 @@ class _Owned:
                 PackageError("dpkg", Source(path), f"file list cut at {MAX_LIST_BYTES} bytes")
             )
         paths: set[str] = set()
-        for line in result.text().splitlines():
+        for line in glibc_lines(result.text()):
             if not line.strip():
                 continue
             if md5sums:

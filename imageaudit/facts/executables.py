@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from imageaudit.facts.base import CollectContext
+from imageaudit.facts.conftext import systemd_lines
+from imageaudit.facts.textlines import glibc_lines
 from imageaudit.imagefs import FileStat, ImageFSError, normalize
 from imageaudit.model import Source
 
@@ -154,13 +156,13 @@ def path_lists(ctx: CollectContext) -> list[tuple[str, str, Source]]:
     """(dir as written, origin, source) for the default PATH and those the image sets."""
     out = [(d, "default", Source("(default PATH)")) for d in DEFAULT_PATH]
     env = ctx.read_text("/etc/environment", MAX_FILE)
-    for lineno, line in enumerate((env or "").splitlines(), start=1):
+    for lineno, line in enumerate(glibc_lines(env or ""), start=1):
         m = re.match(r"^\s*(?:export\s+)?PATH\s*=\s*(.*)$", line)
         if m:
             src = Source("/etc/environment", lineno)
             out.extend((d, "/etc/environment PATH", src) for d in _split_path(m.group(1)))
     defs = ctx.read_text("/etc/login.defs", MAX_FILE)
-    for lineno, line in enumerate((defs or "").splitlines(), start=1):
+    for lineno, line in enumerate(glibc_lines(defs or ""), start=1):
         m = re.match(r"^\s*(ENV_PATH|ENV_SUPATH)\s+(?:PATH=)?(\S+)", line)
         if m:
             src = Source("/etc/login.defs", lineno)
@@ -267,7 +269,7 @@ class ExecCollector:
         if text is None:
             return
         search: tuple[str, ...] = CRON_DEFAULT_PATH
-        for lineno, raw in enumerate(text.splitlines(), start=1):
+        for lineno, raw in enumerate(glibc_lines(text), start=1):
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue
@@ -359,7 +361,7 @@ class ExecCollector:
             return
         pending = ""
         start = 0
-        for lineno, raw in enumerate(text.splitlines(), start=1):
+        for lineno, raw in enumerate(systemd_lines(text), start=1):
             if not pending:
                 start = lineno
             if raw.endswith("\\"):

@@ -34,6 +34,7 @@ from imageaudit.facts.conftext import (
 )
 from imageaudit.facts.firewalld import FirewalldFacts, FirewalldZone, collect_firewalld
 from imageaudit.facts.nftables import NFT_MAIN, NftChain, NftParser, chains
+from imageaudit.facts.textlines import glibc_lines
 from imageaudit.model import Source
 
 IPTABLES_FILES = {
@@ -206,7 +207,7 @@ def _ufw(ctx: CollectContext, bad: list[MalformedLine]) -> UfwFacts:
             continue
         sources.append(Source(path))
         rules += sum(
-            1 for line in text.splitlines()
+            1 for line in glibc_lines(text)  # read by iptables-restore (C, newline only)
             if line.startswith(("-A ufw-user-input", "-A ufw6-user-input"))
         )
     enabled = values.get("ENABLED")

@@ -20,6 +20,7 @@ from imageaudit.facts.conftext import (
     join_path,
     numbered_lines,
     read_config,
+    readable_or_broken,
 )
 from imageaudit.imagefs import ImageFSError
 from imageaudit.model import Source
@@ -189,7 +190,7 @@ class _XinetdParser:
             if "." in name or name.endswith("~"):
                 continue
             child = posixpath.join(target, name)
-            if self.ctx.fs.is_file(child):
+            if readable_or_broken(self.ctx, child):
                 self.parse_file(child, depth + 1, src)
 
     def _attribute(self, line: str, raw: str, src: Source, block: list[Setting]) -> None:

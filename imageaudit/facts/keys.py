@@ -175,6 +175,7 @@ def _openssh(blob: bytes, line: int) -> KeyBlock:
 
 
 def _putty(data: bytes) -> KeyBlock:
+    # Only sniffs the header of a PuTTY key to name it; no judgement rests on its line ends.
     head = data[:512].decode("ascii", "replace").splitlines()
     algorithm = head[0].split(":", 1)[1].strip() if ":" in head[0] else None
     encrypted: bool | None = None

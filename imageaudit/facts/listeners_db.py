@@ -21,7 +21,9 @@ from imageaudit.facts.conftext import (
     parse_options,
     parse_shell_vars,
     read_config,
+    readable_or_broken,
     split_words,
+    universal_lines,
 )
 from imageaudit.facts.listeners_model import DaemonBuilder
 from imageaudit.model import Source
@@ -62,7 +64,7 @@ def _redis_file(guard: IncludeGuard, out: DaemonBuilder, path: str, depth: int,
 
 def collect_redis(ctx: CollectContext) -> list[DaemonBuilder]:
     """One builder per redis configuration (``redis.conf`` and ``redis-<name>.conf``)."""
-    mains = [p for p in REDIS_MAIN if ctx.fs.is_file(p)]
+    mains = [p for p in REDIS_MAIN if readable_or_broken(ctx, p)]
     mains += [p for p in glob_files(ctx, "/etc/redis/redis-*.conf") if p not in mains]
     out = []
     for main in mains:
@@ -135,7 +137,7 @@ def collect_mongodb(ctx: CollectContext) -> list[DaemonBuilder]:
             continue
         out.files.append(path)
         legacy = "\n".join(
-            ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")
+            ln for ln in universal_lines(text) if ln.strip() and not ln.lstrip().startswith("#")
         )
         # 2.4-style ini ("bind_ip = x") has no mapping; try YAML only when it can be one
         legacy_ini = ":" not in legacy and "=" in legacy

@@ -24,7 +24,7 @@ from imageaudit.facts.os_sources import (
     elf_architecture,
     parse_assignments,
 )
-from imageaudit.facts.textlines import MalformedLine
+from imageaudit.facts.textlines import MalformedLine, glibc_lines
 from imageaudit.model import Source
 
 OS_RELEASE = ("/etc/os-release", "/usr/lib/os-release")
@@ -114,7 +114,7 @@ def _first_line(ctx: CollectContext, path: str) -> OSValue | None:
     text = ctx.read_text(path, MAX_BYTES)
     if text is None:
         return None
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(glibc_lines(text), start=1):
         if line.strip() and not line.lstrip().startswith("#"):
             return OSValue(line.strip(), Source(path, number))
     return OSValue("", Source(path))

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from imageaudit.facts.conftext import universal_lines
+
 ELF_CANDIDATES = ("/bin/sh", "/usr/bin/env")
 
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -107,7 +109,8 @@ def parse_assignments(text: str) -> Iterator[tuple[int, str | None, str, str | N
     A line that is not ``KEY=value`` has key ``None`` and a problem; a value with an
     unterminated quote keeps what was read, with the problem.
     """
-    for number, line in enumerate(text.splitlines(), start=1):
+    # systemd's env-file parser ends a line at "\n" or "\r"; so does Python's text mode.
+    for number, line in enumerate(universal_lines(text), start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue

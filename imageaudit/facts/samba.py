@@ -189,7 +189,9 @@ def _include(p: _Parse, src: Source, target: str, stack: list[str], section: str
         problem = "include loop"
     elif len(stack) >= MAX_INCLUDE_DEPTH:
         problem = f"include depth over {MAX_INCLUDE_DEPTH}"
-    text = None if problem else (p.ctx.read_text(target) if p.ctx.fs.is_file(target) else None)
+    # None when absent (smbd skips a missing include too); a dangling link or a file cut at
+    # the cap marks the facts incomplete: what it holds may define shares.
+    text = None if problem else p.ctx.read_text(target)
     if text is None:
         # Samba skips a missing include silently; we record it.
         p.includes.append(SambaInclude(src, target, None, problem or "file absent"))
@@ -273,7 +275,7 @@ def _globals(params: list[SambaParam], bad: list[MalformedLine]) -> SambaGlobals
 def collect(ctx: CollectContext) -> SambaFacts:
     """Read the image's smb.conf (and includes) into shares and global settings."""
     p = _Parse(ctx=ctx)
-    text = ctx.read_text(SMB_CONF) if ctx.fs.is_file(SMB_CONF) else None
+    text = ctx.read_text(SMB_CONF)
     if text is not None:
         _parse_file(p, SMB_CONF, text, [SMB_CONF], "global")
     _, _, global_params = p.sections.pop("global", ("global", Source(SMB_CONF), []))

@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from imageaudit.facts.base import CollectContext
-from imageaudit.facts.conftext import MalformedLine, canonical, numbered_lines, read_config
+from imageaudit.facts.conftext import MalformedLine, canonical, read_config, systemd_lines
 from imageaudit.imagefs import FileStat, FileType, ImageFSError
 from imageaudit.model import Source
 
@@ -134,7 +134,7 @@ def parse_unit_file(text: str, path: str, malformed: list[MalformedLine]) -> _Pa
     section = ""
     pending = ""
     start = 0
-    for number, raw in numbered_lines(text):
+    for number, raw in enumerate(systemd_lines(text), start=1):
         line = raw.strip()
         if not pending and (not line or line[0] in "#;"):
             continue

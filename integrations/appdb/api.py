@@ -2,7 +2,14 @@
 
 Reads are public (sites sync image lists without credentials); every write needs a bearer token
 of the right role: auditor publishes reports, operator suspends and manages VOs and image lists,
-admin may do everything and create tokens.
+admin may do everything and create tokens. A client address that presents wrong tokens
+``auth_failures`` times within ``auth_window`` seconds gets 429 (with Retry-After) for every
+authenticated call until the window has passed.
+
+Absolute URLs in what the catalogue serves come from ``Settings.base_url`` or, without one, from
+the address the server is bound to, never from the request's ``Host`` header (which anyone
+may set). Every response carries ``X-Content-Type-Options``, ``X-Frame-Options`` and a
+``Content-Security-Policy``.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from integrations.appdb.catalogue import Catalogue, CatalogueError, Principal
 from integrations.appdb.db import utcnow
 from integrations.appdb.export import Signer, appdb_xml, build_imagelist, secant_xml
 from integrations.appdb.imagelist import ImageListError, parse_imagelist
+from integrations.appdb.ratelimit import AuthThrottle
 from integrations.appdb.schemas import (
     Health,
     ImageSummary,
@@ -40,6 +48,15 @@ from integrations.appdb.schemas import (
 )
 
 MAX_BODY = 16 * 1024 * 1024
+AUTH_FAILURES = 10
+AUTH_WINDOW = 60.0
+# The web page needs only its own inline style and same-origin links and forms.
+CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; "
+       "base-uri 'none'; frame-ancestors 'none'")
+# The interactive API docs load Swagger UI from its CDN; the rest of the catalogue loads nothing.
+DOCS_CSP = ("default-src 'none'; script-src https://cdn.jsdelivr.net 'unsafe-inline'; "
+            "style-src https://cdn.jsdelivr.net 'unsafe-inline'; img-src 'self' data: "
+            "https://fastapi.tiangolo.com; connect-src 'self'; frame-ancestors 'none'")
 LIST_CACHE_S = 10
 ImageId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")]
 VoName = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
@@ -54,6 +71,8 @@ class Settings:
     ca_dir: Path | None = None
     max_body: int = MAX_BODY
     name: str = "imageaudit catalogue"
+    auth_failures: int = AUTH_FAILURES
+    auth_window: float = AUTH_WINDOW
 
 
 class BodyLimit:
@@ -91,6 +110,41 @@ class _TooLarge(Exception):
     pass
 
 
+class SecurityHeaders:
+    """``nosniff``, ``DENY`` framing and a Content-Security-Policy on every HTTP response."""
+
+    def __init__(self, app: ASGIApp, docs_path: str) -> None:
+        self.app, self.docs_path = app, docs_path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        csp = DOCS_CSP if scope.get("path") == self.docs_path else CSP
+
+        async def with_headers(msg: Message) -> None:
+            if msg["type"] == "http.response.start":
+                headers = [(k, v) for k, v in msg.get("headers", ()) if k.lower() not in (
+                    b"x-content-type-options", b"x-frame-options", b"content-security-policy")]
+                headers += [(b"x-content-type-options", b"nosniff"),
+                            (b"x-frame-options", b"DENY"),
+                            (b"content-security-policy", csp.encode("ascii")),
+                            (b"referrer-policy", b"no-referrer")]
+                msg = {**msg, "headers": headers}
+            await send(msg)
+
+        await self.app(scope, receive, with_headers)
+
+
+def bound_url(scope: Scope) -> str:
+    """``http://HOST:PORT`` of the socket the request came in on (not its Host header)."""
+    server = scope.get("server") or ("127.0.0.1", 80)
+    host, port = server[0], server[1]
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}" if port in (80, None) else f"http://{host}:{port}"
+
+
 async def _too_large(send: Send) -> None:
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json")]})
@@ -106,13 +160,23 @@ def create_app(catalogue: Catalogue, settings: Settings | None = None) -> FastAP
     # Dependencies are bound as defaults, not in Annotated[], because the annotations here are
     # strings (PEP 563) that FastAPI resolves in module globals, where closures are not.
     bearer = HTTPBearer(auto_error=False)
+    throttle = AuthThrottle(cfg.auth_failures, cfg.auth_window)
 
     def require(*roles: str) -> Callable[..., Principal]:
         allowed = set(roles) | {"admin"}
 
-        def dep(cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:  # noqa: B008
+        def dep(request: Request,
+                cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:  # noqa: B008
+            client = request.client.host if request.client else "unknown"
+            wait = throttle.blocked(client)
+            if wait:
+                raise HTTPException(429, "too many failed authentications from this address; "
+                                         f"try again in {wait} s",
+                                    headers={"Retry-After": str(wait)})
             who = catalogue.authenticate(cred.credentials) if cred is not None else None
             if who is None:
+                if cred is not None:
+                    throttle.failed(client)
                 raise HTTPException(401, "a valid bearer token is required",
                                     headers={"WWW-Authenticate": "Bearer"})
             if who.role not in allowed:
@@ -134,7 +198,7 @@ def create_app(catalogue: Catalogue, settings: Settings | None = None) -> FastAP
         return JSONResponse({"detail": json_detail(list(exc.errors()))}, status_code=422)
 
     def base(request: Request) -> str:
-        return (cfg.base_url or str(request.base_url)).rstrip("/")
+        return (cfg.base_url or bound_url(request.scope)).rstrip("/")
 
     def summary(st: Any) -> ImageSummary:
         return ImageSummary(
@@ -142,27 +206,38 @@ def create_app(catalogue: Catalogue, settings: Settings | None = None) -> FastAP
             version=st.version.version, sha512=st.version.sha512, level=st.level,
             report_expires=format_time(st.report_expires) if st.report_expires else None,
             listed=st.listed, suspended=st.suspension is not None,
-            suspension_reason=st.suspension.reason if st.suspension else None)
+            suspension_reason=st.suspension.reason if st.suspension else None,
+            report_id=st.report_id, signer=st.signer)
 
     @app.get(f"{API_PREFIX}/health", response_model=Health)
     def health() -> Health:
         return Health(status="ok")
 
-    def publish(req: PublishRequest, who: Principal, image_id: str | None) -> JSONResponse:
-        result, created = catalogue.add_report(req, who, image_id)
+    async def publish(request: Request, req: PublishRequest, who: Principal,
+                      image_id: str | None) -> JSONResponse:
+        # The report exactly as sent (FastAPI has parsed and cached it): its canonical form is
+        # what the id and the signature cover.
+        raw = await request.json()
+        report = raw.get("report") if isinstance(raw, dict) else None
+        if not isinstance(report, dict):
+            raise CatalogueError(422, "report is not a JSON object")
+        result, created = await run_in_threadpool(catalogue.add_report, req, who, image_id,
+                                                  report)
         return JSONResponse(result.model_dump(), status_code=201 if created else 200)
 
     @app.post(f"{API_PREFIX}/reports", response_model=PublishResult, status_code=201,
-              responses={200: {"model": PublishResult}, 404: {}, 401: {}, 403: {}})
-    def post_report(req: PublishRequest,
-                    who: Principal = Depends(as_auditor)) -> JSONResponse:  # noqa: B008
-        return publish(req, who, None)
+              responses={200: {"model": PublishResult}, 404: {}, 401: {}, 403: {}, 422: {},
+                         429: {}})
+    async def post_report(request: Request, req: PublishRequest,
+                          who: Principal = Depends(as_auditor)) -> JSONResponse:  # noqa: B008
+        return await publish(request, req, who, None)
 
     @app.post(f"{API_PREFIX}/images/{{image_id}}/reports", response_model=PublishResult,
-              status_code=201, responses={200: {"model": PublishResult}, 404: {}, 409: {}})
-    def post_image_report(image_id: ImageId, req: PublishRequest,
-                          who: Principal = Depends(as_auditor)) -> JSONResponse:  # noqa: B008
-        return publish(req, who, image_id)
+              status_code=201, responses={200: {"model": PublishResult}, 404: {}, 409: {},
+                                          422: {}, 429: {}})
+    async def post_image_report(request: Request, image_id: ImageId, req: PublishRequest,
+                                who: Principal = Depends(as_auditor)) -> JSONResponse:  # noqa: B008
+        return await publish(request, req, who, image_id)
 
     @app.get(f"{API_PREFIX}/images", response_model=list[ImageSummary])
     def list_images(vo: Annotated[str | None, Query(max_length=63)] = None,
@@ -268,4 +343,5 @@ def create_app(catalogue: Catalogue, settings: Settings | None = None) -> FastAP
 
     add_web_routes(app, catalogue)
     app.add_middleware(BodyLimit, limit=cfg.max_body)
+    app.add_middleware(SecurityHeaders, docs_path=f"{API_PREFIX}/docs")
     return app

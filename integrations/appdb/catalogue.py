@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from integrations.appdb import DEFAULT_MIN_LEVEL
+from imageaudit.certify import Levels
+from imageaudit.store import canonical_json
+from integrations.appdb import DEFAULT_MIN_LEVEL, auditors
 from integrations.appdb.db import (
     Appliance,
     AuditEntry,
@@ -35,11 +38,20 @@ from integrations.appdb.db import (
 )
 from integrations.appdb.imagelist import ImageList
 from integrations.appdb.schemas import (
+    NAME_PATTERN,
     ROLES,
+    AuditorKeyInfo,
     ImportResult,
     PublishRequest,
     PublishResult,
     parse_time,
+)
+from integrations.appdb.verify import (
+    ReportInvalid,
+    check_binding,
+    check_id,
+    check_level,
+    known_levels,
 )
 
 DEFAULT_VO = "default"
@@ -94,6 +106,7 @@ class Standing:
     report_expires: datetime | None
     suspension: Any
     listed: bool
+    signer: str | None = None
 
 
 def hash_token(token: str) -> str:
@@ -113,10 +126,14 @@ def meets(level: str, levels: list[str], minimum: str) -> bool:
 class Catalogue:
     """The catalogue over one database."""
 
-    def __init__(self, engine: Engine, *, default_min_level: str = DEFAULT_MIN_LEVEL) -> None:
+    def __init__(self, engine: Engine, *, default_min_level: str = DEFAULT_MIN_LEVEL,
+                 levels: dict[str, Levels] | None = None) -> None:
         self.engine = engine
         self.sessions = make_sessionmaker(engine)
         self.default_min_level = default_min_level
+        # The levels definitions a report may name (by digest); see verify.py for why the
+        # catalogue holds them rather than trusting one carried by the report.
+        self.levels = levels if levels is not None else known_levels()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -151,6 +168,32 @@ class Catalogue:
                                                 Token.revoked.is_(False))).first()
             return None if row is None else Principal(row.name, row.role)
 
+    # --- auditors' keys ---------------------------------------------------------------------
+
+    def add_auditor_key(self, auditor: str, pem: bytes, who: Principal) -> str:
+        """Register an Ed25519 public key for ``auditor``; its key id."""
+        if not re.match(NAME_PATTERN, auditor):
+            raise CatalogueError(422, f"auditor name {auditor[:80]!r} is not a name")
+        try:
+            with self.session() as s:
+                row = auditors.register(s, auditor, pem)
+                self.audit(s, who, "auditor.key.add", "auditor", auditor, key_id=row.key_id)
+                return row.key_id
+        except auditors.KeyRefused as exc:
+            raise CatalogueError(exc.status, exc.message) from exc
+
+    def revoke_auditor_key(self, kid: str, who: Principal) -> None:
+        """Revoke a key: reports signed with it are refused from now on."""
+        with self.session() as s:
+            if not auditors.revoke(s, kid):
+                raise CatalogueError(404, f"no key {kid}")
+            self.audit(s, who, "auditor.key.revoke", "key", kid)
+
+    def auditor_keys(self) -> list[AuditorKeyInfo]:
+        """Every registered auditor key."""
+        with self.sessions() as s:
+            return auditors.listing(s)
+
     # --- VOs and image lists ----------------------------------------------------------------
 
     @staticmethod
@@ -176,6 +219,8 @@ class Catalogue:
 
         Images keep their ``dc:identifier``; a new SHA-512 becomes a new current version.
         """
+        if vo is not None and not re.match(NAME_PATTERN, vo):
+            raise CatalogueError(422, f"VO name {vo[:80]!r} is not a name")
         now = utcnow()
         with self.session() as s:
             endorser = s.scalars(select(Endorser).where(Endorser.dn == il.endorser_dn)).first()
@@ -228,10 +273,32 @@ class Catalogue:
     # --- reports ----------------------------------------------------------------------------
 
     def add_report(self, req: PublishRequest, who: Principal,
-                   image_identifier: str | None = None) -> tuple[PublishResult, bool]:
-        """Store a report; returns (result, created). Idempotent by ``report_id``."""
+                   image_identifier: str | None = None,
+                   raw: dict[str, Any] | None = None) -> tuple[PublishResult, bool]:
+        """Verify and store a report; returns (result, created). Idempotent by ``report_id``.
+
+        ``raw`` is the report as the publisher sent it (parsed JSON): its canonical form is
+        what is hashed and signed, so the checks run on it, never on a re-serialization.
+        Refused (422, with the reason) unless the id is the report's SHA-256, the signature is
+        a registered auditor key's, every SHA-512 agrees and the level follows from the
+        findings. Since the id is recomputed, an id names one body: a forged body cannot take
+        a genuine report's id.
+        """
+        report = raw if raw is not None else req.report.model_dump(by_alias=True,
+                                                                    exclude_unset=True)
+        sig = req.signature.model_dump() if req.signature is not None else None
+        try:
+            rid = check_id(report, req.report_id)
+            signer, signer_key = auditors.verify_signer(self.sessions, report, sig,
+                                                        who.name, who.role)
+            check_binding(report, None)
+            check_level(report, self.levels)
+        except ReportInvalid as exc:
+            raise CatalogueError(422, f"report refused: {exc}") from exc
+        except auditors.KeyRefused as exc:
+            raise CatalogueError(exc.status, exc.message) from exc
         cert = req.report.certification
-        existing = self._existing_report(req.report_id)
+        existing = self._existing_report(rid)
         if existing is not None:
             return existing, False
         try:
@@ -253,35 +320,40 @@ class Catalogue:
                     raise CatalogueError(404, f"no registered image has SHA-512 "
                                               f"{cert.image_sha512[:16]}...")
                 version, image = row
-                body = req.report.model_dump_json(by_alias=True, exclude_unset=True)
-                s.add(Report(report_id=req.report_id, version_id=version.id, level=cert.level,
+                try:
+                    check_binding(report, version.size)
+                except ReportInvalid as exc:
+                    raise CatalogueError(422, f"report refused: {exc}") from exc
+                s.add(Report(report_id=rid, version_id=version.id, level=cert.level,
                              levels=json.dumps([lv.name for lv in cert.levels]),
                              ruleset_version=cert.ruleset_version,
                              levels_version=cert.levels_version,
                              tool_version=cert.tool_version, issued=parse_time(cert.issued),
                              expires=parse_time(cert.expires), source=who.name[:255],
-                             received=utcnow(), body=body))
-                self.audit(s, who, "report.add", "image", image.identifier,
-                           report_id=req.report_id, level=cert.level, sha512=cert.image_sha512)
+                             received=utcnow(), body=canonical_json(report), signer=signer,
+                             signer_key=signer_key, signature=json.dumps(sig, sort_keys=True)))
+                self.audit(s, who, "report.add", "image", image.identifier, report_id=rid,
+                           level=cert.level, sha512=cert.image_sha512, signer=signer,
+                           key_id=signer_key)
         except IntegrityError:
-            again = self._existing_report(req.report_id)  # a concurrent twin won the race
+            again = self._existing_report(rid)  # a concurrent twin won the race
             if again is None:
                 raise
             return again, False
         st = self.standing(image.identifier)
-        return PublishResult(report_id=req.report_id, image_id=image.identifier,
-                             level=cert.level, listed=st.listed), True
+        return PublishResult(report_id=rid, image_id=image.identifier, level=cert.level,
+                             listed=st.listed, signer=signer), True
 
     def _existing_report(self, report_id: str) -> PublishResult | None:
         with self.sessions() as s:
-            row = s.execute(select(Report.level, Image.identifier)
+            row = s.execute(select(Report.level, Image.identifier, Report.signer)
                             .join(Version, Version.id == Report.version_id)
                             .join(Image, Image.id == Version.image_id)
                             .where(Report.report_id == report_id)).first()
         if row is None:
             return None
         return PublishResult(report_id=report_id, image_id=row[1], level=row[0],
-                             listed=self.standing(row[1]).listed)
+                             listed=self.standing(row[1]).listed, signer=row[2])
 
     def report_body(self, image_identifier: str) -> dict[str, Any] | None:
         """The full JSON of the report that gives the image its current level."""
@@ -343,7 +415,7 @@ class Catalogue:
                  .join(Version, Version.id == Image.current_version_id)
                  .join(Vo, Vo.id == Image.vo_id).order_by(Image.identifier))
             rq = (select(Report.version_id, Report.report_id, Report.level, Report.levels,
-                         Report.expires)
+                         Report.expires, Report.signer)
                   .join(Image, Image.current_version_id == Report.version_id)
                   .join(Vo, Vo.id == Image.vo_id).where(Report.expires > now)
                   .order_by(Report.version_id, Report.issued.desc(), Report.id.desc()))
@@ -384,7 +456,8 @@ class Catalogue:
             image = ImageRef(row.image_id, row.image_identifier, row.image_vo_id,
                              VoRef(row.vo_name))
             out.append(Standing(image, row, level, r.report_id if r else None,
-                                r.expires if r else None, sus, listed))
+                                r.expires if r else None, sus, listed,
+                                r.signer if r else None))
         return out
 
     def standing(self, identifier: str) -> Standing:

@@ -1,4 +1,4 @@
-"""``imageaudit catalogue ...``: serve, import image lists, suspend, tokens.
+"""``imageaudit catalogue ...``: serve, import image lists, suspend, tokens, auditors' keys.
 
 Commands act on the database directly (``--db``, default ``$IMAGEAUDIT_CATALOGUE_DB`` or
 ``sqlite:///catalogue.db``) or, with ``--url`` and ``--token``, through a running catalogue.
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from integrations.appdb import API_PREFIX, DEFAULT_MIN_LEVEL
+from integrations.appdb.api import AUTH_FAILURES, AUTH_WINDOW
 from integrations.appdb.catalogue import CatalogueError, Principal
 from integrations.appdb.db import utcnow
 from integrations.appdb.imagelist import MAX_LIST_BYTES, ImageListError, parse_imagelist
@@ -67,8 +68,13 @@ def _target(args: argparse.Namespace) -> bool:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    serve(args.db, host=args.host, port=args.port, sign_cert=args.sign_cert, sign_key=args.sign_key,
-          ca_dir=args.ca_dir, base_url=args.base_url, min_level=args.min_level)
+    try:
+        serve(args.db, host=args.host, port=args.port, sign_cert=args.sign_cert,
+              sign_key=args.sign_key, ca_dir=args.ca_dir, base_url=args.base_url,
+              min_level=args.min_level, levels_files=args.levels,
+              auth_failures=args.auth_failures, auth_window=args.auth_window)
+    except ValueError as exc:
+        return _fail(str(exc))
     return 0
 
 
@@ -126,6 +132,40 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_auditor_add(args: argparse.Namespace) -> int:
+    try:
+        pem = Path(args.public_key).read_bytes()[:65536]
+    except OSError as exc:
+        return _fail(f"cannot read {args.public_key}: {exc.strerror or exc}")
+    try:
+        kid = open_catalogue(args.db).add_auditor_key(args.name, pem, _local())
+    except CatalogueError as exc:
+        return _fail(exc.message)
+    print(f"auditor {args.name}: key {kid} registered")
+    return 0
+
+
+def cmd_auditor_list(args: argparse.Namespace) -> int:
+    keys = open_catalogue(args.db).auditor_keys()
+    if args.format == "json":
+        print(json.dumps([k.model_dump() for k in keys], indent=2))
+        return 0
+    for k in keys:
+        print(f"{k.auditor}  {k.key_id}  added {k.created}{'  REVOKED' if k.revoked else ''}")
+    if not keys:
+        print("no auditor keys registered", file=sys.stderr)
+    return 0
+
+
+def cmd_auditor_revoke(args: argparse.Namespace) -> int:
+    try:
+        open_catalogue(args.db).revoke_auditor_key(args.key_id, _local())
+    except CatalogueError as exc:
+        return _fail(exc.message)
+    print(f"key {args.key_id} revoked")
+    return 0
+
+
 def add_parsers(subparsers: Any) -> None:
     """Add ``catalogue`` and its subcommands to the imageaudit command line."""
     p = subparsers.add_parser("catalogue", help="the AppDB-like image catalogue service")
@@ -148,9 +188,18 @@ def add_parsers(subparsers: Any) -> None:
     s.add_argument("--sign-key", type=Path, help="PEM key of --sign-cert")
     s.add_argument("--ca-dir", type=Path,
                    help="CA directory verifying image lists posted to the API")
-    s.add_argument("--base-url", help="public URL of the catalogue (default: from the request)")
+    s.add_argument("--base-url",
+                   help="public URL of the catalogue, used in image lists "
+                        "(default: http://HOST:PORT of the bind address)")
     s.add_argument("--min-level", default=DEFAULT_MIN_LEVEL,
                    help="level an image needs to be listed when its VO sets none")
+    s.add_argument("--levels", type=Path, action="append", default=[], metavar="FILE",
+                   help="a levels file reports may be certified under, besides the shipped "
+                        "one (repeatable)")
+    s.add_argument("--auth-failures", type=int, default=AUTH_FAILURES, metavar="N",
+                   help="wrong tokens from one address before it gets 429 (default %(default)s)")
+    s.add_argument("--auth-window", type=float, default=AUTH_WINDOW, metavar="SECONDS",
+                   help="window for --auth-failures (default %(default)s)")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("import-imagelist", help="import a HEPiX image list (plain or signed)")
@@ -178,6 +227,23 @@ def add_parsers(subparsers: Any) -> None:
     s.add_argument("--name", help="who holds it (default: the role)")
     db_opt(s)
     s.set_defaults(func=cmd_token_create)
+
+    a = sub.add_parser("auditor", help="auditors' report-signing keys")
+    asub = a.add_subparsers(dest="auditor_command", required=True)
+    s = asub.add_parser("add", help="register an auditor's Ed25519 public key "
+                                    "(imageaudit keys generate); NAME is the auditor token's name")
+    s.add_argument("name", metavar="NAME")
+    s.add_argument("--public-key", required=True, metavar="FILE", help="PEM or OpenSSH public key")
+    db_opt(s)
+    s.set_defaults(func=cmd_auditor_add)
+    s = asub.add_parser("list", help="registered keys")
+    s.add_argument("--format", choices=["text", "json"], default="text")
+    db_opt(s)
+    s.set_defaults(func=cmd_auditor_list)
+    s = asub.add_parser("revoke", help="refuse reports signed with a key from now on")
+    s.add_argument("key_id", metavar="KEY_ID")
+    db_opt(s)
+    s.set_defaults(func=cmd_auditor_revoke)
 
 
 def main(argv: list[str] | None = None) -> int:

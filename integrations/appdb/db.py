@@ -139,7 +139,22 @@ class Report(Base):
     expires: Mapped[datetime] = mapped_column(UTCDateTime())
     source: Mapped[str] = mapped_column(String(255))
     received: Mapped[datetime] = mapped_column(UTCDateTime())
-    body: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)  # the canonical JSON: its SHA-256 is report_id
+    signer: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    signer_key: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    signature: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class AuditorKey(Base):
+    """An auditor's Ed25519 public key; reports signed with it are the auditor's."""
+
+    __tablename__ = "auditor_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    auditor: Mapped[str] = mapped_column(String(255), index=True)
+    key_id: Mapped[str] = mapped_column(String(80), unique=True)
+    public_key: Mapped[str] = mapped_column(Text)
+    created: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Suspension(Base):

@@ -14,6 +14,7 @@ import json
 import re
 import subprocess
 import tempfile
+import urllib.parse
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from integrations.appdb.schemas import parse_time
+from integrations.appdb.schemas import NAME_PATTERN, parse_time
 
 MAX_LIST_BYTES = 32 * 1024 * 1024
 OPENSSL_TIMEOUT = 60
@@ -31,6 +32,11 @@ CLOCK_SKEW = timedelta(minutes=5)
 _SHA512 = re.compile(r"^[0-9a-f]{128}$")
 _IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")
 _CTRL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_VO = re.compile(NAME_PATTERN)
+_SCHEME = re.compile(r"^\s*([A-Za-z][A-Za-z0-9+.-]*):")
+# Where sites, vmcatcher and the web page follow a link, only these schemes are accepted: a
+# ``javascript:`` or ``file:`` URI from an endorser must never reach them.
+WEB_SCHEMES = ("http", "https")
 _SHORT = {NameOID.EMAIL_ADDRESS: "emailAddress"}
 
 
@@ -174,6 +180,32 @@ def _time(obj: dict[str, Any], key: str, *, required: bool) -> datetime | None:
         raise ImageListError(f"{key!r} is not a %Y-%m-%dT%H:%M:%SZ time: {raw[:40]!r}") from exc
 
 
+def check_uri(value: str, what: str, *, free_text: bool = False) -> str:
+    """``value`` when it is an absolute http(s) URL with a host (or empty).
+
+    With ``free_text`` a value without any scheme is kept as text (``dc:source`` is often a
+    name); a value with a scheme must still be http(s).
+    """
+    if not value:
+        return value
+    scheme = _SCHEME.match(value)
+    if scheme is None and free_text:
+        return value
+    try:
+        host = urllib.parse.urlsplit(value).hostname
+    except ValueError:  # a malformed [IPv6] netloc
+        host = None
+    if (scheme is None or scheme.group(1).lower() not in WEB_SCHEMES or not host
+            or any(c.isspace() for c in value)):
+        raise ImageListError(f"{what} {value[:80]!r} is not an http or https URL")
+    return value
+
+
+def _is_link(key: str) -> bool:
+    low = key.lower()
+    return low.endswith(("uri", "url")) or low in ("dc:source",)
+
+
 def _image(entry: Any, index: int) -> ListedImage:
     img = entry.get("hv:image") if isinstance(entry, dict) else None
     if not isinstance(img, dict):
@@ -199,15 +231,23 @@ def _image(entry: Any, index: int) -> ListedImage:
              "sl:osname", "sl:osversion", "sl:comments", "ad:vo", "dc:date:expires"}
     extra = tuple(sorted((k[:128], _text(img, k)) for k in img
                          if k not in known and isinstance(img[k], str | int | float)))
+    for key, value in extra:
+        if _is_link(key):
+            check_uri(value, f"image {ident}: {key}", free_text=key.lower() == "dc:source")
+    vo = _text(img, "ad:vo", limit=63) or None
+    if vo is not None and not _VO.match(vo):
+        raise ImageListError(f"image {ident}: ad:vo {vo[:80]!r} is not a VO name "
+                             "(letters, digits, '.', '_', '-'; up to 63)")
     return ListedImage(
         identifier=ident, version=_text(img, "hv:version", limit=255) or "0",
         title=_text(img, "dc:title", limit=1024),
         description=_text(img, "dc:description", limit=65536),
-        uri=_text(img, "hv:uri", limit=2048), size=size, sha512=sha,
+        uri=check_uri(_text(img, "hv:uri", limit=2048), f"image {ident}: hv:uri"),
+        size=size, sha512=sha,
         format=_text(img, "hv:format", limit=64), hypervisor=_text(img, "hv:hypervisor", limit=255),
         arch=_text(img, "sl:arch", limit=64), os=_text(img, "sl:os", limit=255),
         osname=_text(img, "sl:osname", limit=255), osversion=_text(img, "sl:osversion", limit=255),
-        comments=_text(img, "sl:comments", limit=65536), vo=_text(img, "ad:vo", limit=63) or None,
+        comments=_text(img, "sl:comments", limit=65536), vo=vo,
         expires=_time(img, "dc:date:expires", required=False), extra=extra[:64])
 
 
@@ -262,7 +302,9 @@ def parse_imagelist(data: bytes, *, ca_dir: Path | None, now: datetime) -> Image
         raise ImageListError(f"list dc:identifier {ident[:80]!r} is not an identifier")
     return ImageList(
         identifier=ident, title=_text(top, "dc:title", limit=1024),
-        version=_text(top, "hv:version", limit=255), uri=_text(top, "hv:uri", limit=2048),
-        source=_text(top, "dc:source", limit=2048), created=created, expires=expires,
+        version=_text(top, "hv:version", limit=255),
+        uri=check_uri(_text(top, "hv:uri", limit=2048), "list hv:uri"),
+        source=check_uri(_text(top, "dc:source", limit=2048), "list dc:source", free_text=True),
+        created=created, expires=expires,
         endorser_dn=dn, endorser_ca=ca, endorser_name=_text(x509_obj, "dc:creator", limit=512),
         endorser_email=_text(x509_obj, "hv:email", limit=512), images=images, signer=signer)

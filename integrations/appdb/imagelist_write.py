@@ -26,14 +26,17 @@ class Endorser:
 
 
 def image_entry(identifier: str, path: Path, *, title: str, description: str, fmt: str,
-                vo: str | None, uri: str | None = None, version: str = "1",
+                vo: str | None, uri: str, version: str = "1",
                 arch: str = "x86_64", osname: str = "Debian",
                 osversion: str = "12") -> dict[str, Any]:
-    """One ``hv:image`` entry for the file at ``path`` (its SHA-512 and size are computed)."""
+    """One ``hv:image`` entry for the file at ``path`` (its SHA-512 and size are computed).
+
+    ``uri`` is where sites download it: an http(s) URL (catalogues refuse other schemes).
+    """
     sha512, size = sha512_file(path)
     image: dict[str, Any] = {
         "dc:identifier": identifier, "dc:title": title, "dc:description": description,
-        "hv:uri": uri or path.resolve().as_uri(), "hv:size": size, "sl:checksum:sha512": sha512,
+        "hv:uri": uri, "hv:size": size, "sl:checksum:sha512": sha512,
         "hv:format": fmt, "hv:version": version, "sl:arch": arch, "sl:os": "Linux",
         "sl:osname": osname, "sl:osversion": osversion,
     }

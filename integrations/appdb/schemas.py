@@ -24,7 +24,9 @@ ROLES = ("reader", "auditor", "operator", "admin")
 # No control characters: they cannot be stored in PostgreSQL text (NUL) nor shown safely.
 Text = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")]
 Short = Annotated[Text, StringConstraints(max_length=255)]
-Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+"""Names of VOs, levels, token holders and auditors (one rule for the API and list import)."""
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 Sha512 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{128}$")]
 ReportId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{1,128}$")]
 Time = Annotated[str, StringConstraints(
@@ -125,12 +127,24 @@ class ReportDoc(BaseModel):
     summary: dict[str, Annotated[int, Field(ge=0, le=2**31)]]
 
 
+class SignatureDoc(BaseModel):
+    """The auditor's Ed25519 signature over the canonical report (``imageaudit.signing``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    algorithm: Literal["ed25519"]
+    key_id: Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
+    value: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/=]{1,200}$")]
+
+
 class PublishRequest(BaseModel):
-    """The publisher's body: a report and its id (the publisher's sha256 of the report)."""
+    """The publisher's body: a report, its id (SHA-256 of the canonical report, recomputed by
+    the catalogue) and the auditor's signature (required; optional here so that a missing one
+    is refused with a sentence rather than a schema error)."""
 
     model_config = ConfigDict(extra="forbid")
     report_id: ReportId
     report: ReportDoc
+    signature: SignatureDoc | None = None
 
 
 class PublishResult(BaseModel):
@@ -138,6 +152,7 @@ class PublishResult(BaseModel):
     image_id: str
     level: str
     listed: bool
+    signer: str | None = None
 
 
 class SuspendRequest(BaseModel):
@@ -180,6 +195,15 @@ class ImageSummary(BaseModel):
     listed: bool
     suspended: bool
     suspension_reason: str | None
+    report_id: str | None = None
+    signer: str | None = None
+
+
+class AuditorKeyInfo(BaseModel):
+    auditor: str
+    key_id: str
+    created: str
+    revoked: bool
 
 
 class Health(BaseModel):

@@ -1,4 +1,5 @@
-"""Builders for catalogue tests: a PKI made with openssl, image lists, reports, a live server."""
+"""Builders for catalogue tests: a PKI made with openssl, image lists, genuine signed reports,
+a live server."""
 
 from __future__ import annotations
 
@@ -17,13 +18,21 @@ from typing import Any
 
 import httpx
 import uvicorn
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from imageaudit.certify import load_levels, required_rules
+from imageaudit.signing import public_pem, report_digest, sign_report
 from integrations.appdb.api import Settings, create_app
-from integrations.appdb.catalogue import Catalogue
+from integrations.appdb.catalogue import Catalogue, Principal
 from integrations.appdb.process import free_port
+from integrations.appdb.verify import _outcomes, expected_certification, shipped_levels_file
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden" / "report.json"
 FMT = "%Y-%m-%dT%H:%M:%SZ"
+# The auditor the tests publish as: its token is named AUDITOR and this key is registered for it.
+AUDITOR = "ci"
+AUDITOR_KEY = Ed25519PrivateKey.generate()
+_STATUS_ORDER = ("FAIL", "ERROR", "WAIVED", "PASS")
 
 
 def stamp(delta: timedelta = timedelta(0)) -> str:
@@ -121,25 +130,59 @@ def sha512_of(text: str) -> str:
 
 def make_report(sha: str, level: str, *, expires: timedelta = timedelta(days=30),
                 issued: timedelta = timedelta(minutes=-1)) -> dict[str, Any]:
-    """The golden report bound to ``sha``, granting every level up to ``level``."""
+    """A genuine report bound to ``sha`` that reaches ``level``: the golden report with the
+    findings that would block ``level`` (or one below) turned into passes, and the rules'
+    statuses, the summary and the certification recomputed as imageaudit does."""
     doc: dict[str, Any] = copy.deepcopy(json.loads(GOLDEN.read_text()))
     doc["image"]["sha512"] = sha
     cert = doc["certification"]
     cert["image_sha512"] = sha
-    cert["level"] = level
-    names = [lv["name"] for lv in cert["levels"]]
-    top = names.index(level) if level in names else -1
-    for i, lv in enumerate(cert["levels"]):
-        lv["granted"] = i <= top
-        if lv["granted"]:
-            lv["blocking"], lv["unevaluated"] = [], []
     cert["issued"], cert["expires"] = stamp(issued), stamp(expires)
+    levels = load_levels(shipped_levels_file())
+    names = list(levels.names())
+    required = required_rules(levels, _outcomes(doc))
+    if level in names:
+        for f in doc["findings"]:
+            if f["rule_id"] in required[level] and f["status"] in ("FAIL", "ERROR"):
+                f["status"], f["message"] = "PASS", "Passes (made so by the test)"
+        if level != names[-1]:
+            # Keep the next level out of reach: a waived finding it requires is not waived.
+            above = set(required[names[names.index(level) + 1]]) - set(required[level])
+            for f in doc["findings"]:
+                if f["rule_id"] in above and f["status"] == "WAIVED":
+                    f.update(status="FAIL", waived=False, waiver=None)
+    _settle(doc)
+    got = expected_certification(doc, levels)
+    assert got.level == level, (got.level, level)
+    cert["level"] = got.level
+    cert["levels"] = [{"name": lv.name, "description": lv.description, "granted": lv.granted,
+                       "blocking": list(lv.blocking), "unevaluated": list(lv.unevaluated)}
+                      for lv in got.levels]
     return doc
 
 
-def body(report: dict[str, Any]) -> dict[str, Any]:
-    rid = hashlib.sha256(json.dumps(report, sort_keys=True).encode()).hexdigest()
-    return {"report_id": rid, "report": report}
+def _settle(doc: dict[str, Any]) -> None:
+    """Rules' statuses and the summary from the findings, as imageaudit makes them."""
+    for rule in doc["rules"]:
+        statuses = {f["status"] for f in doc["findings"] if f["rule_id"] == rule["id"]}
+        rule["status"] = next((st for st in _STATUS_ORDER if st in statuses), "NOT_APPLICABLE")
+    doc["summary"] = {st: sum(f["status"] == st for f in doc["findings"])
+                      for st in ("PASS", "FAIL", "ERROR", "NOT_APPLICABLE", "WAIVED")}
+
+
+def body(report: dict[str, Any], key: Ed25519PrivateKey | None = AUDITOR_KEY) -> dict[str, Any]:
+    """The publish request: the report, its canonical id, and ``key``'s signature."""
+    doc: dict[str, Any] = {"report_id": report_digest(report), "report": report}
+    if key is not None:
+        doc["signature"] = sign_report(report, key)
+    return doc
+
+
+def add_auditor(cat: Catalogue, name: str = AUDITOR,
+                key: Ed25519PrivateKey = AUDITOR_KEY) -> str:
+    """Register ``key`` as ``name``'s; its key id."""
+    pem = public_pem(key.public_key()).encode()
+    return cat.add_auditor_key(name, pem, Principal("test", "admin"))
 
 
 @contextmanager

@@ -18,7 +18,9 @@ from integrations.appdb.db import AuditEntry, Report, utcnow
 from integrations.appdb.export import Signer, SigningIdentity
 from integrations.appdb.imagelist import parse_imagelist
 from tests.appdb.helpers import (
+    AUDITOR,
     Pki,
+    add_auditor,
     body,
     image_entry,
     imagelist,
@@ -43,6 +45,7 @@ def setup_catalogue(cat: Catalogue, pki: Pki) -> None:
     result = cat.import_imagelist(parse_imagelist(data, ca_dir=pki.ca_dir, now=utcnow()), ADMIN)
     assert result.signed and result.signer == pki.endorser_dn
     cat.set_vo("strictvo", "standard", ADMIN)
+    add_auditor(cat)
 
 
 def listed_ids(doc: dict[str, object]) -> list[str]:
@@ -53,7 +56,7 @@ def listed_ids(doc: dict[str, object]) -> list[str]:
 
 def test_end_to_end(catalogue: Catalogue, pki: Pki, tmp_path: Path) -> None:
     setup_catalogue(catalogue, pki)
-    auditor = {"Authorization": "Bearer " + catalogue.create_token("ci", "auditor", ADMIN)}
+    auditor = {"Authorization": "Bearer " + catalogue.create_token(AUDITOR, "auditor", ADMIN)}
     operator = {"Authorization": "Bearer " + catalogue.create_token("ops", "operator", ADMIN)}
     signer = Signer(SigningIdentity.load(pki.catalogue_cert, pki.catalogue_key))
     with live_server(catalogue, Settings(signer=None)) as url, httpx.Client(base_url=url) as c:
@@ -61,7 +64,7 @@ def test_end_to_end(catalogue: Catalogue, pki: Pki, tmp_path: Path) -> None:
         r = c.post("/api/v1/reports", json=good, headers=auditor)
         assert (r.status_code, r.json()) == (201, {"report_id": good["report_id"],
                                                    "image_id": "img-good", "level": "standard",
-                                                   "listed": True})
+                                                   "listed": True, "signer": AUDITOR})
         r = c.post("/api/v1/reports", json=good, headers=auditor)
         assert (r.status_code, r.json()["image_id"]) == (200, "img-good")
         r = c.post("/api/v1/reports", json=body(make_report(SHA["bad"], "none")), headers=auditor)

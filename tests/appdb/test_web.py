@@ -13,7 +13,15 @@ from integrations.appdb.catalogue import Catalogue, Principal
 from integrations.appdb.db import utcnow
 from integrations.appdb.imagelist import parse_imagelist
 from integrations.appdb.schemas import PublishRequest
-from tests.appdb.helpers import body, image_entry, imagelist, live_server, make_report, sha512_of
+from tests.appdb.helpers import (
+    add_auditor,
+    body,
+    image_entry,
+    imagelist,
+    live_server,
+    make_report,
+    sha512_of,
+)
 
 ADMIN = Principal("test", "admin")
 HOSTILE = '<img src=x onerror="alert(1)">'
@@ -38,9 +46,11 @@ def populated(sqlite_catalogue: Catalogue) -> Catalogue:
               image_entry("img-held", sha512_of("held"), "fedcloud", "Held")]
     data = imagelist(images, dn="/CN=e", ca="/CN=ca")
     sqlite_catalogue.import_imagelist(parse_imagelist(data, ca_dir=None, now=utcnow()), ADMIN)
+    add_auditor(sqlite_catalogue)
     for name, level in (("good", "standard"), ("bad", "none"), ("held", "hardened")):
-        req = PublishRequest.model_validate(body(make_report(sha512_of(name), level)))
-        sqlite_catalogue.add_report(req, ADMIN)
+        sent = body(make_report(sha512_of(name), level))
+        sqlite_catalogue.add_report(PublishRequest.model_validate(sent), ADMIN,
+                                    raw=sent["report"])
     sqlite_catalogue.suspend("img-held", "root password " + HOSTILE, ADMIN)
     return sqlite_catalogue
 

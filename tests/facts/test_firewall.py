@@ -212,7 +212,7 @@ def test_huge_rules_file_is_capped(tmp_path: Path) -> None:
     facts, ctx = run(tmp_path, {"/etc/iptables/rules.v4": body})
     assert ctx.errors == [
         CollectorError("read", f"read only the first {size} of {len(body)} bytes",
-                       "/etc/iptables/rules.v4"),
+                       "/etc/iptables/rules.v4", incomplete=True),
     ]
     summary = facts.summary("iptables")
     assert summary is not None and summary.input_policy == "drop"
