@@ -1,9 +1,10 @@
 """``imageaudit demo``: the whole product on the built-in example, on a fresh machine.
 
 Builds (or reuses) a weak and a clean example VM image, scans both, writes their reports,
-registers them in a local catalogue on SQLite through a HEPiX image list, starts the catalogue
-on 127.0.0.1, publishes both reports and shows that the weak image is withdrawn from the VO's
-image list while the clean one stays.
+registers them in a local catalogue on SQLite through a HEPiX image list, makes an auditor
+signing key and registers it with the catalogue, starts the catalogue on 127.0.0.1, publishes
+both (signed) reports and shows that the weak image is withdrawn from the VO's image list while
+the clean one stays.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from imageaudit.example import build_examples
 from imageaudit.pipeline import ScanOptions, scan_images
 
 VO = "demo.example.org"
+AUDITOR = "demo-auditor"
+# Where the demo list says the images are: sites never fetch them, but a list's hv:uri must
+# be an http(s) URL.
+IMAGES_URL = "http://127.0.0.1/demo"
 
 
 def say(message: str) -> None:
@@ -46,7 +51,8 @@ def image_list(images: dict[str, Path], out: Path) -> Path:
 
     entries = [
         image_entry(f"imageaudit-example-{name}", path, title=f"imageaudit {name} example",
-                    description=f"the built-in {name} example image", fmt="qcow2", vo=VO)
+                    description=f"the built-in {name} example image", fmt="qcow2", vo=VO,
+                    uri=f"{IMAGES_URL}/{path.name}")
         for name, path in images.items()
     ]
     endorser = Endorser(dn="/CN=imageaudit demo endorser", ca="/CN=imageaudit demo CA",
@@ -54,7 +60,7 @@ def image_list(images: dict[str, Path], out: Path) -> Path:
     doc = build_list(entries, identifier="6f1c3c55-0d5e-4d3a-9a55-1d2b7e0de001",
                      title="imageaudit demo", description="the built-in example images",
                      endorser=endorser, source="imageaudit demo",
-                     uri="http://127.0.0.1/demo/image.list")
+                     uri=f"{IMAGES_URL}/image.list")
     out.write_text(json.dumps(doc, indent=2), encoding="utf-8")
     return out
 
@@ -98,12 +104,19 @@ def run(out: Path, serve: bool, progress: bool = True) -> int:
     listing = image_list(disks, out / "example.image.list.json")
     say(f"registering both images in a local catalogue ({db_file}) from {listing}")
     _cli("catalogue", "import-imagelist", str(listing), "--db", db)
-    created = _cli("catalogue", "token", "create", "--role", "auditor", "--db", db)
+    created = _cli("catalogue", "token", "create", "--role", "auditor", "--name", AUDITOR,
+                   "--db", db)
     token = created.strip().split()[-1]
+    key = out / "auditor.key"
+    for old in (key, out / "auditor.key.pub"):
+        old.unlink(missing_ok=True)
+    _cli("keys", "generate", str(key))
+    _cli("catalogue", "auditor", "add", AUDITOR, "--public-key", f"{key}.pub", "--db", db)
+    say(f"auditor {AUDITOR}: reports are signed with {key}")
     store = f"sqlite:///{(out / 'results.db').resolve()}"
     with catalogue(db, out / "catalogue.log") as url:
         say(f"catalogue running at {url}; publishing both reports")
-        code = publish_reports(list(reports.values()), url, token, store)
+        code = publish_reports(list(reports.values()), url, token, store, signing_key=key)
         if code != 0:
             say("publishing failed (see above)")
             return 1

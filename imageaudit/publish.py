@@ -2,17 +2,20 @@
 
 The contract with the catalogue (``integrations/appdb``):
 ``POST {URL}/api/v1/reports`` with ``Authorization: Bearer <token>`` and the body
-``{"report_id": "<sha256 hex>", "report": {...}}``. 201 (stored) and 200 (already stored) both
-mean delivered; 404 (no image with that SHA-512), 401/403 (token) and 422 (invalid) are
-permanent; 5xx, timeouts and connection errors are transient. The catalogue is idempotent by
-report id, and the outbox marks what it accepted, so a report is sent once however often the
-user publishes or flushes.
+``{"report_id": "<sha256 hex>", "report": {...}, "signature": {...}}``, the signature being the
+auditor's Ed25519 signature over the canonical report (:mod:`imageaudit.signing`), made at send
+time with the key given to the publisher. 201 (stored) and 200 (already stored) both mean
+delivered; 404 (no image with that SHA-512), 401/403 (token, or a key of another auditor) and
+422 (invalid: an id that is not the report's SHA-256, a missing or wrong signature, a level
+that does not follow from the findings) are permanent; 429 (too many wrong tokens), 5xx,
+timeouts and connection errors are transient. The catalogue recomputes the id and is
+idempotent by it, and the outbox marks what it accepted, so a report is sent once however often
+the user publishes or flushes.
 """
 
 from __future__ import annotations
 
 import enum
-import hashlib
 import json
 import socket
 import time
@@ -24,9 +27,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from imageaudit import __version__
 from imageaudit.findings import printable
-from imageaudit.store import OutboxEntry, OutboxState, ResultsStore, canonical_json, utcnow
+from imageaudit.signing import report_digest, sign_report
+from imageaudit.store import OutboxEntry, OutboxState, ResultsStore, utcnow
 
 REPORTS_PATH = "/api/v1/reports"
 HEALTH_PATH = "/api/v1/health"
@@ -95,7 +101,7 @@ class PublishResult:
 
 def report_id(report_json: Mapping[str, Any]) -> str:
     """The SHA-256 hex of the canonical JSON (sorted keys, no spaces): same report, same id."""
-    return hashlib.sha256(canonical_json(report_json).encode("utf-8")).hexdigest()
+    return report_digest(report_json)
 
 
 def catalogue_base(url: str) -> str:
@@ -193,9 +199,13 @@ def classify(status: int, body: bytes) -> Attempt:
 
 
 def send_once(url: str, token: str, rid: str, report: Mapping[str, Any],
-              timeout: float = 10.0) -> Attempt:
-    """POST one report to the catalogue; never raises for network or HTTP errors."""
-    body = json.dumps({"report_id": rid, "report": report}, ensure_ascii=False).encode("utf-8")
+              timeout: float = 10.0, key: Ed25519PrivateKey | None = None) -> Attempt:
+    """POST one report (signed with ``key`` when given) to the catalogue; never raises for
+    network or HTTP errors."""
+    doc: dict[str, Any] = {"report_id": rid, "report": report}
+    if key is not None:
+        doc["signature"] = sign_report(report, key)
+    body = json.dumps(doc, ensure_ascii=False).encode("utf-8")
     request = urllib.request.Request(
         url + REPORTS_PATH,
         data=body,
@@ -238,11 +248,12 @@ _STATE = {
 
 
 def _deliver(store: ResultsStore, entry: OutboxEntry, token: str, report: Mapping[str, Any],
-             policy: RetryPolicy, sleep: Sleep) -> Attempt:
+             policy: RetryPolicy, sleep: Sleep, key: Ed25519PrivateKey | None) -> Attempt:
     """Try ``policy.tries`` times; record each attempt in the outbox; the last attempt."""
     attempt = Attempt(None, Outcome.QUEUED, "not tried")
     for n in range(1, max(1, policy.tries) + 1):
-        attempt = send_once(entry.catalogue_url, token, entry.report_id, report, policy.timeout)
+        attempt = send_once(entry.catalogue_url, token, entry.report_id, report, policy.timeout,
+                            key)
         retry_at = utcnow() + timedelta(seconds=policy.delay(n))
         store.record_attempt(
             entry.report_id,
@@ -287,8 +298,10 @@ def _result(store: ResultsStore, url: str, rid: str, attempt: Attempt,
 
 def flush_outbox(store: ResultsStore, url: str, token: str, *,
                  policy: RetryPolicy = ONE_TRY, exclude: frozenset[str] = frozenset(),
-                 sleep: Sleep = time.sleep) -> list[PublishResult]:
-    """Send every pending report queued for the catalogue at ``url``, oldest first.
+                 sleep: Sleep = time.sleep,
+                 key: Ed25519PrivateKey | None = None) -> list[PublishResult]:
+    """Send every pending report queued for the catalogue at ``url``, oldest first, each
+    signed with ``key`` (the catalogue refuses unsigned reports).
 
     Stops at the first transient failure (the catalogue is down: trying the rest now would
     only wait for the same timeouts); permanent refusals are recorded and the flush goes on.
@@ -302,7 +315,7 @@ def flush_outbox(store: ResultsStore, url: str, token: str, *,
         stored = store.get_report(entry.report_id)
         if stored is None:  # cannot happen with foreign keys on; never send nothing
             continue
-        attempt = _deliver(store, entry, token, stored.report, policy, sleep)
+        attempt = _deliver(store, entry, token, stored.report, policy, sleep, key)
         results.append(_result(store, base, entry.report_id, attempt))
         if attempt.outcome is Outcome.QUEUED:
             break
@@ -311,8 +324,10 @@ def flush_outbox(store: ResultsStore, url: str, token: str, *,
 
 def publish(report_json: Mapping[str, Any], url: str, token: str | None,
             store: ResultsStore, *, policy: RetryPolicy | None = None,
-            source: str | None = None, sleep: Sleep = time.sleep) -> PublishResult:
-    """Store the report, queue it for the catalogue, deliver what is pending, then this one.
+            source: str | None = None, sleep: Sleep = time.sleep,
+            key: Ed25519PrivateKey | None = None) -> PublishResult:
+    """Store the report, queue it for the catalogue, deliver what is pending, then this one;
+    every report sent is signed with the auditor's ``key``.
 
     Earlier reports still in the outbox for this catalogue go first (one try each), so they
     leave as soon as the catalogue is back. The report itself gets ``policy.tries`` tries with
@@ -327,18 +342,19 @@ def publish(report_json: Mapping[str, Any], url: str, token: str | None,
     flushed: tuple[PublishResult, ...] = ()
     previous = store.entry(rid, base)
     if previous is not None and previous.state is OutboxState.SENT:
-        flushed = tuple(flush_outbox(store, base, token, sleep=sleep))
+        flushed = tuple(flush_outbox(store, base, token, sleep=sleep, key=key))
         pending = store.count(OutboxState.PENDING, base)
         return PublishResult(
             rid, base, Outcome.ALREADY_SENT, None,
             f"report {rid[:12]} already published to {base}", pending, flushed,
         )
     entry = store.enqueue(rid, base)
-    flushed = tuple(flush_outbox(store, base, token, exclude=frozenset({rid}), sleep=sleep))
+    flushed = tuple(flush_outbox(store, base, token, exclude=frozenset({rid}), sleep=sleep,
+                                 key=key))
     if any(r.outcome is Outcome.QUEUED for r in flushed):
         # The catalogue just failed to answer for an older report: one try is enough to know.
         policy = ONE_TRY if policy.tries > 1 else policy
-    attempt = _deliver(store, entry, token, report_json, policy, sleep)
+    attempt = _deliver(store, entry, token, report_json, policy, sleep, key)
     return _result(store, base, rid, attempt, flushed)
 
 

@@ -1,5 +1,7 @@
-"""Command line of the publisher: ``imageaudit publish``, ``imageaudit outbox list|flush``, and
-what ``imageaudit scan --publish URL`` calls once the reports are made.
+"""Command line of the publisher: ``imageaudit publish``, ``imageaudit outbox list|flush``,
+``imageaudit keys generate``, and what ``imageaudit scan --publish URL`` calls once the reports
+are made. Reports are signed with the auditor's Ed25519 key (``--signing-key`` or
+``$IMAGEAUDIT_SIGNING_KEY``), which the catalogue must have registered for the token's holder.
 
 Exit codes follow :mod:`imageaudit.cli`: ``0`` every report is with the catalogue, ``1`` the
 catalogue could not be reached (reports kept in the outbox, sent by the next publish or
@@ -18,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from imageaudit.errors import UsageError
 from imageaudit.publish import (
     ONE_TRY,
@@ -27,9 +31,11 @@ from imageaudit.publish import (
     PublishResult,
     RetryPolicy,
     catalogue_base,
+    check_token,
     flush_outbox,
     publish,
 )
+from imageaudit.signing import KEY_ENV, SigningError, generate_keypair, load_private_key
 from imageaudit.store import OutboxState, ResultsStore, StoreError, display_url
 
 # A report is a few MB at most; refuse to load something far larger by mistake.
@@ -45,6 +51,20 @@ class _HasToJson(Protocol):
 def resolve_token(token: str | None) -> str | None:
     """``--token`` when given, else ``$IMAGEAUDIT_CATALOGUE_TOKEN`` (keeps it off argv)."""
     return token or os.environ.get(TOKEN_ENV) or None
+
+
+def resolve_signing_key(path: str | Path | None) -> Ed25519PrivateKey:
+    """The auditor's key from ``--signing-key`` or ``$IMAGEAUDIT_SIGNING_KEY``; a usage error
+    when neither is given or the file is not an Ed25519 private key (the catalogue refuses
+    unsigned reports, so nothing is sent without one)."""
+    chosen = path or os.environ.get(KEY_ENV)
+    if not chosen:
+        raise UsageError(f"no signing key: give --signing-key FILE or set {KEY_ENV} "
+                         "(make one with: imageaudit keys generate FILE)")
+    try:
+        return load_private_key(chosen)
+    except SigningError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def _open_store(url: str | None) -> ResultsStore:
@@ -109,9 +129,10 @@ def _policy(args: argparse.Namespace) -> RetryPolicy:
 def publish_reports(reports: Sequence[Mapping[str, Any] | _HasToJson], catalogue: str,
                     token: str | None, store_url: str | None = None, *,
                     policy: RetryPolicy | None = None, sources: Sequence[str | None] = (),
-                    err: TextIO | None = None) -> int:
-    """Publish finished reports (``Report`` objects or their JSON) to the catalogue; print one
-    line per report on stderr; return the exit code. This is what ``scan --publish`` calls.
+                    err: TextIO | None = None, signing_key: str | Path | None = None) -> int:
+    """Publish finished reports (``Report`` objects or their JSON) to the catalogue, signed with
+    ``signing_key`` (default ``$IMAGEAUDIT_SIGNING_KEY``); print one line per report on
+    stderr; return the exit code. This is what ``scan --publish`` calls.
 
     ``sources`` (optional, per report) is what the results store records as the report's
     source; by default the report's own ``image.source``.
@@ -120,15 +141,18 @@ def publish_reports(reports: Sequence[Mapping[str, Any] | _HasToJson], catalogue
     token = resolve_token(token)
     try:
         _warn_plain_http(catalogue_base(catalogue), err)
+        check_token(token)
     except PublishError as exc:
         raise UsageError(str(exc)) from exc
+    key = resolve_signing_key(signing_key)
     results: list[PublishResult] = []
     with _open_store(store_url) as store:
         for i, report in enumerate(reports):
             data = report if isinstance(report, Mapping) else report.to_json()
             source = sources[i] if i < len(sources) else None
             try:
-                result = publish(data, catalogue, token, store, policy=policy, source=source)
+                result = publish(data, catalogue, token, store, policy=policy, source=source,
+                                 key=key)
             except PublishError as exc:
                 raise UsageError(str(exc)) from exc
             for earlier in result.flushed:
@@ -142,7 +166,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     """``imageaudit publish REPORT.json... --catalogue URL``."""
     reports = [_load_report(path) for path in args.report]
     return publish_reports(reports, args.catalogue, args.token, args.store,
-                           policy=_policy(args))
+                           policy=_policy(args), signing_key=args.signing_key)
 
 
 def _when(value: object) -> str:
@@ -185,6 +209,7 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
 def cmd_outbox_flush(args: argparse.Namespace) -> int:
     """``imageaudit outbox flush [--catalogue URL]``: send what is pending (one try each)."""
     token = resolve_token(args.token)
+    key = resolve_signing_key(args.signing_key)
     with _open_store(args.store) as store:
         if args.catalogue:
             try:
@@ -208,7 +233,7 @@ def cmd_outbox_flush(args: argparse.Namespace) -> int:
         results: list[PublishResult] = []
         for url in urls:
             try:
-                results.extend(flush_outbox(store, url, token or "", policy=ONE_TRY))
+                results.extend(flush_outbox(store, url, token or "", policy=ONE_TRY, key=key))
             except PublishError as exc:
                 raise UsageError(str(exc)) from exc
         for result in results:
@@ -221,6 +246,27 @@ def cmd_outbox_flush(args: argparse.Namespace) -> int:
             print(f"{pending} report(s) still pending in {display_url(store.url)}",
                   file=sys.stderr)
     return exit_code(results)
+
+
+def cmd_keys_generate(args: argparse.Namespace) -> int:
+    """``imageaudit keys generate KEY_FILE``: a new Ed25519 pair; prints the key id."""
+    private = Path(args.key_file)
+    public = Path(args.public) if args.public else private.with_name(private.name + ".pub")
+    try:
+        kid = generate_keypair(private, public)
+    except SigningError as exc:
+        raise UsageError(str(exc)) from exc
+    print(kid)
+    print(f"private key {private} (keep it secret), public key {public}: register it with "
+          f"imageaudit catalogue auditor add NAME --public-key {public}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _signing_key_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--signing-key", metavar="FILE",
+        help=f"the auditor's Ed25519 private key that signs reports (default: ${KEY_ENV})",
+    )
 
 
 def _store_option(p: argparse.ArgumentParser) -> None:
@@ -242,6 +288,7 @@ def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
     """``--publish URL``, ``--token``, ``--store`` for the scan parser."""
     parser.add_argument("--publish", metavar="URL", help="publish each report to this catalogue")
     _token_option(parser)
+    _signing_key_option(parser)
     _store_option(parser)
 
 
@@ -253,6 +300,7 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("report", nargs="+", metavar="REPORT.json")
     p.add_argument("--catalogue", required=True, metavar="URL", help="catalogue base URL")
     _token_option(p)
+    _signing_key_option(p)
     _store_option(p)
     p.add_argument("--tries", type=int, help="attempts per report (default 3)")
     p.add_argument("--backoff", type=float, metavar="SECONDS",
@@ -273,17 +321,27 @@ def add_parsers(subparsers: Any) -> None:
     o.add_argument("--retry-failed", action="store_true",
                    help="also resend reports the catalogue refused (after fixing the cause)")
     _token_option(o)
+    _signing_key_option(o)
     _store_option(o)
     o.set_defaults(func=cmd_outbox_flush)
+
+    p = subparsers.add_parser("keys", help="the auditor's report-signing key")
+    ksub = p.add_subparsers(dest="keys_command", required=True)
+    k = ksub.add_parser("generate", help="make an Ed25519 key pair (KEY_FILE and KEY_FILE.pub)")
+    k.add_argument("key_file", metavar="KEY_FILE", help="private key file to create (mode 0600)")
+    k.add_argument("--public", metavar="FILE", help="public key file (default: KEY_FILE.pub)")
+    k.set_defaults(func=cmd_keys_generate)
 
 
 __all__ = [
     "add_parsers",
     "add_scan_arguments",
+    "cmd_keys_generate",
     "cmd_outbox_flush",
     "cmd_outbox_list",
     "cmd_publish",
     "exit_code",
     "publish_reports",
+    "resolve_signing_key",
     "resolve_token",
 ]

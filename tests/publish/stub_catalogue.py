@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from imageaudit.signing import SigningError, verify_report
+
 
 @dataclass
 class Received:
@@ -36,6 +40,8 @@ class CatalogueState:
     requests: list[Received] = field(default_factory=list)
     fail_next: int = 0  # answer 503 to this many POSTs first
     redirect_to: str | None = None
+    # When set, reports must carry this key's signature, as the real catalogue demands.
+    public_key: Ed25519PublicKey | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def posts(self) -> list[Received]:
@@ -110,6 +116,14 @@ def _handler(state: CatalogueState) -> type[BaseHTTPRequestHandler]:
             if hashlib.sha256(canonical.encode()).hexdigest() != rid:
                 self._answer(422, {"detail": "report_id is not the report's digest"}, body)
                 return
+            if state.public_key is not None:
+                sig = body.get("signature")
+                try:
+                    verify_report(report, sig if isinstance(sig, dict) else {},
+                                  state.public_key)
+                except SigningError as exc:
+                    self._answer(422, {"detail": f"bad signature: {exc}"}, body)
+                    return
             sha = (report.get("certification") or {}).get("image_sha512")
             if sha not in state.images:
                 self._answer(404, {"detail": f"no image with SHA-512 {sha}"}, body)

@@ -25,6 +25,7 @@ from imageaudit.identity import sha512_file
 from imageaudit.pipeline import Judge, ScanOptions, scan_one
 from imageaudit.publish import Outcome, publish, report_id
 from imageaudit.publish_cli import publish_reports
+from imageaudit.signing import load_private_key
 from imageaudit.store import OutboxState, ResultsStore
 from integrations.appdb.imagelist_write import Endorser, image_entry
 from integrations.appdb.imagelist_write import image_list as hepix_image_list
@@ -56,7 +57,8 @@ def _get(url: str) -> Any:
 def _image_list(pki: EndorserPKI, images: dict[str, Path], out: Path) -> Path:
     entries = [
         image_entry(ident, path, title=f"{ident} test image",
-                    description="built by the end-to-end test", fmt="tar", vo=VO)
+                    description="built by the end-to-end test", fmt="tar", vo=VO,
+                    uri=f"https://endorser.example.org/{ident}.tar")
         for ident, path in images.items()
     ]
     endorser = Endorser(dn=pki.endorser_subject, ca=pki.ca_subject, creator="Endorser One",
@@ -102,6 +104,14 @@ def test_signed_list_scan_publish_suspend_withdraws(
     server: CatalogueProcess = workspace["server"]
     tmp: Path = workspace["tmp"]
     auditor, operator = _token(workspace["db"], "auditor"), _token(workspace["db"], "operator")
+    key_file = tmp / "e2e-auditor.key"
+    assert run_cli(["keys", "generate", str(key_file)]) == 0
+    key_id = capsys.readouterr().out.strip()
+    done = _catalogue_cli("auditor", "add", "e2e-auditor", "--public-key", f"{key_file}.pub",
+                          "--db", workspace["db"])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"auditor e2e-auditor: key {key_id} registered\n"
+    key = load_private_key(key_file)
     server.start()
 
     signed = _image_list(pki, images, tmp / "image.list")
@@ -124,7 +134,8 @@ def test_signed_list_scan_publish_suspend_withdraws(
     with ResultsStore.open(store_url) as store:
         # The catalogue is down while the weak image's report is published: kept, not lost.
         server.stop()
-        weak = publish(reports["weak-image"], server.url, auditor, store, sleep=lambda s: None)
+        weak = publish(reports["weak-image"], server.url, auditor, store, sleep=lambda s: None,
+                       key=key)
         assert weak.outcome is Outcome.QUEUED
         assert weak.message == (
             f"catalogue {server.url} unreachable: connection refused; "
@@ -134,7 +145,7 @@ def test_signed_list_scan_publish_suspend_withdraws(
 
     # Back up: the next publish (what ``scan --publish`` calls) sends the queued report first.
     code = publish_reports([reports["clean-image"], reports["suspended-image"]], server.url,
-                           auditor, store_url)
+                           auditor, store_url, signing_key=key_file)
     assert code == 0
     out = capsys.readouterr().err.splitlines()
     rids = {name: report_id(r) for name, r in reports.items()}
@@ -144,11 +155,12 @@ def test_signed_list_scan_publish_suspend_withdraws(
         f"report {rids['suspended-image'][:12]} published to {server.url} (stored)",
     ]
     # Flushing again and re-publishing send nothing twice.
-    assert run_cli(["outbox", "flush", "--store", store_url, "--token", auditor]) == 0
+    assert run_cli(["outbox", "flush", "--store", store_url, "--token", auditor,
+                    "--signing-key", str(key_file)]) == 0
     assert capsys.readouterr().err == "nothing to send\n"
     with ResultsStore.open(store_url) as store:
         assert store.count(OutboxState.SENT) == 3
-        again = publish(reports["weak-image"], server.url, auditor, store)
+        again = publish(reports["weak-image"], server.url, auditor, store, key=key)
         assert again.outcome is Outcome.ALREADY_SENT
 
     done = _catalogue_cli("suspend", "suspended-image", "--reason", "leaked key (e2e test)",
@@ -162,6 +174,8 @@ def test_signed_list_scan_publish_suspend_withdraws(
         "suspended-image": (reports["suspended-image"]["certification"]["level"], False, True),
     }
     assert standing["suspended-image"]["suspension_reason"] == "leaked key (e2e test)"
+    assert {k: (v["signer"], v["report_id"]) for k, v in standing.items()} == {
+        name: ("e2e-auditor", rids[name]) for name in images}
     image_list = _get(f"{server.url}/api/v1/vos/{VO}/image.list")["hv:imagelist"]
     listed = [entry["hv:image"] for entry in image_list["hv:images"]]
     assert [img["dc:identifier"] for img in listed] == ["clean-image"]

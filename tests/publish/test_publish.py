@@ -23,7 +23,8 @@ from imageaudit.publish import (
     report_id,
     send_once,
 )
-from imageaudit.publish_cli import _warn_plain_http, resolve_token
+from imageaudit.publish_cli import _warn_plain_http, resolve_signing_key, resolve_token
+from imageaudit.signing import KEY_ENV, generate_keypair, load_public_key
 from imageaudit.store import OutboxState, ResultsStore
 from tests.publish.helpers import make_report, run_cli
 from tests.publish.stub_catalogue import CatalogueState, StubCatalogue
@@ -41,6 +42,17 @@ def catalogue() -> Iterator[StubCatalogue]:
         yield stub
     finally:
         stub.stop()
+
+
+@pytest.fixture
+def signing_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                catalogue: StubCatalogue) -> Path:
+    """A new auditor key in ``$IMAGEAUDIT_SIGNING_KEY``, which the stub then demands."""
+    key = tmp_path / "auditor.key"
+    generate_keypair(key, tmp_path / "auditor.key.pub")
+    monkeypatch.setenv(KEY_ENV, str(key))
+    catalogue.state.public_key = load_public_key(tmp_path / "auditor.key.pub")
+    return key
 
 
 class Sleeps(list[float]):
@@ -134,7 +146,7 @@ def test_catalogue_down_keeps_report_then_delivers_exactly_once(
 
 def test_outbox_flush_command_delivers_queued_report(
     catalogue: StubCatalogue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], signing_key: Path,
 ) -> None:
     report_file = tmp_path / "report.json"
     report = make_report(SHA_A)
@@ -161,7 +173,8 @@ def test_outbox_flush_command_delivers_queued_report(
     assert capsys.readouterr().err == f"report {rid[:12]} published to {catalogue.url} (stored)\n"
     assert run_cli(["outbox", "flush", "--store", db]) == 0
     assert capsys.readouterr().err == "nothing to send\n"
-    assert len(catalogue.state.posts()) == 1
+    [post] = catalogue.state.posts()
+    assert post.body is not None and post.body["signature"]["algorithm"] == "ed25519"
     assert list(catalogue.state.stored) == [rid]
     assert run_cli(["outbox", "list", "--store", db, "--all", "--format", "json"]) == 0
     [row] = json.loads(capsys.readouterr().out)
@@ -301,7 +314,8 @@ def test_still_down_means_one_try_for_the_new_report(
 
 
 def test_publish_command_exit_codes(
-    catalogue: StubCatalogue, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    catalogue: StubCatalogue, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    signing_key: Path,
 ) -> None:
     known, unknown = make_report(SHA_A), make_report("e" * 128)
     files = []
@@ -348,3 +362,52 @@ def test_plain_http_to_another_host_warns() -> None:
         "imageaudit: warning: the token is sent unencrypted to http://catalogue.example.org; "
         "use https\n"
     )
+
+
+def test_publishing_needs_a_signing_key(
+    catalogue: StubCatalogue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    report_file = tmp_path / "report.json"
+    report_file.write_text(json.dumps(make_report(SHA_A)), encoding="utf-8")
+    with pytest.raises(UsageError) as missing:
+        run_cli(["publish", str(report_file), "--catalogue", catalogue.url, "--token", TOKEN,
+                 "--store", f"sqlite:///{tmp_path / 'r.db'}"])
+    assert str(missing.value) == (
+        "no signing key: give --signing-key FILE or set IMAGEAUDIT_SIGNING_KEY "
+        "(make one with: imageaudit keys generate FILE)"
+    )
+    assert catalogue.state.posts() == []
+    report_file.with_name("not.key").write_text("not a key\n", encoding="utf-8")
+    with pytest.raises(UsageError, match=r"not\.key: not an unencrypted Ed25519 private key"):
+        resolve_signing_key(tmp_path / "not.key")
+
+
+def test_keys_generate_refuses_to_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = tmp_path / "alice.key"
+    assert run_cli(["keys", "generate", str(key)]) == 0
+    kid = capsys.readouterr().out.strip()
+    assert kid.startswith("sha256:") and len(kid) == 7 + 64
+    assert key.stat().st_mode & 0o777 == 0o600
+    before = key.read_bytes()
+    with pytest.raises(UsageError, match=r"alice\.key exists; not overwriting a key"):
+        run_cli(["keys", "generate", str(key)])
+    assert key.read_bytes() == before
+
+
+def test_wrong_key_is_refused_by_the_catalogue(
+    catalogue: StubCatalogue, store: ResultsStore, tmp_path: Path, signing_key: Path
+) -> None:
+    other = tmp_path / "other.key"
+    generate_keypair(other, tmp_path / "other.key.pub")
+    from imageaudit.signing import load_private_key
+
+    result = publish(make_report(SHA_A), catalogue.url, TOKEN, store, sleep=Sleeps(),
+                     key=load_private_key(other))
+    assert (result.outcome, result.status) == (Outcome.FAILED, 422)
+    assert "bad signature: signature key_id does not name this key" in result.message
+    good = publish(make_report(SHA_B), catalogue.url, TOKEN, store, sleep=Sleeps(),
+                   key=load_private_key(signing_key))
+    assert (good.outcome, good.status) == (Outcome.SENT, 201)
