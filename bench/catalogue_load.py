@@ -33,7 +33,7 @@ from integrations.appdb.catalogue import Principal  # noqa: E402
 from integrations.appdb.db import Image, Report, Version, Vo  # noqa: E402
 from integrations.appdb.process import CatalogueProcess  # noqa: E402
 from integrations.appdb.server import open_catalogue  # noqa: E402
-from tests.appdb.helpers import make_report  # noqa: E402
+from tests.appdb.helpers import add_auditor, body, make_report  # noqa: E402
 from tests.builders.postgres import create_database, running_postgres  # noqa: E402
 
 
@@ -98,6 +98,7 @@ def main() -> int:
               f"in {time.monotonic() - t0:.1f} s")
         cat = open_catalogue(url)
         token = cat.create_token("load", "auditor", Principal("bench", "admin"))
+        add_auditor(cat, "load")  # reports are signed with the helpers' auditor key
         log = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "catalogue.log"
         base = stack.enter_context(CatalogueProcess(url, log, cwd=ROOT)).url
         print(f"{args.clients} concurrent clients on loopback, {args.requests} requests per kind")
@@ -122,9 +123,9 @@ def cold_lists(base: str, token: str, args: argparse.Namespace) -> list[float]:
     with httpx.Client(base_url=base, timeout=60) as c:
         for n in range(40):
             i = random.randrange(args.images)
-            rid = hashlib.sha256(f"cold{n}{time.time()}".encode()).hexdigest()
-            report = make_report(sha(i), "basic")
-            c.post("/api/v1/reports", json={"report_id": rid, "report": report}, headers=auth)
+            # A distinct issue time makes a distinct report (the catalogue recomputes the id).
+            report = make_report(sha(i), "basic", issued=timedelta(seconds=-100_000 - n))
+            c.post("/api/v1/reports", json=body(report), headers=auth)
             t = time.perf_counter()
             assert c.get(f"/api/v1/vos/vo{i % args.vos:02d}/image.list").status_code == 200
             out.append(time.perf_counter() - t)
@@ -138,9 +139,9 @@ def run(base: str, token: str, args: argparse.Namespace, *,
     if publish:
         for n in range(args.requests):
             i = random.randrange(args.images)
-            report = make_report(sha(i), random.choice(["none", "basic", "standard"]))
-            rid = hashlib.sha256(f"load{n}{time.time()}".encode()).hexdigest()
-            bodies.append({"report_id": rid, "report": report})
+            report = make_report(sha(i), random.choice(["none", "basic", "standard"]),
+                                 issued=timedelta(seconds=-60 - n))
+            bodies.append(body(report))
     sizes: list[int] = []
 
     def one(n: int, client: httpx.Client) -> float:
