@@ -226,6 +226,8 @@ def _unquote(value: str) -> str:
 
 def _strip_comment(line: str) -> str:
     """Drop a ``#`` comment; ``#123`` (a uid) and escaped or quoted ``#`` are kept."""
+    if "#" not in line:  # most lines: no need for the character walk below
+        return line
     in_quote = False
     i = 0
     while i < len(line):
@@ -241,16 +243,27 @@ def _strip_comment(line: str) -> str:
     return line
 
 
+_NESTING = frozenset('\\"()')
+_SPECIAL = {sep: re.compile(r'\\.?|["()]|' + re.escape(sep), re.S) for sep in ",:="}
+
+
 def _top_positions(text: str, sep: str) -> list[int]:
     """Indexes of ``sep`` outside quotes and parentheses and not escaped by a backslash."""
+    if not _NESTING.intersection(text):  # nothing nests or escapes: every ``sep`` counts
+        plain: list[int] = []
+        i = text.find(sep)
+        while i >= 0:
+            plain.append(i)
+            i = text.find(sep, i + 1)
+        return plain
+    special = _SPECIAL.get(sep) or re.compile(r'\\.?|["()]|' + re.escape(sep), re.S)
     found: list[int] = []
     depth = 0
     in_quote = False
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if c == "\\":
-            i += 2
+    # Jump from one character that matters to the next instead of walking every character.
+    for m in special.finditer(text):
+        c = m.group()
+        if c[0] == "\\":
             continue
         if c == '"':
             in_quote = not in_quote
@@ -259,8 +272,7 @@ def _top_positions(text: str, sep: str) -> list[int]:
         elif not in_quote and c == ")":
             depth = max(0, depth - 1)
         elif not in_quote and depth == 0 and c == sep:
-            found.append(i)
-        i += 1
+            found.append(m.start())
     return found
 
 
