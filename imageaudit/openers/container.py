@@ -331,7 +331,8 @@ def detect(path: str) -> str | None:
     """``"docker-archive"``, ``"oci-layout"``, ``"docker-daemon"`` or ``None``.
 
     The decision is :func:`imageaudit.openers.detect.container_kind`'s: an archive holding both
-    ``manifest.json`` and ``index.json`` is one image only when both name the same image.
+    ``manifest.json`` and ``index.json`` is one image only when both name the same image, and
+    :class:`~imageaudit.openers.detect.AmbiguousInput` is raised when they do not.
     """
     from imageaudit.openers.detect import CONTAINER_FORMATS, container_kind
 
