@@ -32,6 +32,7 @@ from tests.builders.container import (
     write_outer_tar,
 )
 from tests.builders.example_tree import clean_scenario, weak_scenario
+from tests.builders.vm import build_ova
 from tests.scenario import write_tree
 
 REPO = Path(__file__).resolve().parents[2]
@@ -153,6 +154,24 @@ def test_ordinary_inputs_still_detect(tmp_path: Path) -> None:
         assert (fs.info.kind, fs.info.format) == ("directory", "directory")
     with open_image(str(layout)) as fs:
         assert (fs.info.kind, fs.info.format) == ("container", "oci-layout")
+
+
+def test_ordinary_vm_inputs_still_detect(tmp_path: Path) -> None:
+    qcow2 = tmp_path / "disk.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(qcow2), "16M"], check=True)
+    vmdk = tmp_path / "disk.vmdk"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vmdk", "-o", "subformat=streamOptimized",
+                    str(vmdk), "16M"], check=True)  # fmt: skip
+    ova = build_ova(vmdk, tmp_path / "vm.ova")
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image\n")
+    got = {p.name: detect_input(str(p)) for p in (qcow2, ova, text)}
+    assert got == {"disk.qcow2": "vm", "vm.ova": "ova", "notes.txt": "vm"}
+    done = run_cli("scan", str(text))
+    assert (done.returncode, done.stderr.splitlines()) == (2, [
+        f"imageaudit: error: {text}: unsupported format: not a VM disk image (qcow2, vmdk, vdi, "
+        "vhdx, vhd, ova, raw), container archive, OCI layout or root directory"
+    ])  # fmt: skip
 
 
 @dataclass
