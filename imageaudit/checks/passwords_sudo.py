@@ -20,6 +20,9 @@ from imageaudit.model import Evidence, Source, Status
 from imageaudit.rules import Rule
 
 _ROOT_RUNAS = frozenset({"ALL", "root", "#0"})
+# Set-element operations the grant evaluation may spend before the rule is an ERROR: linear
+# in the rules and accounts for any real sudoers, bounded for a hostile one.
+MAX_SUDO_WORK = 5_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,75 +51,126 @@ def _runs_as_root(cmd: SudoCommand) -> bool:
     return any(u.strip() in _ROOT_RUNAS for u in cmd.runas_users_expanded)
 
 
-def _members(accounts: AccountsFacts) -> dict[str, set[str]]:
-    """Group name -> user names (listed members and primary group)."""
-    out: dict[str, set[str]] = {}
-    by_gid: dict[int, str] = {}
-    for group in accounts.groups:
-        out.setdefault(group.name, set()).update(group.members)
-        by_gid.setdefault(group.gid, group.name)
-    for entry in accounts.passwd:
-        name = by_gid.get(entry.gid)
-        if name is not None:
-            out.setdefault(name, set()).add(entry.name)
-    return out
+@dataclass
+class _Index:
+    """Who is who, built once per evaluation: per-rule scans of passwd are quadratic."""
+
+    every: set[str]
+    by_uid: dict[int, set[str]]
+    by_gid: dict[int, set[str]]  # primary group and listed members, by gid
+    by_group: dict[str, set[str]]  # primary group and listed members, by group name
+
+    @classmethod
+    def of(cls, accounts: AccountsFacts) -> _Index:
+        by_uid: dict[int, set[str]] = {}
+        by_gid: dict[int, set[str]] = {}
+        by_group: dict[str, set[str]] = {}
+        name_of_gid: dict[int, str] = {}
+        for group in accounts.groups:
+            by_group.setdefault(group.name, set()).update(group.members)
+            by_gid.setdefault(group.gid, set()).update(group.members)
+            name_of_gid.setdefault(group.gid, group.name)
+        for entry in accounts.passwd:
+            by_uid.setdefault(entry.uid, set()).add(entry.name)
+            by_gid.setdefault(entry.gid, set()).add(entry.name)
+            name = name_of_gid.get(entry.gid)
+            if name is not None:
+                by_group.setdefault(name, set()).add(entry.name)
+        return cls({e.name for e in accounts.passwd}, by_uid, by_gid, by_group)
 
 
-def _users_of(rule: SudoRule, accounts: AccountsFacts, groups: dict[str, set[str]]) -> set[str]:
-    every = {e.name for e in accounts.passwd}
-    by_uid: dict[int, set[str]] = {}
-    for e in accounts.passwd:
-        by_uid.setdefault(e.uid, set()).add(e.name)
+class SudoersTooComplex(Exception):
+    """Evaluating the user lists would cost more than :data:`MAX_SUDO_WORK`."""
+
+
+@dataclass
+class _Work:
+    spent: int = 0
+
+    def charge(self, n: int) -> None:
+        self.spent += n
+        if self.spent > MAX_SUDO_WORK:
+            raise SudoersTooComplex(
+                f"the sudoers user lists take over {MAX_SUDO_WORK} set operations to evaluate"
+            )
+
+
+def _users_of(rule: SudoRule, index: _Index, remaining: set[str], work: _Work) -> set[str]:
+    """The users of ``rule`` that have no grant yet: every set is cut to ``remaining`` first,
+    so that a rule costs what is still undecided, not the size of ``ALL`` or a group."""
     chosen: set[str] = set()
     for item in rule.users_expanded:
         item = item.strip()
         negate = item.startswith("!")
         name = item.lstrip("!").strip().strip('"')
         if name == "ALL":
-            found = set(every)
+            found = remaining
         elif name.startswith("%#") and name[2:].isdigit():
-            gid = int(name[2:])
-            found = {e.name for e in accounts.passwd if e.gid == gid}
-            found |= {m for g in accounts.groups if g.gid == gid for m in g.members}
+            found = index.by_gid.get(int(name[2:]), set()) & remaining
         elif name.startswith("%"):
-            found = set(groups.get(name[1:].lstrip(":"), set()))
+            found = index.by_group.get(name[1:].lstrip(":"), set()) & remaining
         elif name.startswith("#") and name[1:].isdigit():
-            found = by_uid.get(int(name[1:]), set())
+            found = index.by_uid.get(int(name[1:]), set()) & remaining
         else:
-            found = {name} & every
+            found = {name} & remaining
+        work.charge(len(found) + len(chosen) + 1)
         chosen = chosen - found if negate else chosen | found
     return chosen
 
 
 def _grants(accounts: AccountsFacts) -> dict[str, _Grant]:
-    """User name -> the first rule letting it run anything as root without a password."""
+    """User name -> the first rule letting it run anything as root without a password.
+
+    Raises :class:`SudoersTooComplex` when the user lists cost over :data:`MAX_SUDO_WORK`.
+    """
     sudoers = accounts.sudoers
     no_auth_all, no_auth_users = _no_auth_users(sudoers)
-    groups = _members(accounts)
+    index = _Index.of(accounts)
+    remaining = set(index.every)  # accounts without a grant yet
+    work = _Work()
     found: dict[str, _Grant] = {}
     for rule in sudoers.rules:
-        users = _users_of(rule, accounts, groups)
-        for cmd in rule.commands:
-            if "ALL" not in (c.strip() for c in cmd.expanded) or not _runs_as_root(cmd):
-                continue
-            tagged = "NOPASSWD" in cmd.tags
-            for user in sorted(users):
-                if user in found:
-                    continue
-                if tagged:
-                    found[user] = _Grant(rule.source, "NOPASSWD: ALL")
-                elif no_auth_all or user in no_auth_users:
-                    found[user] = _Grant(rule.source, "ALL with Defaults !authenticate")
+        if not remaining:
+            break
+        commands = [
+            cmd
+            for cmd in rule.commands
+            if "ALL" in (c.strip() for c in cmd.expanded) and _runs_as_root(cmd)
+        ]
+        if not commands:
+            continue
+        users = _users_of(rule, index, remaining, work)
+        for cmd in commands:
+            if "NOPASSWD" in cmd.tags:
+                granted, grant = users, _Grant(rule.source, "NOPASSWD: ALL")
+            else:
+                granted = users if no_auth_all else users & no_auth_users
+                grant = _Grant(rule.source, "ALL with Defaults !authenticate")
+            granted = granted & remaining
+            work.charge(len(granted) + 1)
+            for user in granted:
+                found[user] = grant
+            remaining -= granted
     return found
 
 
-def _why_unguarded(ap: AccountPassword, accounts: AccountsFacts, locked: bool) -> str | None:
+def _key_files(accounts: AccountsFacts) -> dict[str, str]:
+    """Account name -> its first authorized_keys file holding keys."""
+    out: dict[str, str] = {}
+    for kfile in accounts.authorized_key_files:
+        if kfile.keys > 0:
+            for name in kfile.accounts:
+                out.setdefault(name, kfile.path)
+    return out
+
+
+def _why_unguarded(ap: AccountPassword, key_files: dict[str, str], locked: bool) -> str | None:
     """Why this account's sudo grant guards nothing; ``None`` if something guards it."""
     if ap.empty:
         return "has an empty password"
-    keys = [f for f in accounts.authorized_key_files if ap.name in f.accounts and f.keys > 0]
-    if keys:
-        return f"can log in with an ssh key ({keys[0].path}) without knowing its password"
+    key_file = key_files.get(ap.name)
+    if key_file is not None:
+        return f"can log in with an ssh key ({key_file}) without knowing its password"
     if not ap.usable and locked:
         return "has no usable password, so nothing is asked of whoever acts as it"
     return None
@@ -158,13 +212,17 @@ def sudo_nopasswd_all(facts: Any, params: SudoParams, rule: Rule) -> list[CheckR
     accounts = accounts_of(facts)
     if not accounts.sudoers.present:
         return []
-    grants = _grants(accounts)
+    try:
+        grants = _grants(accounts)
+    except SudoersTooComplex as exc:
+        return [CheckResult(Status.ERROR, f"Could not evaluate: {exc}")]
+    key_files = _key_files(accounts) if grants else {}
     results: list[CheckResult] = []
     for ap in account_passwords(accounts):
         grant = grants.get(ap.name)
         if grant is None:
             continue
-        why = _why_unguarded(ap, accounts, params.locked_without_keys == "fail")
+        why = _why_unguarded(ap, key_files, params.locked_without_keys == "fail")
         if why is None:
             continue
         results.append(

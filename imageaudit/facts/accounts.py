@@ -1,8 +1,15 @@
 """Accounts: passwd, shadow, group, gshadow, shells, PAM ``nullok``, sudoers, authorized keys.
 
-Every entry is kept, however odd: an empty or locked password, a user without a shadow
-entry, a line with the wrong number of fields (a :class:`MalformedLine`). Shadow lines that
-are malformed are recorded without their text, since they may carry a hash.
+Lines are read exactly as glibc's nss_files reads them (:mod:`imageaudit.facts.nss_files`):
+what ``login``, ``su``, ``sshd`` and ``pam_unix`` see is what the rules judge. Every entry is
+kept, however odd: an empty or locked password, a user without a shadow entry, a second
+entry of the same name (the C library uses the first). A line glibc skips is a
+:class:`MalformedLine` with the reason, recorded without its text, since it may carry a hash.
+
+A database that is present but cannot be read whole (a link to nothing, a loop, a file over
+:data:`ACCOUNT_DB_LIMIT`), an absent ``/etc/passwd``, or an absent ``/etc/shadow`` that
+passwd entries point to (``x``), leaves the accounts facts incomplete: the rules that need
+them cannot be judged, rather than judged on no accounts.
 
 Follows: passwd(5), shadow(5), group(5), gshadow(5), shells(5), crypt(5), pam.d(5),
 pam_unix(8), sudoers(5), sshd(8) "AUTHORIZED_KEYS FILE FORMAT".
@@ -11,19 +18,30 @@ pam_unix(8), sudoers(5), sshd(8) "AUTHORIZED_KEYS FILE FORMAT".
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from imageaudit.imagefs import ImageFSError
+from imageaudit.imagefs import FileStat, ImageFSError
 from imageaudit.model import Source
 
 from .base import CollectContext, Collector
+from .nss_files import (
+    Rejected,
+    nss_lines,
+    parse_group,
+    parse_gshadow,
+    parse_passwd,
+    parse_shadow,
+)
 from .pam import PamUnixLine, parse_pam_file
-from .passwords_hash import PasswordHash, classify_password
+from .passwords_hash import PasswordHash, PasswordState, classify_password
 from .sshkeys import AuthorizedKey, parse_key_line
 from .sudoers import SudoersFacts, parse_sudoers
-from .textlines import MalformedLine
+from .textlines import MalformedLine, glibc_lines
 
-MAX_HOMES = 10_000
+# 100k accounts of ~100 bytes a line are read whole; a hostile file is still bounded.
+ACCOUNT_DB_LIMIT = 32 << 20
+# Homes that exist; bounded by the passwd cap anyway, an image has far fewer.
+MAX_HOMES = 250_000
 MAX_PAM_FILES = 500
 NOLOGIN_SHELLS = frozenset({"nologin", "false"})
 
@@ -66,7 +84,6 @@ class ShadowEntry:
     warn_days: int | None
     inactive_days: int | None
     expire_date: int | None
-    problems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,65 +133,67 @@ class AccountsFacts:
         """The record of one account file, e.g. ``/etc/shadow``."""
         return next((f for f in self.files if f.path == path), None)
 
+    # Built on first use: looking each account up by scanning the tuple is quadratic.
+    _first_shadow: dict[str, ShadowEntry] = field(
+        default_factory=dict, init=False, repr=False, compare=False, metadata={"internal": True}
+    )
+
     def shadow_entry(self, name: str) -> ShadowEntry | None:
-        """The first shadow entry of ``name`` (the one the C library uses)."""
-        return next((s for s in self.shadow if s.name == name), None)
+        """The first shadow entry of ``name`` (the one ``getspnam`` returns)."""
+        if self.shadow and not self._first_shadow:
+            for entry in self.shadow:
+                self._first_shadow.setdefault(entry.name, entry)
+        return self._first_shadow.get(name)
 
 
-def _read(ctx: CollectContext, path: str, files: list[AccountFile]) -> str | None:
-    result = ctx.read(path)
-    if result is None:
-        files.append(AccountFile(path, present=False))
+def _stat(ctx: CollectContext, path: str) -> FileStat | None:
+    try:
+        return ctx.fs.stat(path)
+    except ImageFSError:
         return None
-    st = ctx.fs.stat(path)
-    files.append(AccountFile(path, True, result.size, st.mode, st.uid, st.gid, result.truncated))
-    if result.truncated:
-        ctx.error(
-            "accounts", f"read only the first {len(result.data)} of {result.size} bytes", path
-        )
-    return result.text()
 
 
-def _int(value: str) -> int | None:
-    value = value.strip()
-    if value.isascii() and (value.isdigit() or (value[:1] == "-" and value[1:].isdigit())):
-        return int(value)
-    return None
+def _read(
+    ctx: CollectContext, path: str, files: list[AccountFile], whole: bool = True
+) -> str | None:
+    """The text of one database; a present file that cannot be read whole marks it incomplete."""
+    text = ctx.read_text(path, ACCOUNT_DB_LIMIT, whole=whole)
+    st = _stat(ctx, path) if text is not None else None
+    if text is None or st is None:
+        files.append(AccountFile(path, present=False))
+        return text
+    truncated = st.size > ACCOUNT_DB_LIMIT
+    files.append(AccountFile(path, True, st.size, st.mode, st.uid, st.gid, truncated))
+    return text
 
 
-def _lines(text: str) -> list[tuple[int, str]]:
-    return [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+def _rejected(malformed: list[MalformedLine], src: Source, why: Rejected) -> None:
+    # The password field may hold a hash: never copy the line.
+    malformed.append(MalformedLine(src, why.reason))
 
 
 def _passwd(
     path: str, text: str, shells: set[str] | None, malformed: list[MalformedLine]
 ) -> list[PasswdEntry]:
     out: list[PasswdEntry] = []
-    for lineno, line in _lines(text):
+    for lineno, line in nss_lines(text):
         src = Source(path, lineno)
-        if line.startswith(("+", "-")):
-            malformed.append(MalformedLine(src, "NIS compat entry", line))
+        f = parse_passwd(line)
+        if isinstance(f, Rejected):
+            _rejected(malformed, src, f)
             continue
-        f = line.split(":")
-        uid, gid = (_int(f[2]), _int(f[3])) if len(f) == 7 else (None, None)
-        if len(f) != 7 or uid is None or gid is None:
-            reason = f"{len(f)} fields, expected 7" if len(f) != 7 else "uid or gid not a number"
-            # The password field may hold a hash: never copy the line.
-            malformed.append(MalformedLine(src, reason))
-            continue
-        shell = f[6]
         out.append(
             PasswdEntry(
                 source=src,
-                name=f[0],
-                password=classify_password(f[1], in_passwd=True),
-                uid=uid,
-                gid=gid,
-                gecos=f[4],
-                home=f[5],
-                shell=shell,
-                shell_nologin=posixpath.basename(shell) in NOLOGIN_SHELLS,
-                shell_listed=None if shells is None else shell in shells,
+                name=f.name,
+                password=classify_password(f.password, in_passwd=True),
+                uid=f.uid,
+                gid=f.gid,
+                gecos=f.gecos,
+                home=f.home,
+                shell=f.shell,
+                shell_nologin=posixpath.basename(f.shell) in NOLOGIN_SHELLS,
+                shell_listed=None if shells is None else f.shell in shells,
             )
         )
     return out
@@ -182,30 +201,23 @@ def _passwd(
 
 def _shadow(path: str, text: str, malformed: list[MalformedLine]) -> list[ShadowEntry]:
     out: list[ShadowEntry] = []
-    for lineno, line in _lines(text):
+    for lineno, line in nss_lines(text):
         src = Source(path, lineno)
-        f = line.split(":")
-        if len(f) != 9:
-            malformed.append(MalformedLine(src, f"{len(f)} fields, expected 9"))
+        f = parse_shadow(line)
+        if isinstance(f, Rejected):
+            _rejected(malformed, src, f)
             continue
-        numbers = [_int(v) for v in f[2:8]]
-        problems = tuple(
-            f"field {i + 3} is not a number"
-            for i, (raw, num) in enumerate(zip(f[2:8], numbers, strict=True))
-            if raw.strip() and num is None
-        )
         out.append(
             ShadowEntry(
                 source=src,
-                name=f[0],
-                password=classify_password(f[1]),
-                last_change=numbers[0],
-                min_days=numbers[1],
-                max_days=numbers[2],
-                warn_days=numbers[3],
-                inactive_days=numbers[4],
-                expire_date=numbers[5],
-                problems=problems,
+                name=f.name,
+                password=classify_password(f.password),
+                last_change=f.last_change,
+                min_days=f.min_days,
+                max_days=f.max_days,
+                warn_days=f.warn_days,
+                inactive_days=f.inactive_days,
+                expire_date=f.expire_date,
             )
         )
     return out
@@ -213,36 +225,33 @@ def _shadow(path: str, text: str, malformed: list[MalformedLine]) -> list[Shadow
 
 def _groups(path: str, text: str, malformed: list[MalformedLine]) -> list[GroupEntry]:
     out: list[GroupEntry] = []
-    for lineno, line in _lines(text):
+    for lineno, line in nss_lines(text):
         src = Source(path, lineno)
-        f = line.split(":")
-        gid = _int(f[2]) if len(f) == 4 else None
-        if gid is None:
-            reason = f"{len(f)} fields, expected 4" if len(f) != 4 else "gid not a number"
-            malformed.append(MalformedLine(src, reason))
+        f = parse_group(line)
+        if isinstance(f, Rejected):
+            _rejected(malformed, src, f)
             continue
-        members = tuple(m for m in f[3].split(",") if m)
-        out.append(GroupEntry(src, f[0], classify_password(f[1], in_passwd=True), gid, members))
+        password = classify_password(f.password, in_passwd=True)
+        out.append(GroupEntry(src, f.name, password, f.gid, f.members))
     return out
 
 
 def _gshadow(path: str, text: str, malformed: list[MalformedLine]) -> list[GShadowEntry]:
     out: list[GShadowEntry] = []
-    for lineno, line in _lines(text):
+    for lineno, line in nss_lines(text):
         src = Source(path, lineno)
-        f = line.split(":")
-        if len(f) != 4:
-            malformed.append(MalformedLine(src, f"{len(f)} fields, expected 4"))
+        f = parse_gshadow(line)
+        if isinstance(f, Rejected):
+            _rejected(malformed, src, f)
             continue
-        admins = tuple(m for m in f[2].split(",") if m)
-        members = tuple(m for m in f[3].split(",") if m)
-        out.append(GShadowEntry(src, f[0], classify_password(f[1]), admins, members))
+        out.append(GShadowEntry(src, f.name, classify_password(f.password), f.admins, f.members))
     return out
 
 
 def _shells(text: str) -> list[str]:
+    # getusershell(3): one path a line, leading blanks skipped, '#' comments.
     out = []
-    for line in text.splitlines():
+    for line in glibc_lines(text):
         line = line.strip()
         if line and not line.startswith("#"):
             out.append(line)
@@ -251,9 +260,14 @@ def _shells(text: str) -> list[str]:
 
 def _pam(ctx: CollectContext, malformed: list[MalformedLine]) -> list[PamUnixLine]:
     out: list[PamUnixLine] = []
-    for path in ctx.fs.glob("/etc/pam.d/*")[:MAX_PAM_FILES]:
-        if not ctx.fs.is_file(path):
+    paths = ctx.fs.glob("/etc/pam.d/*")
+    if len(paths) > MAX_PAM_FILES:
+        ctx.incomplete(f"read the first {MAX_PAM_FILES} of {len(paths)} PAM files", "/etc/pam.d")
+    for path in paths[:MAX_PAM_FILES]:
+        if ctx.fs.is_dir(path):
             continue
+        # A service file behind a dangling link or a loop is one PAM cannot read either,
+        # but whether it would have accepted empty passwords is then unknown: incomplete.
         text = ctx.read_text(path)
         if text is not None:
             out.extend(parse_pam_file(path, text, malformed))
@@ -268,7 +282,28 @@ def _listdir(ctx: CollectContext, path: str) -> list[str] | None:
 
 
 def _read_sudo(ctx: CollectContext, path: str) -> str | None:
-    return ctx.read_text(path) if ctx.fs.is_file(path) else None
+    # Not is_file(): that is False for a dangling link, which would read as "no sudoers".
+    return None if ctx.fs.is_dir(path) else ctx.read_text(path)
+
+
+def _existing_homes(ctx: CollectContext, homes: list[str]) -> list[str]:
+    """The homes that exist, each parent directory listed once rather than one look-up a home."""
+    by_parent: dict[str, list[str]] = {}
+    for home in homes:
+        # ".." after a symlink is not lexical: such homes are looked up the long way.
+        parent = "" if ".." in home.split("/") else posixpath.dirname(home)
+        by_parent.setdefault(parent, []).append(home)
+    out: list[str] = []
+    for parent, children in by_parent.items():
+        if parent and len(children) > 1 and not ctx.fs.is_dir(parent):
+            continue  # sshd finds no key under a parent that is not there either
+        names = _listdir(ctx, parent) if parent and len(children) > 1 else None
+        if names is None:
+            out.extend(children)  # looked up one by one below
+            continue
+        present = set(names)
+        out.extend(h for h in children if h == "/" or posixpath.basename(h) in present)
+    return out
 
 
 def _authorized_keys(
@@ -278,12 +313,14 @@ def _authorized_keys(
     homes: dict[str, list[str]] = {}
     for entry in passwd:
         if entry.home.startswith("/"):
-            homes.setdefault(posixpath.normpath(entry.home), []).append(entry.name)
-    if len(homes) > MAX_HOMES:
-        ctx.error("accounts", f"looked for authorized_keys in the first {MAX_HOMES} homes only")
-    for home, names in sorted(homes.items())[:MAX_HOMES]:
+            home = entry.home if ".." in entry.home.split("/") else posixpath.normpath(entry.home)
+            homes.setdefault(home, []).append(entry.name)
+    existing = _existing_homes(ctx, list(homes))
+    if len(existing) > MAX_HOMES:
+        ctx.incomplete(f"looked for authorized_keys in the first {MAX_HOMES} homes only")
+    for home in sorted(existing)[:MAX_HOMES]:
         for name in ("authorized_keys", "authorized_keys2"):
-            owners[posixpath.join(home, ".ssh", name)] = names
+            owners[posixpath.join(home, ".ssh", name)] = homes[home]
     for path in ctx.fs.glob("/etc/ssh/authorized_keys*"):
         if ctx.fs.is_dir(path):
             for name in _listdir(ctx, path) or []:
@@ -301,7 +338,7 @@ def _authorized_keys(
         account = names[0] if names else None
         found = [
             k
-            for n, line in enumerate(text.splitlines(), 1)
+            for n, line in enumerate(glibc_lines(text), 1)
             if (k := parse_key_line(line, Source(path, n), account)) is not None
         ]
         keys.extend(found)
@@ -310,11 +347,27 @@ def _authorized_keys(
     return files, keys
 
 
+def _required(ctx: CollectContext, files: list[AccountFile], passwd: list[PasswdEntry]) -> None:
+    """Absent databases the accounts depend on leave the facts incomplete, not empty."""
+    present = {f.path for f in files if f.present}
+    # A present file that could not be read is already recorded by read_text.
+    present.update(e.path for e in ctx.errors if e.incomplete and e.path)
+    if "/etc/passwd" not in present:
+        ctx.incomplete("absent: the accounts of the image cannot be known", "/etc/passwd")
+    shadowed = [p.name for p in passwd if p.password.state is PasswordState.SHADOWED]
+    if shadowed and "/etc/shadow" not in present:
+        ctx.incomplete(
+            f"absent, while {len(shadowed)} /etc/passwd entries keep their password there "
+            f"(x), {shadowed[0]} first",
+            "/etc/shadow",
+        )
+
+
 def collect(ctx: CollectContext) -> AccountsFacts:
     """Read the account databases, PAM, sudoers and authorized keys of the image."""
     files: list[AccountFile] = []
     malformed: list[MalformedLine] = []
-    shells_text = _read(ctx, "/etc/shells", files)
+    shells_text = _read(ctx, "/etc/shells", files, whole=False)
     shells = _shells(shells_text) if shells_text is not None else None
     passwd_text = _read(ctx, "/etc/passwd", files)
     passwd = _passwd(
@@ -329,6 +382,7 @@ def collect(ctx: CollectContext) -> AccountsFacts:
     groups = _groups("/etc/group", group_text or "", malformed)
     gshadow_text = _read(ctx, "/etc/gshadow", files)
     gshadow = _gshadow("/etc/gshadow", gshadow_text or "", malformed)
+    _required(ctx, files, passwd)
     shadow_names = {s.name for s in shadow}
     missing = (
         tuple(sorted({p.name for p in passwd} - shadow_names)) if shadow_text is not None else ()

@@ -1,22 +1,33 @@
-"""Minimal, tolerant reading of ``/etc/passwd`` and ``/etc/group`` for the files and
-credentials collectors: which ids are known, what their names are, and where homes are.
+"""``/etc/passwd`` and ``/etc/group`` for the files and credentials collectors: which ids are
+known, what their names are, and where homes are.
 
-The accounts collector owns the full parsing (and reports malformed lines); this module
-only needs ids, names and home directories, so lines it cannot use are simply not used.
-Follows passwd(5) and group(5).
+The accounts collector owns the full records (and reports malformed lines); this module
+needs ids, names and home directories only, read the same way (glibc's nss_files, see
+:mod:`imageaudit.facts.nss_files`), so that every collector sees the accounts the system
+sees. A file present but unreadable, or cut at the cap, leaves the reading collector's
+facts incomplete. Follows passwd(5) and group(5).
 """
 
 from __future__ import annotations
 
-import itertools
+import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from imageaudit.facts.base import CollectContext
+from imageaudit.facts.nss_files import (
+    GroupFields,
+    PasswdFields,
+    nss_lines,
+    parse_group,
+    parse_passwd,
+)
 from imageaudit.imagefs import ImageFSError, normalize
 from imageaudit.model import Source
 
-MAX_HOMES = 5_000
+# The same cap as the accounts collector: 100k accounts are read whole.
+ACCOUNT_DB_LIMIT = 32 << 20
+MAX_HOMES = 250_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,46 +50,86 @@ class Home:
     source: Source
 
 
-def _entries(text: str) -> Iterator[tuple[int, list[str], int]]:
-    """``(line number, fields, id)`` of every line with a name and a numeric third field."""
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        fields = line.split(":")
-        if len(fields) < 3 or not fields[0] or fields[0][0] in "+-#":
-            continue
-        try:
-            num = int(fields[2])
-        except ValueError:
-            continue
-        yield lineno, fields, num
+def passwd_entries(text: str) -> Iterator[tuple[int, PasswdFields]]:
+    """``(line number, fields)`` of every line ``getpwent`` returns."""
+    for lineno, line in nss_lines(text):
+        entry = parse_passwd(line)
+        if isinstance(entry, PasswdFields):
+            yield lineno, entry
 
 
-def _names(text: str | None) -> dict[int, str]:
+def _group_names(text: str | None) -> dict[int, str]:
     names: dict[int, str] = {}
-    for _lineno, fields, num in _entries(text or ""):
-        names.setdefault(num, fields[0])
+    for _lineno, line in nss_lines(text or ""):
+        entry = parse_group(line)
+        if isinstance(entry, GroupFields):
+            names.setdefault(entry.gid, entry.name)
     return names
 
 
 def read_ids(ctx: CollectContext) -> IdMaps:
-    """Known uids and gids with their first name."""
-    passwd = ctx.read_text("/etc/passwd")
-    group = ctx.read_text("/etc/group")
+    """Known uids and gids with their first name (what ``getpwuid``/``getgrgid`` return)."""
+    passwd = ctx.read_text("/etc/passwd", ACCOUNT_DB_LIMIT)
+    group = ctx.read_text("/etc/group", ACCOUNT_DB_LIMIT)
+    users: dict[int, str] = {}
+    for _lineno, entry in passwd_entries(passwd or ""):
+        users.setdefault(entry.uid, entry.name)
     return IdMaps(
         passwd_present=passwd is not None,
         group_present=group is not None,
-        users=_names(passwd),
-        groups=_names(group),
+        users=users,
+        groups=_group_names(group),
     )
 
 
 def _passwd_homes(ctx: CollectContext) -> list[tuple[str, str | None, Source]]:
     """``(home as written, user, source)`` for the first :data:`MAX_HOMES` passwd homes."""
-    homes = (
-        (fields[5], fields[0], Source("/etc/passwd", lineno))
-        for lineno, fields, _uid in _entries(ctx.read_text("/etc/passwd") or "")
-        if len(fields) >= 6 and fields[5]
-    )
-    return list(itertools.islice(homes, MAX_HOMES))
+    homes: list[tuple[str, str | None, Source]] = [
+        (entry.home, entry.name, Source("/etc/passwd", lineno))
+        for lineno, entry in passwd_entries(ctx.read_text("/etc/passwd", ACCOUNT_DB_LIMIT) or "")
+        if entry.home.startswith("/")  # a relative home means nothing to login(1)
+    ]
+    if len(homes) > MAX_HOMES:
+        ctx.incomplete(f"looked in the first {MAX_HOMES} of {len(homes)} passwd homes only")
+    return homes[:MAX_HOMES]
+
+
+class _Resolver:
+    """Canonical paths of homes, each parent directory resolved and listed once.
+
+    Most homes share a parent (``/home``): one listing tells which exist, so an image with
+    100k accounts costs one look-up per existing home, not one per account.
+    """
+
+    def __init__(self, ctx: CollectContext) -> None:
+        self._ctx = ctx
+        self._parents: dict[str, tuple[str, frozenset[str]] | None] = {}
+
+    def _parent(self, parent: str) -> tuple[str, frozenset[str]] | None:
+        if parent not in self._parents:
+            fs = self._ctx.fs
+            try:
+                canon = fs.resolve(parent)
+                names = frozenset(fs.listdir(canon)) if fs.is_dir(canon) else frozenset()
+                self._parents[parent] = (canon, names)
+            except ImageFSError:
+                self._parents[parent] = None
+        return self._parents[parent]
+
+    def home(self, written: str) -> tuple[str, bool]:
+        """``(canonical path, whether a directory is there)``."""
+        norm = normalize(written)
+        base = posixpath.basename(norm)
+        # ".." after a symlink is not lexical: such homes are resolved the long way.
+        lexical = base and ".." not in written.split("/")
+        known = self._parent(posixpath.dirname(norm)) if lexical else None
+        if known is not None and base not in known[1]:
+            return posixpath.join(known[0], base), False
+        try:
+            canon = self._ctx.fs.resolve(written)
+        except ImageFSError:
+            return norm, False
+        return canon, self._ctx.fs.is_dir(canon)
 
 
 def home_dirs(ctx: CollectContext) -> tuple[Home, ...]:
@@ -86,17 +137,10 @@ def home_dirs(ctx: CollectContext) -> tuple[Home, ...]:
     candidates = _passwd_homes(ctx)
     candidates.append(("/root", None, Source("/root")))
     candidates.extend((p, None, Source("/home")) for p in ctx.fs.glob("/home/*")[:MAX_HOMES])
+    resolver = _Resolver(ctx)
     seen: dict[str, Home] = {}
     for written, user, src in candidates:
-        if not written.startswith("/"):
-            continue  # a relative home means nothing to login(1); nothing to look under
-        try:
-            canon = ctx.fs.resolve(written)
-        except ImageFSError:
-            canon = normalize(written)
-            present = False
-        else:
-            present = ctx.fs.is_dir(canon)
+        canon, present = resolver.home(written)
         if canon not in seen:
             seen[canon] = Home(path=canon, user=user, present=present, source=src)
     return tuple(sorted(seen.values(), key=lambda h: h.path))

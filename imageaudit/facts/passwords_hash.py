@@ -15,6 +15,7 @@ crypt-scrypt ``$7$`` N/r/p, crypt-des BSDi ``_`` count).
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, field, replace
 
 from imageaudit.crypt_format import (
@@ -61,6 +62,18 @@ class PasswordHash:
 
 def classify_password(value: str, in_passwd: bool = False) -> PasswordHash:
     """Classify a shadow (or passwd, with ``in_passwd``) password field."""
+    if len(value) <= 2:
+        # "x", "!", "*", "!!", "": the same few values on every line of a large image.
+        return _classify_short(value, in_passwd)
+    return _classify(value, in_passwd)
+
+
+@functools.lru_cache(maxsize=512)
+def _classify_short(value: str, in_passwd: bool) -> PasswordHash:
+    return _classify(value, in_passwd)
+
+
+def _classify(value: str, in_passwd: bool) -> PasswordHash:
     if value == "":
         return PasswordHash(state=PasswordState.EMPTY, description="empty password", raw=value)
     if in_passwd and value == "x":

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 from imageaudit.facts.accounts import (
+    ACCOUNT_DB_LIMIT,
     AccountFile,
     AccountsFacts,
     AuthorizedKeysFile,
@@ -60,13 +61,14 @@ nopw::19000::::::
 seven:x:1:2:3:4:5
 ten:$1$a$b:1:2:3:4:5:6:7:8
 legacy:!$6$rounds=999999999$s$h:abc:0:99999:7:::
+hostile:!$6$rounds=999999999$s$h:19000:0:99999:7:::
 """
 
 
 def run(tmp_path: Path, scenario: Scenario) -> tuple[AccountsFacts, list[CollectorError]]:
     root = write_tree(scenario, tmp_path / "root")
     with DirectoryFS(root) as fs:
-        ctx = CollectContext(fs=fs)
+        ctx = CollectContext(fs=fs, current="accounts")
         return collect(ctx), ctx.errors
 
 
@@ -120,16 +122,18 @@ def test_passwd_shadow_group_records(tmp_path: Path) -> None:
         None,
     )
     assert root.password.description == "sha512crypt, rounds=5000 (default)"
-    legacy = facts.shadow_entry("legacy")
-    assert legacy is not None
-    assert legacy.problems == ("field 3 is not a number",)
-    assert (legacy.password.state, legacy.password.algorithm, legacy.password.rounds) == (
+    # glibc skips a shadow line with a malformed number: legacy has no shadow entry at all.
+    assert facts.shadow_entry("legacy") is None
+    hostile = facts.shadow_entry("hostile")
+    assert hostile is not None
+    assert (hostile.password.state, hostile.password.algorithm, hostile.password.rounds) == (
         PasswordState.LOCKED,
         "sha512crypt",
         999_999_999,
     )
-    assert [s.name for s in facts.shadow] == ["root", "daemon", "alice", "nopw", "legacy"]
-    assert facts.missing_shadow == ()
+    # glibc takes 5, 8 or 9 fields; seven or ten are skipped.
+    assert [s.name for s in facts.shadow] == ["root", "daemon", "alice", "nopw", "hostile"]
+    assert facts.missing_shadow == ("legacy",)
     assert facts.groups[1] == GroupEntry(
         Source("/etc/group", 2),
         "wheel",
@@ -139,15 +143,16 @@ def test_passwd_shadow_group_records(tmp_path: Path) -> None:
     )
     assert facts.gshadow == (
         GShadowEntry(Source("/etc/gshadow", 1), "wheel", classify_password("!"), (), ("alice",)),
+        GShadowEntry(Source("/etc/gshadow", 2), "odd", classify_password("x"), ("y",), ()),
     )
     assert facts.malformed == (
         MalformedLine(Source("/etc/passwd", 6), "uid or gid not a number"),
-        MalformedLine(Source("/etc/passwd", 7), "3 fields, expected 7"),
-        MalformedLine(Source("/etc/passwd", 8), "NIS compat entry", "+@netgroup::::::"),
-        MalformedLine(Source("/etc/shadow", 5), "7 fields, expected 9"),
+        MalformedLine(Source("/etc/passwd", 7), "3 fields, uid or gid missing"),
+        MalformedLine(Source("/etc/passwd", 8), "NIS compat entry"),
+        MalformedLine(Source("/etc/shadow", 5), "7 fields, field 8 missing"),
         MalformedLine(Source("/etc/shadow", 6), "10 fields, expected 9"),
+        MalformedLine(Source("/etc/shadow", 7), "field 3 is not a number"),
         MalformedLine(Source("/etc/group", 3), "gid not a number"),
-        MalformedLine(Source("/etc/gshadow", 2), "3 fields, expected 4"),
     )
 
 
@@ -187,20 +192,23 @@ def test_binary_garbage_and_huge_file_are_capped(tmp_path: Path) -> None:
         fh.write(b"root:*:1::::::\n")
         fh.truncate(1 << 30)
     with DirectoryFS(root) as fs:
-        ctx = CollectContext(fs=fs)
+        ctx = CollectContext(fs=fs, current="accounts")
         facts = collect(ctx)
     assert [p.name for p in facts.passwd] == ["root"]
-    assert len([m for m in facts.malformed if m.source.path == "/etc/passwd"]) == 10
+    # A line starting with NUL is blank to glibc (C strings): skipped, not malformed.
+    assert [m for m in facts.malformed if m.source.path == "/etc/passwd"] == []
     shadow = facts.file("/etc/shadow")
     assert shadow is not None and (shadow.size, shadow.truncated) == (1 << 30, True)
+    # What was not read may hold any account: the facts are incomplete, not just noted.
     assert ctx.errors == [
         CollectorError(
-            "accounts", f"read only the first {4 << 20} of {1 << 30} bytes", "/etc/shadow"
+            "accounts",
+            f"read only the first {ACCOUNT_DB_LIMIT} of {1 << 30} bytes",
+            "/etc/shadow",
+            incomplete=True,
         )
     ]
     assert [s.name for s in facts.shadow] == ["root"]
-    # The NUL padding after the first line is one long line of garbage: malformed, not a crash.
-    assert facts.malformed[-1] == MalformedLine(Source("/etc/shadow", 2), "1 fields, expected 9")
 
 
 def test_password_classification() -> None:
