@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from imageaudit.signing import key_id, public_pem
 from integrations.appdb.catalogue import Catalogue
 from integrations.appdb.cli import main
 from integrations.appdb.db import Base
@@ -46,3 +49,29 @@ def test_cli_import_suspend_token(tmp_path: Path, pki: Pki,
     assert main(["catalogue", "token", "create", "--role", "auditor", "--db", db]) == 0
     token = capsys.readouterr().out.strip()
     assert open_catalogue(db).authenticate(token) is not None
+
+
+def test_cli_auditor_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    key = Ed25519PrivateKey.generate()
+    kid = key_id(key.public_key())
+    pub = tmp_path / "alice.pub"
+    pub.write_text(public_pem(key.public_key()))
+    assert main(["catalogue", "auditor", "add", "alice", "--public-key", str(pub),
+                 "--db", db]) == 0
+    assert capsys.readouterr().out == f"auditor alice: key {kid} registered\n"
+    assert main(["catalogue", "auditor", "add", "bob", "--public-key", str(pub), "--db", db]) == 2
+    assert capsys.readouterr().err == f"imageaudit: error: key {kid} is already registered\n"
+    pub.write_text("not a key")
+    assert main(["catalogue", "auditor", "add", "carol", "--public-key", str(pub),
+                 "--db", db]) == 2
+    assert capsys.readouterr().err.startswith(
+        "imageaudit: error: public key: not an Ed25519 public key (")
+    assert main(["catalogue", "auditor", "add", "bad name", "--public-key", str(pub),
+                 "--db", db]) == 2
+    assert capsys.readouterr().err == "imageaudit: error: auditor name 'bad name' is not a name\n"
+    assert main(["catalogue", "auditor", "revoke", kid, "--db", db]) == 0
+    assert capsys.readouterr().out == f"key {kid} revoked\n"
+    assert main(["catalogue", "auditor", "list", "--format", "json", "--db", db]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert (row["auditor"], row["key_id"], row["revoked"]) == ("alice", kid, True)
