@@ -6,6 +6,7 @@ Default and weak passwords (dictionary verification) are in
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,6 +19,7 @@ from imageaudit.checks.passwords_common import (
     nullok_auth_lines,
 )
 from imageaudit.checks.ssh_config import settings
+from imageaudit.facts.accounts import AccountsFacts, PasswdEntry, ShadowEntry
 from imageaudit.facts.passwords_hash import PasswordState
 from imageaudit.facts.sshd import SshdFacts
 from imageaudit.findings import CheckResult, code
@@ -263,9 +265,42 @@ def passwd_shadow_consistency(
     exists is a half-made account (tools disagree on it). Locked fields (``*``, ``!``) in
     passwd are fine. When ``/etc/shadow`` is absent only the first condition applies.
 
+    A name with more than one entry in ``/etc/passwd`` or ``/etc/shadow`` fails too: the
+    C library (``getpwnam``, ``getspnam``) uses the first and the other rules judge that one,
+    but tools disagree on the rest, and removing the first line brings the next to life.
+
     Missing fact: without ``accounts`` nothing can be said (default ``error``).
     """
     accounts = accounts_of(facts)
+    results = _entries_against_shadow(accounts)
+    results.extend(_duplicates(accounts.passwd, "/etc/passwd"))
+    results.extend(_duplicates(accounts.shadow, "/etc/shadow"))
+    return results
+
+
+def _duplicates(entries: Iterable[PasswdEntry | ShadowEntry], path: str) -> list[CheckResult]:
+    lines: dict[str, list[PasswdEntry | ShadowEntry]] = {}
+    for entry in entries:
+        lines.setdefault(entry.name, []).append(entry)
+    results: list[CheckResult] = []
+    for name, same in lines.items():
+        if len(same) < 2:
+            continue
+        numbers = [str(e.source.line) for e in same]
+        head = numbers[:-1] if len(numbers) <= 10 else [*numbers[:8], "..."]
+        results.append(
+            account_result(
+                same[0],
+                f"User {code(name)} has {len(same)} entries in {path} (lines {', '.join(head)} and "
+                f"{numbers[-1]}); the C library uses the first, line {numbers[0]}",
+                f"{len(same)} entries named {name}",
+                "one entry per name",
+            )
+        )
+    return results
+
+
+def _entries_against_shadow(accounts: AccountsFacts) -> list[CheckResult]:
     no_shadow = set(accounts.missing_shadow)
     results: list[CheckResult] = []
     seen: set[str] = set()

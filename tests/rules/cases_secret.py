@@ -15,6 +15,8 @@ PASSWD = (
     "deploy:x:1001:1001::/home/deploy:/bin/sh\n"
 )
 GROUP = "root:x:0:\nalice:x:1000:\ndeploy:x:1001:\n"
+# Without /etc/shadow the accounts (whose passwords say "x") could not be judged at all.
+SHADOW = File("root:*:19000::::::\nalice:!:19000::::::\ndeploy:!:19000::::::\n", mode=0o640)
 
 # Not a real key: the facts only need the PEM framing and its DER body.
 DER = b"0\x82" + b"not-a-real-key-material"
@@ -37,7 +39,7 @@ CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
 
 def tree(extra: Scenario) -> Scenario:
-    return {"/etc/passwd": PASSWD, "/etc/group": GROUP, **extra}
+    return {"/etc/passwd": PASSWD, "/etc/shadow": SHADOW, "/etc/group": GROUP, **extra}
 
 
 SSHD: Scenario = {"/usr/sbin/sshd": File(b"\x7fELF", mode=0o755), "/etc/ssh/sshd_config": "\n"}
