@@ -13,6 +13,7 @@ import pytest
 
 from imageaudit.certify import load_levels
 from imageaudit.engine import scan_facts
+from imageaudit.facts.exports import parse_exports
 from imageaudit.facts.sshd import MAX_PARSES
 from imageaudit.findings import Finding, Report
 from imageaudit.imagefs import DEFAULT_READ_LIMIT
@@ -180,6 +181,16 @@ def test_exports_entry_after_separator_is_seen(tmp_path: Path, sep: str) -> None
         (Status.FAIL, "/srv/pub *")
     ]
     assert blocked(report, "basic", "export_nfs_world_writable")
+
+
+def test_exports_words_split_on_c_whitespace_only() -> None:
+    # U+001C is whitespace to Python, not to exportfs's isspace(): the line is one path,
+    # exported with the defaults (ro) to everyone, not "/srv/a" writable by everyone.
+    entries, malformed = parse_exports(EXPORTS, "/srv/a\x1c*(rw)\n")
+    assert [(e.path, e.client, e.options, e.no_client_given) for e in entries] == [
+        ("/srv/a\x1c*(rw)", "*", (), True)
+    ]
+    assert malformed == []
 
 
 def test_exports_comment_with_separator_invents_nothing(tmp_path: Path) -> None:
