@@ -17,11 +17,9 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from imageaudit.certify import Levels
-from imageaudit.store import canonical_json
 from integrations.appdb import DEFAULT_MIN_LEVEL, auditors
 from integrations.appdb.db import (
     Appliance,
@@ -44,13 +42,8 @@ from integrations.appdb.schemas import (
     ImportResult,
     PublishRequest,
     PublishResult,
-    parse_time,
 )
 from integrations.appdb.verify import (
-    ReportInvalid,
-    check_binding,
-    check_id,
-    check_level,
     known_levels,
 )
 
@@ -275,74 +268,10 @@ class Catalogue:
     def add_report(self, req: PublishRequest, who: Principal,
                    image_identifier: str | None = None,
                    raw: dict[str, Any] | None = None) -> tuple[PublishResult, bool]:
-        """Verify and store a report; returns (result, created). Idempotent by ``report_id``.
+        """Verify and store a report (``reports.add_report``); returns (result, created)."""
+        from integrations.appdb.reports import add_report
 
-        ``raw`` is the report as the publisher sent it (parsed JSON): its canonical form is
-        what is hashed and signed, so the checks run on it, never on a re-serialization.
-        Refused (422, with the reason) unless the id is the report's SHA-256, the signature is
-        a registered auditor key's, every SHA-512 agrees and the level follows from the
-        findings. Since the id is recomputed, an id names one body: a forged body cannot take
-        a genuine report's id.
-        """
-        report = raw if raw is not None else req.report.model_dump(by_alias=True,
-                                                                    exclude_unset=True)
-        sig = req.signature.model_dump() if req.signature is not None else None
-        try:
-            rid = check_id(report, req.report_id)
-            signer, signer_key = auditors.verify_signer(self.sessions, report, sig,
-                                                        who.name, who.role)
-            check_binding(report, None)
-            check_level(report, self.levels)
-        except ReportInvalid as exc:
-            raise CatalogueError(422, f"report refused: {exc}") from exc
-        except auditors.KeyRefused as exc:
-            raise CatalogueError(exc.status, exc.message) from exc
-        cert = req.report.certification
-        existing = self._existing_report(rid)
-        if existing is not None:
-            return existing, False
-        try:
-            with self.session() as s:
-                q = (select(Version, Image).join(Image, Image.id == Version.image_id)
-                     .where(Version.sha512 == cert.image_sha512).order_by(Version.id.desc()))
-                if image_identifier is not None:
-                    image = s.scalars(select(Image).where(
-                        Image.identifier == image_identifier)).first()
-                    if image is None:
-                        raise CatalogueError(404, f"no image {image_identifier}")
-                    q = q.where(Version.image_id == image.id)
-                row = s.execute(q).first()
-                if row is None:
-                    if image_identifier is not None:
-                        raise CatalogueError(
-                            409, f"report is for SHA-512 {cert.image_sha512[:16]}..., "
-                                 f"not a version of image {image_identifier}")
-                    raise CatalogueError(404, f"no registered image has SHA-512 "
-                                              f"{cert.image_sha512[:16]}...")
-                version, image = row
-                try:
-                    check_binding(report, version.size)
-                except ReportInvalid as exc:
-                    raise CatalogueError(422, f"report refused: {exc}") from exc
-                s.add(Report(report_id=rid, version_id=version.id, level=cert.level,
-                             levels=json.dumps([lv.name for lv in cert.levels]),
-                             ruleset_version=cert.ruleset_version,
-                             levels_version=cert.levels_version,
-                             tool_version=cert.tool_version, issued=parse_time(cert.issued),
-                             expires=parse_time(cert.expires), source=who.name[:255],
-                             received=utcnow(), body=canonical_json(report), signer=signer,
-                             signer_key=signer_key, signature=json.dumps(sig, sort_keys=True)))
-                self.audit(s, who, "report.add", "image", image.identifier, report_id=rid,
-                           level=cert.level, sha512=cert.image_sha512, signer=signer,
-                           key_id=signer_key)
-        except IntegrityError:
-            again = self._existing_report(rid)  # a concurrent twin won the race
-            if again is None:
-                raise
-            return again, False
-        st = self.standing(image.identifier)
-        return PublishResult(report_id=rid, image_id=image.identifier, level=cert.level,
-                             listed=st.listed, signer=signer), True
+        return add_report(self, req, who, image_identifier, raw)
 
     def _existing_report(self, report_id: str) -> PublishResult | None:
         with self.sessions() as s:
