@@ -18,9 +18,9 @@ from imageaudit.facts.base import CollectContext
 from imageaudit.facts.conftext import (
     MalformedLine,
     glob_files,
-    numbered_lines,
     read_config,
     strip_comment,
+    universal_lines,
 )
 from imageaudit.model import Source
 
@@ -114,7 +114,8 @@ def collect_firewalld(ctx: CollectContext) -> FirewalldFacts:
     default: str | None = None
     default_source: Source | None = None
     text = read_config(ctx, FIREWALLD_CONF)
-    for number, raw in numbered_lines(text or ""):
+    # firewalld is Python: it reads its conf in text mode, where CR ends a line too.
+    for number, raw in enumerate(universal_lines(text or ""), start=1):
         line = strip_comment(raw)
         key, sep, value = line.partition("=")
         if line and not sep:
