@@ -5,7 +5,7 @@ from __future__ import annotations
 from imageaudit.model import Severity, Status
 from tests.rules.cases_password import BASH, NOLOGIN, STRONG, Tree, accounts
 from tests.rules.harness import case
-from tests.scenario import File
+from tests.scenario import File, Symlink
 
 # A stand-in sshd binary: the collector reads the version from its strings.
 OLD_SSHD = File(b"\x7fELF\0OpenSSH_6.6p1 Ubuntu\0", mode=0o755)
@@ -78,6 +78,23 @@ case(
 )  # fmt: skip
 case("ssh_permit_root_login", Status.PASS, sshd(None, NEW_SSHD), name="modern-default")
 case("ssh_permit_root_login", Status.NOT_APPLICABLE, NO_SSHD_TREE, name="no-sshd")
+# A link to a file made at run time is not "no sshd_config": we cannot say what it sets.
+case(
+    "ssh_permit_root_login",
+    Status.ERROR,
+    sshd(None, NEW_SSHD, **{"/etc/ssh/sshd_config": Symlink("/run/sshd/sshd_config")}),
+    name="dangling-config",
+)
+# sshd reads "#<CR>PermitRootLogin no" as one comment line, so line 2 is the first value.
+case(
+    "ssh_permit_root_login",
+    Status.FAIL,
+    sshd("#\rPermitRootLogin no\nPermitRootLogin yes\n", NEW_SSHD),
+    resources={"PermitRootLogin"},
+    message="sshd lets root log in with a password (`PermitRootLogin yes`, "
+    "/etc/ssh/sshd_config line 2)",
+    name="carriage-return-in-comment",
+)
 
 # --- ssh_password_authentication ------------------------------------------------------------
 
