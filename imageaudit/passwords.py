@@ -41,6 +41,8 @@ MAX_REPLY_BYTES = 64 * 1024
 # Below this much time left a verification round trip is not worth starting.
 MIN_SLOT_SECONDS = 0.02
 STARTUP_TIMEOUT_S = 10.0
+# The time budget left is shared among at most this many accounts still to verify.
+SHARE_ACCOUNTS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,8 +225,9 @@ def check_passwords(
     """Verify each job's hash against its candidates; one result per job, in order.
 
     Costly, empty, locked and unrecognised hashes are ``skipped`` with a reason. The time
-    budget of the image is shared among the accounts still to verify, so one slow account
-    cannot starve the others; when it runs out the remaining accounts are skipped and say so.
+    budget of the image is shared among the next accounts still to verify (at most
+    :data:`SHARE_ACCOUNTS`), so one slow account cannot starve the others; when it runs out
+    the remaining accounts are skipped and say so.
     """
     limits = limits or Limits()
     started = time.monotonic()
@@ -238,7 +241,10 @@ def check_passwords(
                 results.append(_result(job, analysis, "skipped", t0, reason=analysis.skip_reason))
                 continue
             remaining = limits.total_budget_s - (t0 - started)
-            slot = min(limits.account_timeout_s, remaining / max(to_verify, 1))
+            # Shared among the next few accounts, not all of them: with thousands, an equal
+            # share is below a round trip and nothing would be verified at all.
+            share = max(min(to_verify, SHARE_ACCOUNTS), 1)
+            slot = min(limits.account_timeout_s, remaining / share)
             to_verify -= 1
             results.append(_check_one(worker, job, analysis, dictionary, limits, slot, t0))
     return results

@@ -368,3 +368,21 @@ def test_image_bytes_reach_libxcrypt_unchanged(
         name,
         "username-as-password",
     )
+
+
+def test_thousands_of_accounts_verify_the_first_within_the_budget(
+    lib: LibXCrypt, dictionary: PasswordDictionary
+) -> None:
+    # An equal share of the budget among 3000 accounts is below one round trip: nothing
+    # would be verified. It goes to the next few accounts instead; the rest say it is spent.
+    weak = lib.hash(b"root", b"$6$", 0).decode()
+    other = lib.hash(b"Xq9-not-in-any-list", b"$6$", 0).decode()
+    jobs = [PasswordJob("root", weak)] + [PasswordJob(f"u{i}", other) for i in range(3000)]
+    started = time.monotonic()
+    results = check_passwords(jobs, dictionary, Limits(total_budget_s=4.0))
+    assert time.monotonic() - started < 12.0
+    assert (results[0].status, results[0].password) == ("match", "root")
+    spent = [
+        r for r in results if r.reason == "the password time budget of 4 s for this image is spent"
+    ]
+    assert len(spent) > 2900
