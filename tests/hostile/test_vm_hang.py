@@ -54,7 +54,7 @@ def _wrapper(tmp: Path, stuck_on: str) -> Path:
 
 @pytest.fixture
 def vm_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    """A private cache, libguestfs tmpdir and image copy; asserts nothing is left after."""
+    """A private cache and libguestfs tmpdir; asserts nothing is left behind after."""
     monkeypatch.delenv(kvm.TCG_ENV, raising=False)
     for name in (kvm.KVM_TIMEOUT_ENV, kvm.LAUNCH_TIMEOUT_ENV, kvm.CALL_TIMEOUT_ENV):
         monkeypatch.delenv(name, raising=False)
@@ -74,10 +74,7 @@ def vm_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str
 
 def _others(sockdir: Path) -> bool:
     """True for a socket directory in use by some running qemu (another test run's)."""
-    for argv in _all_argv():
-        if any(str(sockdir) in a for a in argv):
-            return True
-    return False
+    return any(str(sockdir) in a for argv in _all_argv() for a in argv)
 
 
 def _all_argv() -> list[list[str]]:
