@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from imageaudit.identity import sha512_file
+from imageaudit.signing import generate_keypair, load_private_key
 from tests.builders.container import docker_archive
 from tests.builders.example_tree import clean_scenario, weak_scenario
 
@@ -322,13 +323,17 @@ def _has_publish_command() -> bool:
 
 
 @pytest.fixture
-def catalogue(images: dict[str, Path]) -> Any:
+def catalogue(images: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Any:
     if not _has_publish_command():
         pytest.skip("imageaudit publish is not wired into the command line yet")
     from tests.publish.stub_catalogue import CatalogueState, StubCatalogue
 
     state = CatalogueState(images={sha512_file(images["clean"])[0]}, tokens={"s3cret": "auditor"})
+    key_dir = tmp_path_factory.mktemp("auditor-key")
+    generate_keypair(key_dir / "auditor.key", key_dir / "auditor.key.pub")
+    state.public_key = load_private_key(key_dir / "auditor.key").public_key()
     server = StubCatalogue(state).start()
+    server.key_file = key_dir / "auditor.key"
     yield server
     server.stop()
 
@@ -338,7 +343,8 @@ def test_publish_steps_send_the_report(images: dict[str, Path], tmp_path: Path,
     workspace = _workspace(tmp_path)
     action = _action()
     inputs = _inputs(action, image=str(images["clean"]), install="none",
-                     catalogue_url=catalogue.url, catalogue_token="s3cret")
+                     catalogue_url=catalogue.url, catalogue_token="s3cret",
+                     signing_key=catalogue.key_file.read_text(encoding="ascii"))
     assert run_github_step(_step(action, "scan"), inputs, workspace).code == 0
     ran = run_github_step(_step(action, "publish"), inputs, workspace)
     assert ran.code == 0, ran.stderr
@@ -348,7 +354,7 @@ def test_publish_steps_send_the_report(images: dict[str, Path], tmp_path: Path,
     doc = _gitlab()
     ran = run_gitlab_job(doc, "imageaudit-publish", workspace, {
         "IMAGEAUDIT_INSTALL": "none", "IMAGEAUDIT_CATALOGUE_URL": catalogue.url,
-        "IMAGEAUDIT_CATALOGUE_TOKEN": "s3cret",
+        "IMAGEAUDIT_CATALOGUE_TOKEN": "s3cret", "IMAGEAUDIT_SIGNING_KEY": str(catalogue.key_file),
     })
     assert ran.code == 0, ran.stderr
     assert len(catalogue.state.stored) == 1  # the same report: stored once
