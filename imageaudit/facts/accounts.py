@@ -26,11 +26,11 @@ from imageaudit.model import Source
 from .base import CollectContext, Collector
 from .nss_files import (
     Rejected,
+    group_file,
     nss_lines,
-    parse_group,
     parse_gshadow,
-    parse_passwd,
     parse_shadow,
+    passwd_file,
 )
 from .pam import PamUnixLine, parse_pam_file
 from .passwords_hash import PasswordHash, PasswordState, classify_password
@@ -176,9 +176,8 @@ def _passwd(
     path: str, text: str, shells: set[str] | None, malformed: list[MalformedLine]
 ) -> list[PasswdEntry]:
     out: list[PasswdEntry] = []
-    for lineno, line in nss_lines(text):
+    for lineno, f in passwd_file(text):
         src = Source(path, lineno)
-        f = parse_passwd(line)
         if isinstance(f, Rejected):
             _rejected(malformed, src, f)
             continue
@@ -192,7 +191,7 @@ def _passwd(
                 gecos=f.gecos,
                 home=f.home,
                 shell=f.shell,
-                shell_nologin=posixpath.basename(f.shell) in NOLOGIN_SHELLS,
+                shell_nologin=f.shell.rpartition("/")[2] in NOLOGIN_SHELLS,
                 shell_listed=None if shells is None else f.shell in shells,
             )
         )
@@ -225,9 +224,8 @@ def _shadow(path: str, text: str, malformed: list[MalformedLine]) -> list[Shadow
 
 def _groups(path: str, text: str, malformed: list[MalformedLine]) -> list[GroupEntry]:
     out: list[GroupEntry] = []
-    for lineno, line in nss_lines(text):
+    for lineno, f in group_file(text):
         src = Source(path, lineno)
-        f = parse_group(line)
         if isinstance(f, Rejected):
             _rejected(malformed, src, f)
             continue
@@ -291,7 +289,7 @@ def _existing_homes(ctx: CollectContext, homes: list[str]) -> list[str]:
     by_parent: dict[str, list[str]] = {}
     for home in homes:
         # ".." after a symlink is not lexical: such homes are looked up the long way.
-        parent = "" if ".." in home.split("/") else posixpath.dirname(home)
+        parent = "" if ".." in home.split("/") else (home.rpartition("/")[0] or "/")
         by_parent.setdefault(parent, []).append(home)
     out: list[str] = []
     for parent, children in by_parent.items():
@@ -302,7 +300,7 @@ def _existing_homes(ctx: CollectContext, homes: list[str]) -> list[str]:
             out.extend(children)  # looked up one by one below
             continue
         present = set(names)
-        out.extend(h for h in children if h == "/" or posixpath.basename(h) in present)
+        out.extend(h for h in children if h == "/" or h.rpartition("/")[2] in present)
     return out
 
 
@@ -312,9 +310,12 @@ def _authorized_keys(
     owners: dict[str, list[str]] = {}
     homes: dict[str, list[str]] = {}
     for entry in passwd:
-        if entry.home.startswith("/"):
-            home = entry.home if ".." in entry.home.split("/") else posixpath.normpath(entry.home)
-            homes.setdefault(home, []).append(entry.name)
+        home = entry.home
+        if not home.startswith("/"):
+            continue
+        if "//" in home or "/." in home or (home[-1] == "/" and home != "/"):
+            home = home if ".." in home.split("/") else posixpath.normpath(home)
+        homes.setdefault(home, []).append(entry.name)
     existing = _existing_homes(ctx, list(homes))
     if len(existing) > MAX_HOMES:
         ctx.incomplete(f"looked for authorized_keys in the first {MAX_HOMES} homes only")

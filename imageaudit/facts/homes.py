@@ -15,13 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from imageaudit.facts.base import CollectContext
-from imageaudit.facts.nss_files import (
-    GroupFields,
-    PasswdFields,
-    nss_lines,
-    parse_group,
-    parse_passwd,
-)
+from imageaudit.facts.nss_files import GroupFields, PasswdFields, group_file, passwd_file
 from imageaudit.imagefs import ImageFSError, normalize
 from imageaudit.model import Source
 
@@ -52,16 +46,14 @@ class Home:
 
 def passwd_entries(text: str) -> Iterator[tuple[int, PasswdFields]]:
     """``(line number, fields)`` of every line ``getpwent`` returns."""
-    for lineno, line in nss_lines(text):
-        entry = parse_passwd(line)
+    for lineno, entry in passwd_file(text):
         if isinstance(entry, PasswdFields):
             yield lineno, entry
 
 
 def _group_names(text: str | None) -> dict[int, str]:
     names: dict[int, str] = {}
-    for _lineno, line in nss_lines(text or ""):
-        entry = parse_group(line)
+    for _lineno, entry in group_file(text or ""):
         if isinstance(entry, GroupFields):
             names.setdefault(entry.gid, entry.name)
     return names
@@ -118,11 +110,12 @@ class _Resolver:
 
     def home(self, written: str) -> tuple[str, bool]:
         """``(canonical path, whether a directory is there)``."""
-        norm = normalize(written)
-        base = posixpath.basename(norm)
+        clean = _is_clean(written)
+        norm = written if clean else normalize(written)
+        parent, _, base = norm.rpartition("/")
         # ".." after a symlink is not lexical: such homes are resolved the long way.
-        lexical = base and ".." not in written.split("/")
-        known = self._parent(posixpath.dirname(norm)) if lexical else None
+        lexical = base and (clean or ".." not in written.split("/"))
+        known = self._parent(parent or "/") if lexical else None
         if known is not None and base not in known[1]:
             return posixpath.join(known[0], base), False
         try:
@@ -130,6 +123,11 @@ class _Resolver:
         except ImageFSError:
             return norm, False
         return canon, self._ctx.fs.is_dir(canon)
+
+
+def _is_clean(path: str) -> bool:
+    """Already what :func:`normalize` would make of it (the usual ``/home/name``)."""
+    return path.startswith("/") and "//" not in path and "/." not in path and path[-1] != "/"
 
 
 def home_dirs(ctx: CollectContext) -> tuple[Home, ...]:

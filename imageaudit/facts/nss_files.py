@@ -22,9 +22,10 @@ Follows glibc ``nss/nss_readline.c`` (``__nss_readline``), ``nss/nss_files/files
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # isspace() in the C locale.
 C_SPACE = " \t\n\v\f\r"
@@ -37,8 +38,7 @@ _SHADOW_FAST = re.compile(r"([^:+-][^:]*|):([^:]*)" + r":([0-9]{0,9})" * 6 + r":
 _GROUP_FAST = re.compile(r"([^:+-][^:]*|):([^:]*):([0-9]{1,9}):([^:]*)")
 
 
-@dataclass(frozen=True, slots=True)
-class Rejected:
+class Rejected(NamedTuple):
     """A line nss_files skips (or, for ``+``/``-`` lines, never returns from a lookup)."""
 
     reason: str
@@ -134,8 +134,7 @@ def _nis(name: str) -> bool:
     return name[:1] in ("+", "-")
 
 
-@dataclass(frozen=True, slots=True)
-class PasswdFields:
+class PasswdFields(NamedTuple):
     name: str
     password: str
     uid: int
@@ -164,8 +163,7 @@ def parse_passwd(line: str) -> PasswdFields | Rejected:
     return PasswdFields(f[0], f[1], uid, gid, rest[0], rest[1], ":".join(f[6:]))
 
 
-@dataclass(frozen=True, slots=True)
-class ShadowFields:
+class ShadowFields(NamedTuple):
     name: str
     password: str
     # None: the field is empty (glibc's -1, "not set").
@@ -228,8 +226,7 @@ def _list(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-@dataclass(frozen=True, slots=True)
-class GroupFields:
+class GroupFields(NamedTuple):
     name: str
     password: str
     gid: int
@@ -253,8 +250,7 @@ def parse_group(line: str) -> GroupFields | Rejected:
     return GroupFields(f[0], f[1], gid, _list(":".join(f[3:])))
 
 
-@dataclass(frozen=True, slots=True)
-class GShadowFields:
+class GShadowFields(NamedTuple):
     name: str
     password: str
     admins: tuple[str, ...]
@@ -268,3 +264,17 @@ def parse_gshadow(line: str) -> GShadowFields | Rejected:
         return Rejected("NIS compat entry", nis=True)
     rest = [*f[1:], "", ""]
     return GShadowFields(f[0], rest[0], _list(rest[1]), _list(":".join(f[3:])))
+
+
+# The accounts, files and credentials collectors each read passwd and group: the last text of
+# each is parsed once. One entry only, so what stays in memory is bounded by the read cap.
+@functools.lru_cache(maxsize=1)
+def passwd_file(text: str) -> tuple[tuple[int, PasswdFields | Rejected], ...]:
+    """``(line number, entry or rejection)`` of every line of an ``/etc/passwd`` text."""
+    return tuple((lineno, parse_passwd(line)) for lineno, line in nss_lines(text))
+
+
+@functools.lru_cache(maxsize=1)
+def group_file(text: str) -> tuple[tuple[int, GroupFields | Rejected], ...]:
+    """``(line number, entry or rejection)`` of every line of an ``/etc/group`` text."""
+    return tuple((lineno, parse_group(line)) for lineno, line in nss_lines(text))
