@@ -177,6 +177,24 @@ UNREADABLE: dict[str, tuple[Scenario, str]] = {
         "/etc/shadow: absent, while 2 /etc/passwd entries keep their password there (x), "
         "root first",
     ),
+    "sudoers-dangling": (
+        {
+            "/etc/passwd": PASSWD,
+            "/etc/shadow": File(f"root:*{LOCKED}\ndaemon:*{LOCKED}\n", mode=0o640),
+            "/etc/sudoers": Symlink("/nonexistent/sudoers"),
+        },
+        "/etc/sudoers: cannot be read: ",
+    ),
+    "pam-dangling": (
+        {
+            "/etc/passwd": PASSWD + "guest:x:1000:1000::/home/guest:/bin/bash\n",
+            "/etc/shadow": File(f"root:*{LOCKED}\ndaemon:*{LOCKED}\nguest:{LOCKED}\n", mode=0o640),
+            # Whether this one said nullok (an empty password accepted today) is unknown.
+            "/etc/pam.d/common-auth": Symlink("/nonexistent/common-auth"),
+            "/etc/pam.d/login": "auth required pam_unix.so\n",
+        },
+        "/etc/pam.d/common-auth: cannot be read: ",
+    ),
     "passwd-missing": (
         {"/etc/shadow": File(f"root:{ROOT_WEAK}{LOCKED}\n", mode=0o640)},
         "/etc/passwd: absent: the accounts of the image cannot be known",
