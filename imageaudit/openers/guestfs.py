@@ -10,12 +10,14 @@ view used the appliance last (a handful of round trips). The metadata tree is bu
 at open (see :mod:`imageaudit.openers.guestfs_tree`); :meth:`GuestfsFS.prefetch` reads small
 files in advance; every read is a bounded ``pread``.
 
+Every launch and call is bounded (see :mod:`imageaudit.openers.kvm`): a launch that overruns
+under KVM is retried under TCG; a call that overruns stops the appliance and fails.
+
 Specs followed: guestfs(3), guestfs-security(1), guestfs-performance(1).
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 import weakref
@@ -35,7 +37,6 @@ from imageaudit.imagefs import (
 from imageaudit.openers import guestfs_tree as gt
 from imageaudit.openers import kvm
 from imageaudit.openers.formatcheck import DEFAULT_MAX_VIRTUAL_SIZE, check_image
-from imageaudit.openers.kvm import TCG_ENV as TCG_ENV
 from imageaudit.openers.kvm import want_tcg as want_tcg
 
 MEMSIZE_MB = 1024
@@ -94,7 +95,7 @@ class Appliance:
         # Interpreter exit without close() (an uncaught exception) still stops qemu and
         # removes libguestfs' temporary directories.
         self._handles: list[Any] = []
-        self._finalizer = weakref.finalize(self, _shutdown, self._handles, self.dog)
+        self._finalizer = weakref.finalize(self, kvm.close_all, self._handles, self.dog)
         try:
             self._launch()
         except BaseException:
@@ -108,13 +109,9 @@ class Appliance:
         self._handles.append(raw)
         self.dog.pid = raw.get_pid()
         self.g = kvm.BoundedGuest(raw, self.dog, self.bounds.call)
-        if self.tcg or not os.access("/dev/kvm", os.R_OK | os.W_OK):
-            # Say once per run why it is slow: a fallback now, one remembered from an earlier
-            # run, or no usable /dev/kvm at all (qemu then picks TCG silently).
-            from imageaudit.errors import kvm_note
-
-            reason = fallback or kvm.remembered_reason()
-            self.notes.append(kvm_note(reason=None if reason == kvm.FALLBACK_DEFAULT else reason))
+        note = kvm.tcg_note(self.tcg, fallback)
+        if note is not None:
+            self.notes.append(note)
         self.launch_s = time.monotonic() - start
         start = time.monotonic()
         self.roots: list[str] = sorted(self.g.inspect_os())
@@ -176,21 +173,6 @@ class Appliance:
         for pv in g.pvs_full():
             if pv["pv_uuid"].replace("-", "") in uuids:
                 return self.drive_of(pv["pv_name"])
-        return None
-
-
-def _shutdown(handles: list[Any], dog: kvm.Watchdog) -> None:
-    try:
-        while handles:
-            handles.pop().close()
-    finally:
-        dog.stop()
-
-
-def _fs_key(g: gt.Guest, device: str) -> tuple[str, str] | None:
-    try:
-        return (g.vfs_label(device), g.vfs_uuid(device))
-    except RuntimeError:
         return None
 
 
@@ -291,9 +273,9 @@ class GuestfsFS(TreeImageFS):
             if mountpoint == "/":
                 out.append(("/", root))
                 continue
-            key = _fs_key(g, device)
+            key = gt.fs_key(g, device)
             ours = self._ours() if ours is None else ours
-            twins = [d for d in ours if key is not None and _fs_key(g, d) == key]
+            twins = [d for d in ours if key is not None and gt.fs_key(g, d) == key]
             if len(twins) == 1:
                 out.append((mountpoint, twins[0]))
             else:

@@ -127,6 +127,14 @@ def mount_all(g: Guest, plan: Sequence[tuple[str, str]], note: Callable[[str], N
     return mounted
 
 
+def fs_key(g: Guest, device: str) -> tuple[str, str] | None:
+    """(label, UUID) of the filesystem on ``device``, to find its twin on another drive."""
+    try:
+        return (g.vfs_label(device), g.vfs_uuid(device))
+    except RuntimeError:
+        return None
+
+
 def largest_filesystem(g: Guest, devices: Sequence[str]) -> str | None:
     """The biggest mountable filesystem among ``devices`` (fallback when no OS is found)."""
     best: tuple[int, str] | None = None

@@ -282,7 +282,7 @@ class BoundedGuest:
     def __init__(self, g: Any, dog: Watchdog, seconds: float) -> None:
         self._g = g
         self._dog = dog
-        self._seconds = seconds
+        self.seconds = seconds
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._g, name)
@@ -290,7 +290,7 @@ class BoundedGuest:
             return attr
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            with self._dog.bound(self._seconds, name):
+            with self._dog.bound(self.seconds, name):
                 try:
                     return attr(*args, **kwargs)
                 except RuntimeError as exc:
@@ -303,6 +303,29 @@ class BoundedGuest:
     def close(self) -> None:
         """Close the handle (libguestfs stops qemu and removes its temporary directories)."""
         self._g.close()
+
+
+def close_all(handles: list[Any], dog: Watchdog) -> None:
+    """Close every handle (qemu stops, libguestfs' directories go), then the watchdog."""
+    try:
+        while handles:
+            handles.pop().close()
+    finally:
+        dog.stop()
+
+
+def tcg_note(tcg: bool, fallback: str | None) -> str | None:
+    """The one note saying why the appliance is slow, or ``None`` when it runs under KVM.
+
+    The cause is a fallback made now, one remembered from an earlier run, or no usable
+    ``/dev/kvm`` at all (qemu then picks TCG silently).
+    """
+    if not tcg and os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return None
+    from imageaudit.errors import kvm_note
+
+    reason = fallback or remembered_reason()
+    return kvm_note(reason=None if reason == FALLBACK_DEFAULT else reason)
 
 
 def _stuck(seconds: float) -> str:
@@ -326,7 +349,8 @@ def launch(make: Callable[[bool], Any], tcg: bool, bounds: Bounds,
         fired = dog.fired
         if fired is not None and fired.startswith("stopped by"):
             raise ApplianceStopped(f"libguestfs launch {fired}") from exc
-        if tcg or not has_kvm:
+        # No /dev/kvm: qemu already ran TCG, and only an overrun is worth a forced-TCG retry.
+        if tcg or (fired is None and not has_kvm):
             if fired is not None:
                 raise ApplianceTimeout(_launch_overrun(bounds.launch)) from exc
             raise ImageFSError(f"libguestfs launch failed: {exc}") from exc

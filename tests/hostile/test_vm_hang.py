@@ -21,6 +21,7 @@ import pytest
 
 from imageaudit.errors import kvm_note
 from imageaudit.facts.base import CollectContext
+from imageaudit.imagefs import ImageFSError
 from imageaudit.model import CollectorError
 from imageaudit.openers import kvm
 from imageaudit.openers.guestfs import GuestfsFS, open_vm
@@ -199,3 +200,17 @@ def test_signal_during_a_stuck_launch_leaves_nothing(
     assert proc.returncode == code
     assert err.splitlines() == message
     assert not sockdir.exists()
+
+
+def test_bounds_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (kvm.KVM_TIMEOUT_ENV, kvm.LAUNCH_TIMEOUT_ENV, kvm.CALL_TIMEOUT_ENV):
+        monkeypatch.delenv(name, raising=False)
+    assert kvm.Bounds.from_env() == kvm.Bounds(60.0, 300.0, 300.0)
+    monkeypatch.setenv(kvm.CALL_TIMEOUT_ENV, "2.5")
+    assert kvm.Bounds.from_env().call == 2.5
+    for raw, why in (("soon", "is not a number of seconds"), ("0", "must be more than 0 seconds"),
+                     ("nan", "must be more than 0 seconds")):
+        monkeypatch.setenv(kvm.KVM_TIMEOUT_ENV, raw)
+        with pytest.raises(ImageFSError) as info:
+            kvm.Bounds.from_env()
+        assert str(info.value) == f"${kvm.KVM_TIMEOUT_ENV}: {raw!r} {why}"
