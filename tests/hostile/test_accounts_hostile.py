@@ -21,10 +21,12 @@ from imageaudit.facts import collect_facts
 from imageaudit.facts.accounts import ACCOUNT_DB_LIMIT
 from imageaudit.facts.nss_files import (
     GroupFields,
+    GShadowFields,
     PasswdFields,
     ShadowFields,
     nss_lines,
     parse_group,
+    parse_gshadow,
     parse_passwd,
     parse_shadow,
 )
@@ -252,6 +254,13 @@ class _Group(ctypes.Structure):
     ]  # fmt: skip
 
 
+class _Sgrp(ctypes.Structure):
+    _fields_ = [
+        ("name", ctypes.c_char_p), ("passwd", ctypes.c_char_p),
+        ("adm", ctypes.POINTER(ctypes.c_char_p)), ("mem", ctypes.POINTER(ctypes.c_char_p)),
+    ]  # fmt: skip
+
+
 def _glibc() -> ctypes.CDLL:
     if os.confstr("CS_GNU_LIBC_VERSION") is None:
         pytest.skip("the host C library is not glibc")
@@ -259,7 +268,9 @@ def _glibc() -> ctypes.CDLL:
     libc.fopen.restype = ctypes.c_void_p
     libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
     libc.fclose.argtypes = [ctypes.c_void_p]
-    for fn, struct in (("fgetpwent", _Passwd), ("fgetspent", _Spwd), ("fgetgrent", _Group)):
+    for fn, struct in (
+        ("fgetpwent", _Passwd), ("fgetspent", _Spwd), ("fgetgrent", _Group), ("fgetsgent", _Sgrp)
+    ):  # fmt: skip
         getattr(libc, fn).restype = ctypes.POINTER(struct)
         getattr(libc, fn).argtypes = [ctypes.c_void_p]
     return libc
@@ -271,6 +282,13 @@ def _s(value: bytes | None) -> str:
 
 def _day(value: int) -> int | None:
     return None if value == -1 else value
+
+
+def _strings(array: Any) -> tuple[str, ...]:
+    out: list[str] = []
+    while array and array[len(out)]:
+        out.append(_s(array[len(out)]))
+    return tuple(out)
 
 
 def _from_glibc(libc: ctypes.CDLL, kind: str, path: Path) -> list[tuple[object, ...]]:
@@ -288,11 +306,10 @@ def _from_glibc(libc: ctypes.CDLL, kind: str, path: Path) -> list[tuple[object, 
             elif kind == "sp":
                 days = (e.lstchg, e.min, e.max, e.warn, e.inact, e.expire)
                 out.append((_s(e.name), _s(e.passwd), *(_day(d) for d in days)))
+            elif kind == "gr":
+                out.append((_s(e.name), _s(e.passwd), e.gid, _strings(e.mem)))
             else:
-                members = []
-                while e.mem and e.mem[len(members)]:
-                    members.append(_s(e.mem[len(members)]))
-                out.append((_s(e.name), _s(e.passwd), e.gid, tuple(members)))
+                out.append((_s(e.name), _s(e.passwd), _strings(e.adm), _strings(e.mem)))
     finally:
         libc.fclose(fh)
     return out
@@ -301,7 +318,8 @@ def _from_glibc(libc: ctypes.CDLL, kind: str, path: Path) -> list[tuple[object, 
 def _from_us(kind: str, text: str) -> list[tuple[object, ...]]:
     out: list[tuple[object, ...]] = []
     for _lineno, line in nss_lines(text):
-        e = {"pw": parse_passwd, "sp": parse_shadow, "gr": parse_group}[kind](line)
+        parse = {"pw": parse_passwd, "sp": parse_shadow, "gr": parse_group, "sg": parse_gshadow}
+        e = parse[kind](line)
         if isinstance(e, PasswdFields):
             out.append((e.name, e.password, e.uid, e.gid, e.gecos, e.home, e.shell))
         elif isinstance(e, ShadowFields):
@@ -309,6 +327,8 @@ def _from_us(kind: str, text: str) -> list[tuple[object, ...]]:
             out.append((e.name, e.password, *days, e.expire_date))
         elif isinstance(e, GroupFields):
             out.append((e.name, e.password, e.gid, e.members))
+        elif isinstance(e, GShadowFields):
+            out.append((e.name, e.password, e.admins, e.members))
     return out
 
 
@@ -342,7 +362,7 @@ def test_same_entries_as_the_host_glibc(tmp_path: Path) -> None:
     path = tmp_path / "db"
     for text in texts:
         path.write_bytes(text.encode())
-        for kind in ("pw", "sp", "gr"):
+        for kind in ("pw", "sp", "gr", "sg"):
             assert _from_us(kind, text) == _from_glibc(libc, kind, path), (kind, text)
 
 
