@@ -23,7 +23,7 @@ from imageaudit.facts.accounts import AccountsFacts, PasswdEntry, ShadowEntry
 from imageaudit.facts.passwords_hash import PasswordState
 from imageaudit.facts.sshd import SshdFacts
 from imageaudit.findings import CheckResult, code
-from imageaudit.model import Severity
+from imageaudit.model import Evidence, Severity, Status
 from imageaudit.rules import Rule
 
 
@@ -268,6 +268,9 @@ def passwd_shadow_consistency(
     A name with more than one entry in ``/etc/passwd`` or ``/etc/shadow`` fails too: the
     C library (``getpwnam``, ``getspnam``) uses the first and the other rules judge that one,
     but tools disagree on the rest, and removing the first line brings the next to life.
+    So does a line of either file that the C library skips (a malformed number, a missing
+    field): no account to glibc, but other parsers (musl, busybox, shadow's tools) may read
+    it. ``+``/``-`` NIS compat lines are not reported.
 
     Missing fact: without ``accounts`` nothing can be said (default ``error``).
     """
@@ -275,6 +278,23 @@ def passwd_shadow_consistency(
     results = _entries_against_shadow(accounts)
     results.extend(_duplicates(accounts.passwd, "/etc/passwd"))
     results.extend(_duplicates(accounts.shadow, "/etc/shadow"))
+    for line in accounts.malformed:
+        path = line.source.path
+        if path in ("/etc/passwd", "/etc/shadow") and line.reason != "NIS compat entry":
+            results.append(
+                CheckResult(
+                    Status.FAIL,
+                    f"{line.source} is skipped by the C library ({line.reason}); "
+                    "other parsers may read it as an account",
+                    resource=f"{path}:{line.source.line}",
+                    evidence=Evidence(
+                        path=path,
+                        line=line.source.line,
+                        observed=line.reason,
+                        expected="every line a valid entry",
+                    ),
+                )
+            )
     return results
 
 

@@ -352,6 +352,32 @@ case(
 )
 case(
     "password_shadow_consistency",
+    Status.FAIL,
+    {
+        "/etc/passwd": "root:x:0:0:root:/root:/bin/bash\nroot:x:0:0:root:/root:/bin/sh\n"
+        "toor:x::0::/root:/bin/sh\n",
+        "/etc/shadow": File("root:!:19000:0:99999:7:::\nroot:*:19000::::::\n", mode=0o640),
+    },
+    resources={"root", "/etc/passwd:3"},
+    message="User `root` has 2 entries in /etc/shadow (lines 1 and 2); the C library uses the "
+    "first, line 1",
+    name="duplicates-and-skipped-lines",
+)
+case(
+    "password_shadow_consistency",
+    Status.FAIL,
+    {
+        "/etc/passwd": "root:x:0:0:root:/root:/bin/bash\ntoor:x::0::/root:/bin/sh\n",
+        "/etc/shadow": File("root:!:19000:0:99999:7:::\n", mode=0o640),
+    },
+    resources={"/etc/passwd:2"},
+    # musl reads an empty uid as 0: toor would be a second root on Alpine.
+    message="/etc/passwd line 2 is skipped by the C library (uid or gid not a number); other "
+    "parsers may read it as an account",
+    name="skipped-line",
+)
+case(
+    "password_shadow_consistency",
     Status.PASS,
     accounts([("alice", 1000, BASH, STRONG), ("nobody", 65534, NOLOGIN, "*")]),
 )
