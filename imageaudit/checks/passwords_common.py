@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from imageaudit.checks import MissingFact
-from imageaudit.facts.accounts import AccountsFacts, PasswdEntry
+from imageaudit.facts.accounts import AccountsFacts, PasswdEntry, ShadowEntry
 from imageaudit.facts.pam import PamUnixLine
 from imageaudit.facts.passwords_hash import PasswordHash, PasswordState
 from imageaudit.findings import CheckResult, code
@@ -83,6 +83,19 @@ def account_passwords(accounts: AccountsFacts) -> Iterator[AccountPassword]:
             yield AccountPassword(entry, None, entry.source)
         else:
             yield AccountPassword(entry, shadow.password, shadow.source)
+
+
+def shadow_only(accounts: AccountsFacts) -> Iterator[ShadowEntry]:
+    """The first shadow entry of each name without a passwd entry glibc reads.
+
+    No account to glibc, but a passwd line glibc skips may be one to another C library
+    (musl reads an empty uid as 0): such a password is still worth a dictionary check.
+    """
+    names = {p.name for p in accounts.passwd}
+    for entry in accounts.shadow:
+        if entry.name not in names:
+            names.add(entry.name)
+            yield entry
 
 
 class _Account(Protocol):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,11 @@ from imageaudit.checks.passwords_common import (
     account_passwords,
     account_result,
     accounts_of,
+    shadow_only,
 )
+from imageaudit.facts.passwords_hash import PasswordHash, PasswordState
 from imageaudit.findings import CheckResult, code
-from imageaudit.model import Evidence, Status
+from imageaudit.model import Evidence, Source, Status
 from imageaudit.password_dictionary import DEFAULTS_FILE, WEAK_FILE
 from imageaudit.password_hashes import CostCaps
 from imageaudit.passwords import (
@@ -98,7 +101,21 @@ def _source_of_default(origin: str) -> str:
     return origin.split(" in ", 1)[1] if " in " in origin else origin
 
 
-def _match_message(ap: AccountPassword, result: PasswordResult) -> tuple[str, str]:
+@dataclass(frozen=True, slots=True)
+class _ShadowOnly:
+    """A shadow entry whose name has no passwd entry glibc reads (see ``shadow_only``)."""
+
+    name: str
+    password: PasswordHash
+    source: Source
+
+    @property
+    def usable(self) -> bool:
+        pw = self.password
+        return pw.state is PasswordState.HASH and pw.algorithm != "unknown"
+
+
+def _match_message(ap: AccountPassword | _ShadowOnly, result: PasswordResult) -> tuple[str, str]:
     name, pw, origin = code(ap.name), code(result.password or ""), result.origin or ""
     if origin.startswith("default password"):
         ref = f", {result.reference}" if result.reference else ""
@@ -123,7 +140,7 @@ def _match_message(ap: AccountPassword, result: PasswordResult) -> tuple[str, st
     return f"User {name} has the weak password {pw}, a common password{ref} ({ap.source})", origin
 
 
-def _result_for(ap: AccountPassword, result: PasswordResult) -> CheckResult | None:
+def _result_for(ap: AccountPassword | _ShadowOnly, result: PasswordResult) -> CheckResult | None:
     cost = f"{result.algorithm}, {result.cost}" if result.cost else result.algorithm
     if result.status == "match":
         message, observed = _match_message(ap, result)
@@ -156,7 +173,9 @@ def account_weak_password(facts: Any, params: WeakPasswordParams, rule: Rule) ->
     password is a hash with a known prefix (or DES shape) is tried, login shell or not; empty
     and locked fields are other rules' business, and a field of no known format cannot match
     any password (libxcrypt refuses it, and so does the system's login). A known prefix with
-    malformed parameters is tried and reported as not verified.
+    malformed parameters is tried and reported as not verified. So is the first shadow entry
+    of a name without a passwd entry glibc reads: a passwd line glibc skips may still be an
+    account to another C library (musl reads an empty uid as 0).
 
     Verification runs in a child with memory and CPU limits (:mod:`imageaudit.passwords`).
     A hash that was **not verified** (its cost is over a cap, the time budget ran out,
@@ -173,15 +192,20 @@ def account_weak_password(facts: Any, params: WeakPasswordParams, rule: Rule) ->
         account_timeout_s=params.account_timeout_s,
         total_budget_s=params.total_budget_s,
     )
-    candidates: list[AccountPassword] = []
-    for ap in account_passwords(accounts_of(facts)):
+    accounts = accounts_of(facts)
+    candidates: list[AccountPassword | _ShadowOnly] = []
+    for ap in account_passwords(accounts):
         if ap.usable:
             candidates.append(ap)
+    for entry in shadow_only(accounts):
+        only = _ShadowOnly(entry.name, entry.password, entry.source)
+        if only.usable:
+            candidates.append(only)
     if not candidates:
         return []
     data_dir = rule.rules_dir / params.data_dir
     try:
-        jobs = [PasswordJob(ap.name, ap.password.raw if ap.password else "") for ap in candidates]
+        jobs = [PasswordJob(c.name, c.password.raw if c.password else "") for c in candidates]
         results = verify_cached(jobs, data_dir, limits)
     except PasswordDictionaryError as exc:
         return [
@@ -192,8 +216,8 @@ def account_weak_password(facts: Any, params: WeakPasswordParams, rule: Rule) ->
             )
         ]
     out: list[CheckResult] = []
-    for ap, result in zip(candidates, results, strict=True):
-        found = _result_for(ap, result)
+    for candidate, result in zip(candidates, results, strict=True):
+        found = _result_for(candidate, result)
         if found is not None:
             out.append(found)
     return out

@@ -26,6 +26,7 @@ HOSTILE_SHA512 = "$6$rounds=999999999$saltsalt$" + "a" * 86
 # (the default "j9T" is N=2^12, r=32), a memory bomb of 4 TiB per guess.
 HOSTILE_YESCRYPT = "$y$jRT$saltsaltsalt$" + "b" * 43
 
+LOCKED = ":19000:0:99999:7:::"
 NULLOK_PAM = "auth [success=1 default=ignore] pam_unix.so nullok\n"
 PLAIN_PAM = "auth [success=1 default=ignore] pam_unix.so\n"
 
@@ -322,6 +323,19 @@ case(
             "%sudo ALL=(ALL) ALL\n",
         },
     ),
+)
+
+case(
+    "password_default_or_weak",
+    Status.FAIL,
+    {
+        # glibc skips the toor line (empty uid); musl reads it as uid 0, a second root.
+        "/etc/passwd": "root:x:0:0:root:/root:/bin/bash\ntoor:x::0::/root:/bin/sh\n",
+        "/etc/shadow": File(f"root:!{LOCKED}\ntoor:{crypt('toor')}{LOCKED}\n", mode=0o640),
+    },
+    resources={"toor"},
+    message="User `toor` has its user name `toor` as password (/etc/shadow line 2)",
+    name="shadow-only",
 )
 
 # --- password_shadow_consistency ------------------------------------------------------------
