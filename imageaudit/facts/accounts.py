@@ -17,12 +17,12 @@ pam_unix(8), sudoers(5), sshd(8) "AUTHORIZED_KEYS FILE FORMAT".
 
 from __future__ import annotations
 
-import posixpath
 from dataclasses import dataclass, field
 
 from imageaudit.imagefs import FileStat, ImageFSError
 from imageaudit.model import Source
 
+from .authorized_keys import AuthorizedKeysFile, authorized_keys
 from .base import CollectContext, Collector
 from .nss_files import (
     Rejected,
@@ -34,14 +34,12 @@ from .nss_files import (
 )
 from .pam import PamUnixLine, parse_pam_file
 from .passwords_hash import PasswordHash, PasswordState, classify_password
-from .sshkeys import AuthorizedKey, parse_key_line
+from .sshkeys import AuthorizedKey
 from .sudoers import SudoersFacts, parse_sudoers
 from .textlines import MalformedLine, glibc_lines
 
 # 100k accounts of ~100 bytes a line are read whole; a hostile file is still bounded.
 ACCOUNT_DB_LIMIT = 32 << 20
-# Homes that exist; bounded by the passwd cap anyway, an image has far fewer.
-MAX_HOMES = 250_000
 MAX_PAM_FILES = 500
 NOLOGIN_SHELLS = frozenset({"nologin", "false"})
 
@@ -102,16 +100,6 @@ class GShadowEntry:
     password: PasswordHash
     admins: tuple[str, ...]
     members: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class AuthorizedKeysFile:
-    path: str
-    accounts: tuple[str, ...]  # passwd accounts whose home holds it (empty under /etc/ssh)
-    uid: int
-    gid: int
-    mode: int
-    keys: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,70 +272,6 @@ def _read_sudo(ctx: CollectContext, path: str) -> str | None:
     return None if ctx.fs.is_dir(path) else ctx.read_text(path)
 
 
-def _existing_homes(ctx: CollectContext, homes: list[str]) -> list[str]:
-    """The homes that exist, each parent directory listed once rather than one look-up a home."""
-    by_parent: dict[str, list[str]] = {}
-    for home in homes:
-        # ".." after a symlink is not lexical: such homes are looked up the long way.
-        parent = "" if ".." in home.split("/") else (home.rpartition("/")[0] or "/")
-        by_parent.setdefault(parent, []).append(home)
-    out: list[str] = []
-    for parent, children in by_parent.items():
-        if parent and len(children) > 1 and not ctx.fs.is_dir(parent):
-            continue  # sshd finds no key under a parent that is not there either
-        names = _listdir(ctx, parent) if parent and len(children) > 1 else None
-        if names is None:
-            out.extend(children)  # looked up one by one below
-            continue
-        present = set(names)
-        out.extend(h for h in children if h == "/" or h.rpartition("/")[2] in present)
-    return out
-
-
-def _authorized_keys(
-    ctx: CollectContext, passwd: list[PasswdEntry]
-) -> tuple[list[AuthorizedKeysFile], list[AuthorizedKey]]:
-    owners: dict[str, list[str]] = {}
-    homes: dict[str, list[str]] = {}
-    for entry in passwd:
-        home = entry.home
-        if not home.startswith("/"):
-            continue
-        if "//" in home or "/." in home or (home[-1] == "/" and home != "/"):
-            home = home if ".." in home.split("/") else posixpath.normpath(home)
-        homes.setdefault(home, []).append(entry.name)
-    existing = _existing_homes(ctx, list(homes))
-    if len(existing) > MAX_HOMES:
-        ctx.incomplete(f"looked for authorized_keys in the first {MAX_HOMES} homes only")
-    for home in sorted(existing)[:MAX_HOMES]:
-        for name in ("authorized_keys", "authorized_keys2"):
-            owners[posixpath.join(home, ".ssh", name)] = homes[home]
-    for path in ctx.fs.glob("/etc/ssh/authorized_keys*"):
-        if ctx.fs.is_dir(path):
-            for name in _listdir(ctx, path) or []:
-                owners.setdefault(posixpath.join(path, name), [])
-        else:
-            owners.setdefault(path, [])
-    files: list[AuthorizedKeysFile] = []
-    keys: list[AuthorizedKey] = []
-    for path, names in sorted(owners.items()):
-        if not ctx.fs.is_file(path):
-            continue
-        text = ctx.read_text(path)
-        if text is None:
-            continue
-        account = names[0] if names else None
-        found = [
-            k
-            for n, line in enumerate(glibc_lines(text), 1)
-            if (k := parse_key_line(line, Source(path, n), account)) is not None
-        ]
-        keys.extend(found)
-        st = ctx.fs.stat(path)
-        files.append(AuthorizedKeysFile(path, tuple(names), st.uid, st.gid, st.mode, len(found)))
-    return files, keys
-
-
 def _required(ctx: CollectContext, files: list[AccountFile], passwd: list[PasswdEntry]) -> None:
     """Absent databases the accounts depend on leave the facts incomplete, not empty."""
     present = {f.path for f in files if f.present}
@@ -388,7 +312,7 @@ def collect(ctx: CollectContext) -> AccountsFacts:
     missing = (
         tuple(sorted({p.name for p in passwd} - shadow_names)) if shadow_text is not None else ()
     )
-    key_files, keys = _authorized_keys(ctx, passwd)
+    key_files, keys = authorized_keys(ctx, [(p.home, p.name) for p in passwd])
     return AccountsFacts(
         files=tuple(files),
         passwd=tuple(passwd),

@@ -4,15 +4,17 @@
 password from ``getspnam``; both read the files through glibc's nss_files, which:
 
 - splits on ``\\n`` only and ends a line at its first NUL byte (``fgets``, C strings);
-- drops leading whitespace and skips blank lines and lines starting with ``#``;
-- reads numeric fields with ``strtoul`` (leading whitespace and a sign allowed, values
-  clamped to 32 bits) and *skips the whole line* when a number is malformed or a required
-  field is missing, so that a later line of the same name becomes the first;
+- drops leading whitespace (glibc 2.30+ leaves a copy of the line's last characters
+  behind when it does, reproduced here) and skips blank lines and lines starting with ``#``;
+- reads numeric fields with ``strtoul`` (leading whitespace and a sign allowed) and *skips
+  the whole line* when a number is malformed or over 32 bits, or a required field is
+  missing, so that a later line of the same name becomes the first;
 - returns the *first* valid line of a name (``getpwnam``/``getspnam``/``getgrnam``), and
   never returns ``+``/``-`` (NIS compat) lines from the files backend.
 
 A line the parser rejects is not an account to any of these programs: it is reported as a
-malformed line with the reason, never turned into an entry.
+malformed line with the reason, never turned into an entry. Checked against the host's own
+``fgetpwent``/``fgetspent``/``fgetgrent``/``fgetsgent`` by the hostile tests (glibc 2.36).
 
 Follows glibc ``nss/nss_readline.c`` (``__nss_readline``), ``nss/nss_files/files-parse.c``
 (``STRING_FIELD``, ``INT_FIELD``, ``INT_FIELD_MAYBE_NULL``, ``strtou32``, ``parse_list``),
