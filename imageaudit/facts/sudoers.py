@@ -243,13 +243,16 @@ def _strip_comment(line: str) -> str:
     return line
 
 
-_NESTING = frozenset('\\"()')
+def _nests(text: str) -> bool:
+    """Whether ``text`` holds a quote, a parenthesis or a backslash (the slow path's cases)."""
+    return '"' in text or "(" in text or ")" in text or "\\" in text
+
 _SPECIAL = {sep: re.compile(r'\\.?|["()]|' + re.escape(sep), re.S) for sep in ",:="}
 
 
 def _top_positions(text: str, sep: str) -> list[int]:
     """Indexes of ``sep`` outside quotes and parentheses and not escaped by a backslash."""
-    if not _NESTING.intersection(text):  # nothing nests or escapes: every ``sep`` counts
+    if not _nests(text):  # nothing nests or escapes: every ``sep`` counts
         plain: list[int] = []
         i = text.find(sep)
         while i >= 0:
@@ -283,6 +286,8 @@ def _split_at(text: str, positions: list[int]) -> list[str]:
 
 def split_top(text: str, sep: str) -> list[str]:
     """Split on ``sep`` outside quotes and parentheses and not escaped by a backslash."""
+    if not _nests(text):
+        return text.split(sep)
     return _split_at(text, _top_positions(text, sep))
 
 
@@ -333,12 +338,30 @@ def _parse_alias(state: _State, source: Source, kind: str, rest: str) -> None:
         state.aliases.append(SudoAlias(source, kind, m.group(1), _list(m.group(2))))
 
 
+_WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+_LONGEST_TAG = 16
+
+
+def _word_before(text: str, pos: int) -> str:
+    """The word (letters, digits, ``_``) that ends, spaces aside, right before ``pos``.
+
+    Walks back from ``pos`` instead of searching the whole prefix (which was quadratic in a
+    line of many ``:``); a word longer than any tag is cut, since it is no tag either way.
+    """
+    end = pos
+    while end > 0 and text[end - 1].isspace():
+        end -= 1
+    start = end
+    while start > 0 and end - start <= _LONGEST_TAG and text[start - 1] in _WORD_CHARS:
+        start -= 1
+    return text[start:end]
+
+
 def _split_host_groups(text: str) -> list[str]:
     """Split a user spec after the user list at ``:`` that end neither a tag nor a digest."""
     keep: list[int] = []
     for pos in _top_positions(text, ":"):
-        word = re.search(r"([A-Za-z_0-9]+)\s*$", text[:pos])
-        name = word.group(1) if word else ""
+        name = _word_before(text, pos)
         if name in TAGS or re.fullmatch(r"sha(224|256|384|512)", name):
             continue
         keep.append(pos)
