@@ -352,7 +352,10 @@ class GuestfsFS(TreeImageFS):
                 if want > budget:
                     continue
                 budget -= want
-                self._cache[canon] = self._pread(canon, want, 0) if want else b""
+                try:
+                    self._cache[canon] = self._pread(canon, want, 0) if want else b""
+                except ImageFSError:
+                    continue  # the collector's own read fails again and marks its facts
                 count += 1
         spent = time.monotonic() - start
         self.info.details["prefetch_s"] = round(
