@@ -227,7 +227,8 @@ class Watchdog:
                     return
                 got = {s for s in data if s in (signal.SIGINT, signal.SIGTERM)}
                 if got:
-                    self._kill(f"stopped by {signal.Signals(min(got)).name}")
+                    with self._lock:
+                        self._kill(f"stopped by {signal.Signals(min(got)).name}")
                 continue
             with self._lock:
                 if self._finding is not None and self.pid is None:
