@@ -26,6 +26,7 @@ from .authorized_keys import AuthorizedKeysFile, authorized_keys
 from .base import CollectContext, Collector
 from .nss_files import (
     Rejected,
+    gc_paused,
     group_file,
     nss_lines,
     parse_gshadow,
@@ -290,6 +291,11 @@ def _required(ctx: CollectContext, files: list[AccountFile], passwd: list[Passwd
 
 def collect(ctx: CollectContext) -> AccountsFacts:
     """Read the account databases, PAM, sudoers and authorized keys of the image."""
+    with gc_paused():
+        return _collect(ctx)
+
+
+def _collect(ctx: CollectContext) -> AccountsFacts:
     files: list[AccountFile] = []
     malformed: list[MalformedLine] = []
     shells_text = _read(ctx, "/etc/shells", files, whole=False)

@@ -15,7 +15,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from imageaudit.facts.base import CollectContext
-from imageaudit.facts.nss_files import GroupFields, PasswdFields, group_file, passwd_file
+from imageaudit.facts.nss_files import (
+    GroupFields,
+    PasswdFields,
+    gc_paused,
+    group_file,
+    passwd_file,
+)
 from imageaudit.imagefs import ImageFSError, normalize
 from imageaudit.model import Source
 
@@ -64,13 +70,15 @@ def read_ids(ctx: CollectContext) -> IdMaps:
     passwd = ctx.read_text("/etc/passwd", ACCOUNT_DB_LIMIT)
     group = ctx.read_text("/etc/group", ACCOUNT_DB_LIMIT)
     users: dict[int, str] = {}
-    for _lineno, entry in passwd_entries(passwd or ""):
-        users.setdefault(entry.uid, entry.name)
+    with gc_paused():
+        for _lineno, entry in passwd_entries(passwd or ""):
+            users.setdefault(entry.uid, entry.name)
+        groups = _group_names(group)
     return IdMaps(
         passwd_present=passwd is not None,
         group_present=group is not None,
         users=users,
-        groups=_group_names(group),
+        groups=groups,
     )
 
 
@@ -132,6 +140,11 @@ def _is_clean(path: str) -> bool:
 
 def home_dirs(ctx: CollectContext) -> tuple[Home, ...]:
     """Homes from passwd, plus ``/root`` and every ``/home/*``; one record per canonical path."""
+    with gc_paused():
+        return _home_dirs(ctx)
+
+
+def _home_dirs(ctx: CollectContext) -> tuple[Home, ...]:
     candidates = _passwd_homes(ctx)
     candidates.append(("/root", None, Source("/root")))
     candidates.extend((p, None, Source("/home")) for p in ctx.fs.glob("/home/*")[:MAX_HOMES])
