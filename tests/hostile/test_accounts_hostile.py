@@ -1,8 +1,10 @@
 """Hostile account databases: what the rules judge is what glibc reads, and nothing unread passes.
 
-Each case is a small root directory scanned whole with the shipped rules; before these fixes
-every one of them was certified ``basic``. The glibc cases are also checked against the C
-library of the host itself (``fgetpwent``/``fgetspent``/``fgetgrent`` through ctypes).
+Each case is a small root directory scanned whole with the shipped rules, and ends with the
+FAIL glibc's view gives or an ERROR (could not evaluate), never ``basic`` on what was not
+read; the one ``basic`` is the duplicate line nothing uses, reported. The line parser is also
+checked against the host's own C library (``fgetpwent``, ``fgetspent``, ``fgetgrent``,
+``fgetsgent`` through ctypes). Scaling is checked by counting file-system look-ups.
 """
 
 from __future__ import annotations
@@ -71,8 +73,8 @@ def bad(report: Report, prefix: str = "password_") -> dict[Row, str]:
 
 
 def test_carriage_return_does_not_hide_the_weak_root(tmp_path: Path, judge: Judge) -> None:
-    # splitlines() made a locked "root" of the tail of line 1; glibc sees one line, invalid
-    # (the flag field is not a number), so root's first entry is the weak one on line 2.
+    # splitlines() made a locked "root" of the tail of line 1; glibc sees one line of 17
+    # fields and skips it, so root's first entry is the weak one on line 2.
     shadow = f"daemon:*{LOCKED}\rroot:*{LOCKED}\nroot:{ROOT_WEAK}{LOCKED}\n"
     report = scan({"/etc/passwd": PASSWD, "/etc/shadow": shadow, "/etc/group": GROUP},
                   tmp_path / "root", judge)  # fmt: skip
