@@ -22,7 +22,10 @@ if (( ${#missing[@]} )); then
     echo "imageaudit: installing Debian packages: ${missing[*]}" >&2
     SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
     $SUDO apt-get update -q >&2
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+    # Through env: sudo drops DEBIAN_FRONTEND from the environment, and a debconf question
+    # would then wait for an answer.
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        "${missing[@]}" >&2
 fi
 
 # A virtual environment on the system Python, so that the distribution's guestfs module is seen.
