@@ -24,6 +24,11 @@ from .textlines import MalformedLine, logical_lines
 
 SMB_CONF = "/etc/samba/smb.conf"
 MAX_INCLUDE_DEPTH = 16
+# smbd parses an included file again at every include line: a file that includes another
+# many times, which includes another many times, is exponential. Past these totals we stop
+# and mark the facts incomplete.
+MAX_PARSES = 1024
+MAX_LINES = 200_000
 
 # normalised name (lower case, no spaces) -> (canonical name, inverted boolean)
 _SYNONYMS: dict[str, tuple[str, bool]] = {
@@ -126,6 +131,10 @@ class _Parse:
     files: list[str] = field(default_factory=list)
     malformed: list[MalformedLine] = field(default_factory=list)
     hidden: list[str] = field(default_factory=list)
+    parses: int = 0
+    lines: int = 0
+    texts: dict[str, str | None] = field(default_factory=dict)
+    stopped: bool = False
 
 
 def _norm(name: str) -> str:
@@ -144,7 +153,15 @@ def canonical_name(name: str) -> tuple[str, bool]:
 
 def _parse_file(p: _Parse, path: str, text: str, stack: list[str], section: str) -> str:
     p.files.append(path)
-    for lineno, raw in logical_lines(text, joiner=""):
+    p.parses += 1
+    lines = list(logical_lines(text, joiner=""))
+    p.lines += len(lines)
+    if p.lines > MAX_LINES:
+        _stop(p, path, f"over {MAX_LINES} configuration lines in all, counting each inclusion")
+        return section
+    for lineno, raw in lines:
+        if p.stopped:
+            return section
         line = raw.strip()
         src = Source(path, lineno)
         if not line or line[0] in "#;":
@@ -189,15 +206,33 @@ def _include(p: _Parse, src: Source, target: str, stack: list[str], section: str
         problem = "include loop"
     elif len(stack) >= MAX_INCLUDE_DEPTH:
         problem = f"include depth over {MAX_INCLUDE_DEPTH}"
-    # None when absent (smbd skips a missing include too); a dangling link or a file cut at
-    # the cap marks the facts incomplete: what it holds may define shares.
-    text = None if problem else p.ctx.read_text(target)
+    elif p.parses >= MAX_PARSES:
+        _stop(p, target, f"over {MAX_PARSES} file inclusions in all ({src})")
+        problem = f"over {MAX_PARSES} inclusions"
+    text = None if problem else _text(p, target)
     if text is None:
         # Samba skips a missing include silently; we record it.
         p.includes.append(SambaInclude(src, target, None, problem or "file absent"))
         return section
     p.includes.append(SambaInclude(src, target, target))
     return _parse_file(p, target, text, [*stack, target], section)
+
+
+def _text(p: _Parse, path: str) -> str | None:
+    """Each file is read once however often it is included.
+
+    ``None`` when absent (smbd skips a missing include too); a dangling link or a file cut at
+    the cap marks the facts incomplete: what it holds may define shares.
+    """
+    if path not in p.texts:
+        p.texts[path] = p.ctx.read_text(path)
+    return p.texts[path]
+
+
+def _stop(p: _Parse, path: str, why: str) -> None:
+    if not p.stopped:
+        p.stopped = True
+        p.ctx.incomplete(f"the Samba configuration was not read whole: {why}", path)
 
 
 def _last(params: list[SambaParam], name: str) -> SambaParam | None:

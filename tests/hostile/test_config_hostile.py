@@ -14,6 +14,7 @@ import pytest
 from imageaudit.certify import load_levels
 from imageaudit.engine import scan_facts
 from imageaudit.facts.exports import parse_exports
+from imageaudit.facts.samba import MAX_PARSES as SAMBA_MAX_PARSES
 from imageaudit.facts.sshd import MAX_PARSES
 from imageaudit.facts.sudoers import parse_sudoers
 from imageaudit.findings import Finding, Report
@@ -255,3 +256,33 @@ def test_sudoers_line_with_many_host_groups_is_linear() -> None:
     assert (second.hosts, [(c.command, c.tags) for c in second.commands]) == (
         ("h",), [("/bin/y", ())]
     )
+
+
+# --- smb.conf ---------------------------------------------------------------------------------
+
+
+def test_samba_include_fan_out_is_bounded(tmp_path: Path) -> None:
+    # smb.conf includes a.conf 100 times, which includes b.conf 100 times, ...: a million
+    # parses for smbd. We read each file once and stop after MAX_PARSES inclusions.
+    many = 100
+    tree: dict[str, str | File | Symlink] = {
+        "/usr/sbin/smbd": File(b"\x7fELF", mode=0o755),
+        "/etc/samba/smb.conf": "[global]\n" + "include = /etc/samba/a.conf\n" * many,
+        "/etc/samba/a.conf": "include = /etc/samba/b.conf\n" * many,
+        "/etc/samba/b.conf": "include = /etc/samba/c.conf\n" * many,
+        "/etc/samba/c.conf": "[pub]\npath = /srv/pub\nguest ok = yes\n",
+    }
+    facts = facts_of(tree, tmp_path / "root")
+    assert facts.samba is not None
+    assert len(facts.samba.files) == SAMBA_MAX_PARSES
+    assert [e.message for e in facts.errors if e.collector == "samba"] == [
+        "the Samba configuration was not read whole: over "
+        f"{SAMBA_MAX_PARSES} file inclusions in all (/etc/samba/b.conf line 12)"
+    ]
+    report = scan_facts(facts, rules(), load_levels(RULES_DIR / "levels.yaml"))
+    # The guest share read so far fails; nothing passes over the rest.
+    assert status(report, "export_samba_guest") is Status.FAIL
+    assert [(f.status, f.resource) for f in findings(report, "export_samba_guest")] == [
+        (Status.FAIL, "pub"), (Status.ERROR, None)
+    ]
+    assert blocked(report, "hardened", "export_samba_guest")
