@@ -152,29 +152,35 @@ def _build_lvm_xfs(tree_lvm: Path, tree_xfs: Path, lvm_out: Path, xfs_out: Path,
                    work: Path) -> None:
     import guestfs  # type: ignore[import-not-found]
 
-    from imageaudit.openers.guestfs import want_tcg
+    from imageaudit.openers import kvm
+    from imageaudit.openers.kvm import want_tcg
 
     _tar_of(tree_lvm, work / "lvm.tar")
     _tar_of(tree_xfs, work / "xfs.tar")
     for path, size in ((lvm_out, 64 * MiB), (xfs_out, 320 * MiB)):
         with path.open("wb") as fh:
             fh.truncate(size)
-    tcg = want_tcg()
-    for attempt in (0, 1):
+
+    def make(tcg: bool) -> object:
         g = guestfs.GuestFS(python_return_dict=True)
         g.set_network(False)
         if tcg:
             g.set_backend_settings(["force_tcg"])
         g.add_drive_opts(str(lvm_out), format="raw", readonly=False)
         g.add_drive_opts(str(xfs_out), format="raw", readonly=False)
-        try:
-            g.launch()
-            break
-        except RuntimeError:
-            g.close()
-            if attempt or tcg:
-                raise
-            tcg = True
+        return g
+
+    # The product's bounded launch: where qemu accepts /dev/kvm but never runs the guest, an
+    # unbounded launch here would hang the whole test session.
+    dog = kvm.Watchdog()
+    try:
+        raw, _tcg, _why = kvm.launch(make, want_tcg(), kvm.Bounds.from_env(), dog)
+    except BaseException:
+        dog.stop()
+        raise
+    dog.pid = raw.get_pid()
+    # Building needs minutes of mkfs and tar under TCG: a generous bound for each call.
+    g = kvm.BoundedGuest(raw, dog, max(kvm.Bounds.from_env().call, 900.0))
     try:
         g.part_disk("/dev/sda", "mbr")
         g.pvcreate("/dev/sda1")
@@ -192,7 +198,7 @@ def _build_lvm_xfs(tree_lvm: Path, tree_xfs: Path, lvm_out: Path, xfs_out: Path,
         g.vg_activate_all(False)
         g.shutdown()
     finally:
-        g.close()
+        kvm.close_all([g], dog)
 
 
 def _raw_disk(scenario: Scenario, layout: str) -> Path:
