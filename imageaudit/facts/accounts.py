@@ -328,7 +328,9 @@ def _collect(ctx: CollectContext) -> AccountsFacts:
         shells=tuple(shells or ()),
         missing_shadow=missing,
         pam_unix=tuple(_pam(ctx, malformed)),
-        sudoers=parse_sudoers(lambda p: _read_sudo(ctx, p), lambda p: _listdir(ctx, p)),
+        sudoers=parse_sudoers(
+            lambda p: _read_sudo(ctx, p), lambda p: _listdir(ctx, p), incomplete=ctx.incomplete
+        ),
         authorized_key_files=tuple(key_files),
         authorized_keys=tuple(keys),
         malformed=tuple(malformed),

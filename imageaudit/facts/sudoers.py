@@ -24,6 +24,11 @@ from .textlines import MalformedLine, logical_lines
 MAX_INCLUDE_DEPTH = 16
 MAX_ALIAS_DEPTH = 16
 MAX_INCLUDEDIR_FILES = 1000
+# sudo parses an included file again wherever it is included: files that include a directory
+# of files that include it again fan out exponentially. Past these totals we stop reading and
+# say the sudoers facts are incomplete.
+MAX_PARSES = 1024
+MAX_LINES = 500_000
 
 TAGS = frozenset(
     {
@@ -124,6 +129,23 @@ class _State:
     defaults: list[SudoDefault] = field(default_factory=list)
     includes: list[SudoInclude] = field(default_factory=list)
     malformed: list[MalformedLine] = field(default_factory=list)
+    incomplete: Callable[[str, str | None], None] | None = None
+    texts: dict[str, str | None] = field(default_factory=dict)
+    parses: int = 0
+    lines: int = 0
+    stopped: bool = False
+
+    def text(self, path: str) -> str | None:
+        """Each file is read once however often it is included."""
+        if path not in self.texts:
+            self.texts[path] = self.read(path)
+        return self.texts[path]
+
+    def stop(self, why: str, path: str) -> None:
+        if not self.stopped:
+            self.stopped = True
+            if self.incomplete is not None:
+                self.incomplete(f"sudoers was not read whole: {why}", path)
 
 
 @dataclass
@@ -139,9 +161,14 @@ def parse_sudoers(
     read: Callable[[str], str | None],
     listdir: Callable[[str], list[str] | None],
     path: str = "/etc/sudoers",
+    incomplete: Callable[[str, str | None], None] | None = None,
 ) -> SudoersFacts:
-    """Parse ``path`` and its includes. ``read``/``listdir`` return ``None`` when absent."""
-    state = _State(read=read, listdir=listdir)
+    """Parse ``path`` and its includes. ``read``/``listdir`` return ``None`` when absent.
+
+    ``incomplete(message, path)`` is told when the includes fan out past :data:`MAX_PARSES`
+    inclusions or :data:`MAX_LINES` lines, where reading stops.
+    """
+    state = _State(read=read, listdir=listdir, incomplete=incomplete)
     text = read(path)
     if text is None:
         return SudoersFacts(present=False)
@@ -161,7 +188,15 @@ def parse_sudoers(
 
 def _parse_file(state: _State, path: str, text: str, stack: list[str]) -> None:
     state.files.append(path)
-    for lineno, raw in logical_lines(text):
+    state.parses += 1
+    lines = list(logical_lines(text))
+    state.lines += len(lines)
+    if state.lines > MAX_LINES:
+        state.stop(f"over {MAX_LINES} lines in all, counting each inclusion", path)
+        return
+    for lineno, raw in lines:
+        if state.stopped:
+            return
         source = Source(path, lineno)
         inc = _INCLUDE_RE.match(raw)
         if inc:
@@ -207,7 +242,13 @@ def _include(state: _State, source: Source, directive: str, target: str, stack: 
         if len(stack) >= MAX_INCLUDE_DEPTH:
             problems.append(f"include depth over {MAX_INCLUDE_DEPTH} at {cand}")
             continue
-        text = state.read(cand)
+        if state.stopped:
+            break
+        if state.parses >= MAX_PARSES:
+            problems.append(f"over {MAX_PARSES} inclusions")
+            state.stop(f"over {MAX_PARSES} file inclusions in all ({source})", cand)
+            break
+        text = state.text(cand)
         if text is None:
             problems.append(f"{cand} absent")
             continue

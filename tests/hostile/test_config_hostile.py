@@ -16,6 +16,7 @@ from imageaudit.engine import scan_facts
 from imageaudit.facts.exports import parse_exports
 from imageaudit.facts.samba import MAX_PARSES as SAMBA_MAX_PARSES
 from imageaudit.facts.sshd import MAX_PARSES
+from imageaudit.facts.sudoers import MAX_PARSES as SUDO_MAX_PARSES
 from imageaudit.facts.sudoers import parse_sudoers
 from imageaudit.findings import Finding, Report
 from imageaudit.imagefs import DEFAULT_READ_LIMIT
@@ -286,3 +287,37 @@ def test_samba_include_fan_out_is_bounded(tmp_path: Path) -> None:
         (Status.FAIL, "pub"), (Status.ERROR, None)
     ]
     assert blocked(report, "hardened", "export_samba_guest")
+
+
+def test_sudoers_includedir_fan_out_is_bounded(tmp_path: Path) -> None:
+    # Each file of sudoers.d includes the whole directory again: exponentially many paths
+    # (sudo itself stops at its include depth). Each file is read once, reading stops after
+    # MAX_PARSES inclusions and the accounts facts are incomplete.
+    files = 40
+    tree: dict[str, str | File | Symlink] = {
+        "/etc/passwd": "root:x:0:0:root:/root:/bin/bash\n"
+        "alice:x:1000:1000::/home/alice:/bin/bash\n",
+        "/etc/shadow": "root:!:19000:0:99999:7:::\nalice:!:19000:0:99999:7:::\n",
+        "/etc/group": "root:x:0:\nalice:x:1000:\n",
+        "/etc/sudoers": "root ALL=(ALL:ALL) ALL\n@includedir /etc/sudoers.d\n",
+        **{
+            f"/etc/sudoers.d/f{i:02d}": "@includedir /etc/sudoers.d\n"
+            "alice ALL=(ALL) NOPASSWD: ALL\n"
+            for i in range(files)
+        },
+    }
+    facts = facts_of(tree, tmp_path / "root")
+    assert facts.accounts is not None
+    assert len(facts.accounts.sudoers.files) == SUDO_MAX_PARSES
+    assert [e.message for e in facts.errors if e.incomplete] == [
+        f"sudoers was not read whole: over {SUDO_MAX_PARSES} file inclusions in all "
+        "(/etc/sudoers.d/f23 line 1)"
+    ]
+    report = scan_facts(facts, rules(), load_levels(RULES_DIR / "levels.yaml"))
+    assert status(report, "password_sudo_nopasswd_all") is Status.ERROR
+    (only,) = findings(report, "password_sudo_nopasswd_all")
+    assert only.message.startswith(
+        "Could not evaluate: the `accounts` facts are incomplete (/etc/sudoers.d/f22: sudoers "
+        "was not read whole"
+    )
+    assert blocked(report, "standard", "password_sudo_nopasswd_all")
