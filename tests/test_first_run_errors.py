@@ -131,9 +131,10 @@ def test_catalogue_unreachable(tmp_path: Path) -> None:
     write_tree(CLEAN, tmp_path / "root")
     scan = run(["scan", "root", "-q", "--format", "json", "-o", "report.json"], tmp_path)
     assert scan.returncode == 0, scan.stderr
+    assert run(["keys", "generate", "auditor.key"], tmp_path).returncode == 0
     url = f"http://127.0.0.1:{free_port()}"
-    proc = run(["publish", "report.json", "--catalogue", url, "--token", "t", "--tries", "1"],
-               tmp_path)
+    proc = run(["publish", "report.json", "--catalogue", url, "--token", "t", "--tries", "1",
+                "--signing-key", "auditor.key"], tmp_path)
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == [
         f"imageaudit: catalogue {url} unreachable: connection refused; "
