@@ -321,3 +321,18 @@ def test_sudoers_includedir_fan_out_is_bounded(tmp_path: Path) -> None:
         "was not read whole"
     )
     assert blocked(report, "standard", "password_sudo_nopasswd_all")
+
+
+def test_samba_include_of_dangling_link_is_error(tmp_path: Path) -> None:
+    # A link to a file made at run time may define shares we cannot see: not "absent".
+    tree: dict[str, str | File | Symlink] = {
+        "/usr/sbin/smbd": File(b"\x7fELF", mode=0o755),
+        "/etc/samba/smb.conf": "[global]\ninclude = /etc/samba/shares.conf\n",
+        "/etc/samba/shares.conf": Symlink("/run/samba/shares.conf"),
+    }
+    report = scan(tmp_path, tree)
+    assert status(report, "export_samba_guest") is Status.ERROR
+    (only,) = findings(report, "export_samba_guest")
+    assert only.message.startswith(
+        "Could not evaluate: the `samba` facts are incomplete (/etc/samba/shares.conf: "
+    )
