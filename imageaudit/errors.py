@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from imageaudit.imagefs import ImageFSError
 
 # Exit codes CI can rely on (the CLI maps outcomes to these; library code raises UsageError).
@@ -18,7 +15,6 @@ class UsageError(Exception):
     """A problem the user can fix: bad option, missing file, unreadable image."""
 
 
-KVM_DEVICE = "/dev/kvm"
 GUESTFS_MISSING = (
     "libguestfs is not available to this Python: install the Debian packages "
     "python3-guestfs and libguestfs-tools (scripts/bootstrap.sh does) and run imageaudit "
@@ -54,38 +50,3 @@ def describe_user_error(exc: BaseException) -> str | None:
     if isinstance(exc, PermissionError):
         return f"{exc.filename}: permission denied"
     return None
-
-
-def kvm_note(device: str | Path = KVM_DEVICE, reason: str | None = None) -> str:
-    """The one-line note for an appliance that runs under TCG: why, and what to do for KVM.
-
-    ``reason`` names a fallback other than a failed KVM launch (one that overran its bound),
-    made now or remembered from an earlier run.
-    """
-    if reason is not None:
-        from imageaudit.openers.kvm import tcg_cache
-
-        return (
-            f"libguestfs: {reason}, so it runs under TCG (slower), now and in later runs; "
-            f"libguestfs-test-tool shows why; remove {tcg_cache()} to try KVM again"
-        )
-    dev = Path(device)
-    try:
-        dev.stat()
-        usable = os.access(dev, os.R_OK | os.W_OK)
-    except FileNotFoundError:
-        return (
-            f"libguestfs: no {dev} here, so the appliance runs under TCG (slower); "
-            "enable hardware or nested virtualisation on this machine for KVM speed"
-        )
-    except OSError:
-        usable = False
-    if not usable:
-        return (
-            f"libguestfs: no permission for {dev}, so the appliance runs under TCG (slower); "
-            "add this user to the kvm group (sudo usermod -aG kvm $USER) and log in again"
-        )
-    return (
-        f"libguestfs: KVM unusable here (qemu could not use {dev}), so the appliance runs under "
-        "TCG (slower); libguestfs-test-tool shows why"
-    )

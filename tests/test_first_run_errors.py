@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from imageaudit.errors import GUESTFS_MISSING, kvm_note
+from imageaudit.errors import GUESTFS_MISSING
 from imageaudit.example import CLEAN, write_tree
-from imageaudit.openers.kvm import FALLBACK_DEFAULT
+from imageaudit.openers.kvm import FALLBACK_DEFAULT, kvm_note
 from integrations.appdb.process import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,7 +100,7 @@ def test_no_permission_for_dev_kvm(request: pytest.FixtureRequest) -> None:
     src = dev_dir / "src"
     shutil.copytree(ROOT / "imageaudit", src / "imageaudit",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    code = f"from imageaudit.errors import kvm_note; print(kvm_note({str(device)!r}))"
+    code = f"from imageaudit.openers.kvm import kvm_note; print(kvm_note({str(device)!r}))"
     proc = subprocess.run(
         [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups",
          os.path.realpath(VENV / "python"), "-B", "-c", code],

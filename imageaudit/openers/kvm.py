@@ -46,6 +46,7 @@ DEFAULT_KVM_TIMEOUT = 60.0
 DEFAULT_LAUNCH_TIMEOUT = 300.0
 DEFAULT_CALL_TIMEOUT = 300.0
 POLL_S = 0.2
+KVM_DEVICE = "/dev/kvm"
 FALLBACK_DEFAULT = "qemu could not use /dev/kvm"
 
 
@@ -323,8 +324,6 @@ def tcg_note(tcg: bool, fallback: str | None) -> str | None:
     """
     if not tcg and os.access("/dev/kvm", os.R_OK | os.W_OK):
         return None
-    from imageaudit.errors import kvm_note
-
     reason = fallback or remembered_reason()
     return kvm_note(reason=None if reason == FALLBACK_DEFAULT else reason)
 
@@ -383,3 +382,36 @@ def launch(make: Callable[[bool], Any], tcg: bool, bounds: Bounds,
 def _launch_overrun(seconds: float) -> str:
     return (f"the libguestfs appliance did not start within {seconds:g} s "
             f"(${LAUNCH_TIMEOUT_ENV} sets the bound)")
+
+
+def kvm_note(device: str | Path = KVM_DEVICE, reason: str | None = None) -> str:
+    """The one-line note for an appliance that runs under TCG: why, and what to do for KVM.
+
+    ``reason`` names a fallback other than a failed KVM launch (one that overran its bound),
+    made now or remembered from an earlier run.
+    """
+    if reason is not None:
+        return (
+            f"libguestfs: {reason}, so it runs under TCG (slower), now and in later runs; "
+            f"libguestfs-test-tool shows why; remove {tcg_cache()} to try KVM again"
+        )
+    dev = Path(device)
+    try:
+        dev.stat()
+        usable = os.access(dev, os.R_OK | os.W_OK)
+    except FileNotFoundError:
+        return (
+            f"libguestfs: no {dev} here, so the appliance runs under TCG (slower); "
+            "enable hardware or nested virtualisation on this machine for KVM speed"
+        )
+    except OSError:
+        usable = False
+    if not usable:
+        return (
+            f"libguestfs: no permission for {dev}, so the appliance runs under TCG (slower); "
+            "add this user to the kvm group (sudo usermod -aG kvm $USER) and log in again"
+        )
+    return (
+        f"libguestfs: KVM unusable here (qemu could not use {dev}), so the appliance runs under "
+        "TCG (slower); libguestfs-test-tool shows why"
+    )

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from imageaudit.errors import kvm_note
 from imageaudit.facts import collect_facts
 from imageaudit.facts.base import CollectContext
 from imageaudit.imagefs import ImageFSError
 from imageaudit.model import CollectorError
 from imageaudit.openers import kvm
 from imageaudit.openers.guestfs import GuestfsFS, open_vm
+from imageaudit.openers.kvm import kvm_note
 from tests.builders.vm import STANDARD, build_disk
 from tests.scenario import Symlink
 
