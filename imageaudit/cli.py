@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_publish_parsers(sub)
     add_feeds_parsers(sub)
-    add_sbom_parsers(sub)
+    add_input_kind(add_sbom_parsers(sub))
     add_catalogue_parsers(sub)
 
     p = sub.add_parser("demo", help="build the example images, scan them and write reports")

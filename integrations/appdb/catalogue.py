@@ -35,6 +35,8 @@ from integrations.appdb.db import (
     utcnow,
 )
 from integrations.appdb.imagelist import ImageList
+from integrations.appdb.principal import CatalogueError, Principal
+from integrations.appdb.reports import add_report
 from integrations.appdb.schemas import (
     NAME_PATTERN,
     ROLES,
@@ -47,24 +49,9 @@ from integrations.appdb.verify import (
     known_levels,
 )
 
+__all__ = ["Catalogue", "CatalogueError", "Principal"]
+
 DEFAULT_VO = "default"
-
-
-class CatalogueError(Exception):
-    """A refused operation; ``status`` is the HTTP status the API answers with."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who acts: a token's name and role, or a local operator (``cli:``)."""
-
-    name: str
-    role: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,8 +256,6 @@ class Catalogue:
                    image_identifier: str | None = None,
                    raw: dict[str, Any] | None = None) -> tuple[PublishResult, bool]:
         """Verify and store a report (``reports.add_report``); returns (result, created)."""
-        from integrations.appdb.reports import add_report
-
         return add_report(self, req, who, image_identifier, raw)
 
     def _existing_report(self, report_id: str) -> PublishResult | None:

@@ -12,8 +12,8 @@ from sqlalchemy.exc import IntegrityError
 
 from imageaudit.store import canonical_json
 from integrations.appdb import auditors
-from integrations.appdb.catalogue import CatalogueError, Principal
 from integrations.appdb.db import Image, Report, Version, utcnow
+from integrations.appdb.principal import CatalogueError, Principal
 from integrations.appdb.schemas import PublishRequest, PublishResult, parse_time
 from integrations.appdb.verify import ReportInvalid, check_binding, check_id, check_level
 
