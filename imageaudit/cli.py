@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from imageaudit import __version__
+from imageaudit.cli_options import add_input_kind
 from imageaudit.errors import EXIT_BLOCKED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError
 
 __all__ = ["EXIT_BLOCKED", "EXIT_INTERNAL", "EXIT_OK", "EXIT_USAGE", "UsageError", "main"]
@@ -87,19 +88,6 @@ def cmd_rules(args: argparse.Namespace) -> int:
     return rulescli.run(args)
 
 
-def add_input_kind(p: argparse.ArgumentParser) -> None:
-    """``--input-kind``: how to read the image(s) instead of detecting it from the content."""
-    from imageaudit.openers import AUTO, INPUT_KINDS
-
-    p.add_argument(
-        "--input-kind",
-        choices=INPUT_KINDS,
-        default=AUTO,
-        help="read every image as this kind instead of detecting it; needed for an input "
-        "that reads as two kinds (e.g. a root directory that also holds an OCI layout)",
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     from imageaudit.publish_cli import add_parsers as add_publish_parsers
     from imageaudit.publish_cli import add_scan_arguments
@@ -149,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_publish_parsers(sub)
     add_feeds_parsers(sub)
-    add_input_kind(add_sbom_parsers(sub))
+    add_sbom_parsers(sub)
     add_catalogue_parsers(sub)
 
     p = sub.add_parser("demo", help="build the example images, scan them and write reports")

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from imageaudit.cli_options import add_input_kind
 from imageaudit.errors import UsageError
 from imageaudit.sbom import FORMATS, sbom_of_facts
 
@@ -40,8 +41,8 @@ def cmd_sbom(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(subparsers: Any) -> Any:
-    """Add ``sbom`` to the ``imageaudit`` sub-command parsers; returns its parser."""
+def add_parsers(subparsers: Any) -> None:
+    """Add ``sbom`` to the ``imageaudit`` sub-command parsers."""
     p = subparsers.add_parser("sbom", help="write a CycloneDX SBOM of the image's packages")
     p.add_argument(
         "image", help="VM disk, container archive, OCI layout, docker://REF or directory"
@@ -49,8 +50,8 @@ def add_parsers(subparsers: Any) -> Any:
     p.add_argument("--format", choices=list(FORMATS), default=FORMATS[0])
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    add_input_kind(p)
     p.set_defaults(func=cmd_sbom)
-    return p
 
 
 __all__ = ["add_parsers", "cmd_sbom"]
