@@ -63,7 +63,6 @@ class Rejected(NamedTuple):
     """A line nss_files skips (or, for ``+``/``-`` lines, never returns from a lookup)."""
 
     reason: str
-    nis: bool = False
 
 
 def nss_lines(text: str) -> Iterator[tuple[int, str]]:
@@ -173,7 +172,7 @@ def parse_passwd(line: str) -> PasswdFields | Rejected:
         return PasswdFields(name, password, int(uid), int(gid), gecos, home, shell)
     f = line.split(":")
     if _nis(f[0]):
-        return Rejected("NIS compat entry", nis=True)
+        return Rejected("NIS compat entry")
     if len(f) < 4:
         return Rejected(f"{len(f)} fields, uid or gid missing")
     uid, gid = strtou32(f[2]), strtou32(f[3])
@@ -209,7 +208,7 @@ def parse_shadow(line: str) -> ShadowFields | Rejected:
         return ShadowFields(g[0], g[1], d[0], d[1], d[2], d[3], d[4], d[5])
     f = line.split(":")
     if _nis(f[0]):
-        return Rejected("NIS compat entry", nis=True)
+        return Rejected("NIS compat entry")
     if len(f) < 2:
         return Rejected("1 field, expected 9")
     numbers: list[int | None] = []
@@ -262,7 +261,7 @@ def parse_group(line: str) -> GroupFields | Rejected:
         return GroupFields(name, password, int(gid), _list(members) if members else ())
     f = line.split(":")
     if _nis(f[0]):
-        return Rejected("NIS compat entry", nis=True)
+        return Rejected("NIS compat entry")
     if len(f) < 3:
         return Rejected(f"{len(f)} fields, gid missing")
     gid = strtou32(f[2])
@@ -282,7 +281,7 @@ def parse_gshadow(line: str) -> GShadowFields | Rejected:
     """One ``nss_lines`` line of ``/etc/gshadow`` as ``getsgent`` reads it (any field count)."""
     f = line.split(":")
     if _nis(f[0]):
-        return Rejected("NIS compat entry", nis=True)
+        return Rejected("NIS compat entry")
     rest = [*f[1:], "", ""]
     return GShadowFields(f[0], rest[0], _list(rest[1]), _list(":".join(f[3:])))
 
