@@ -25,6 +25,7 @@ from imageaudit.model import Source
 from .authorized_keys import AuthorizedKeysFile, authorized_keys
 from .base import CollectContext, Collector
 from .nss_files import (
+    ACCOUNT_DB_LIMIT,
     Rejected,
     gc_paused,
     group_file,
@@ -39,8 +40,6 @@ from .sshkeys import AuthorizedKey
 from .sudoers import SudoersFacts, parse_sudoers
 from .textlines import MalformedLine, glibc_lines
 
-# 100k accounts of ~100 bytes a line are read whole; a hostile file is still bounded.
-ACCOUNT_DB_LIMIT = 32 << 20
 MAX_PAM_FILES = 500
 NOLOGIN_SHELLS = frozenset({"nologin", "false"})
 

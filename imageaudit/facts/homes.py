@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from imageaudit.facts.base import CollectContext
 from imageaudit.facts.nss_files import (
+    ACCOUNT_DB_LIMIT,
     GroupFields,
     PasswdFields,
     gc_paused,
@@ -25,8 +26,6 @@ from imageaudit.facts.nss_files import (
 from imageaudit.imagefs import ImageFSError, normalize
 from imageaudit.model import Source
 
-# The same cap as the accounts collector: 100k accounts are read whole.
-ACCOUNT_DB_LIMIT = 32 << 20
 MAX_HOMES = 250_000
 
 

@@ -35,6 +35,8 @@ from typing import NamedTuple
 C_SPACE = " \t\n\v\f\r"
 _ULONG_MAX = (1 << 64) - 1
 _U32_MAX = 0xFFFFFFFF
+# 100k accounts of ~100 bytes a line are read whole; a hostile file is still bounded.
+ACCOUNT_DB_LIMIT = 32 << 20
 # The everyday shapes, read without the field-by-field walk (same result, a fraction of the
 # time on 100k accounts); anything else takes the general path.
 _PASSWD_FAST = re.compile(r"([^:+-][^:]*|):([^:]*):([0-9]{1,9}):([0-9]{1,9}):([^:]*):([^:]*):(.*)")
