@@ -35,12 +35,12 @@ from imageaudit.facts.nss_files import (
 from imageaudit.findings import Report
 from imageaudit.openers.directory import DirectoryFS
 from imageaudit.pipeline import Judge, ScanOptions
-from tests.rules.cases_password import crypt
+from tests.rules.cases_password import LOCKED, crypt
+from tests.rules.harness import facts_of
 from tests.scenario import File, Scenario, Symlink, write_tree
 
 OS_RELEASE = 'ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian 12"\n'
 ROOT_WEAK = crypt("root")
-LOCKED = ":19000:0:99999:7:::"
 PASSWD = "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
 GROUP = "root:x:0:\ndaemon:x:1:\n"
 PAM = {"/etc/pam.d/common-auth": "auth [success=1 default=ignore] pam_unix.so\n"}
@@ -54,14 +54,16 @@ def judge() -> Judge:
 
 
 def scan(tree: Scenario, root: Path, judge: Judge) -> Report:
-    base: dict[str, Any] = {"/usr/lib/os-release": OS_RELEASE, **PAM}
-    tree = dict(tree)
-    shadow = tree.get("/etc/shadow")
+    full: dict[str, Any] = {**PAM, **tree}
+    shadow = full.get("/etc/shadow")
     if isinstance(shadow, str):
-        tree["/etc/shadow"] = File(shadow, mode=0o640)  # so that only the accounts decide
-    write_tree({**base, **tree}, root)
-    with DirectoryFS(root) as fs:
-        return scan_facts(collect_facts(fs), judge.rules, judge.levels)
+        full["/etc/shadow"] = File(shadow, mode=0o640)  # so that only the accounts decide
+    return _scan_bare(full, root, judge)
+
+
+def _scan_bare(tree: Scenario, root: Path, judge: Judge) -> Report:
+    facts = facts_of({"/usr/lib/os-release": OS_RELEASE, **tree}, root)
+    return scan_facts(facts, judge.rules, judge.levels)
 
 
 def bad(report: Report, prefix: str = "password_") -> dict[Row, str]:
@@ -222,12 +224,6 @@ def test_unreadable_account_databases_are_not_evaluated(
     assert reason in message
     assert ("password_empty", "ERROR", None) in errors
     assert report.certification.level == "none"
-
-
-def _scan_bare(tree: Scenario, root: Path, judge: Judge) -> Report:
-    write_tree({"/usr/lib/os-release": OS_RELEASE, **tree}, root)
-    with DirectoryFS(root) as fs:
-        return scan_facts(collect_facts(fs), judge.rules, judge.levels)
 
 
 # --- the host's glibc as the reference --------------------------------------------------------
