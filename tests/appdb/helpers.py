@@ -29,6 +29,8 @@ from integrations.appdb.verify import _outcomes, expected_certification, shipped
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden" / "report.json"
 FMT = "%Y-%m-%dT%H:%M:%SZ"
+# Who the tests act as when they administer the catalogue.
+ADMIN = Principal("test", "admin")
 # The auditor the tests publish as: its token is named AUDITOR and this key is registered for it.
 AUDITOR = "ci"
 AUDITOR_KEY = Ed25519PrivateKey.generate()
@@ -182,7 +184,7 @@ def add_auditor(cat: Catalogue, name: str = AUDITOR,
                 key: Ed25519PrivateKey = AUDITOR_KEY) -> str:
     """Register ``key`` as ``name``'s; its key id."""
     pem = public_pem(key.public_key()).encode()
-    return cat.add_auditor_key(name, pem, Principal("test", "admin"))
+    return cat.add_auditor_key(name, pem, ADMIN)
 
 
 @contextmanager

@@ -13,11 +13,12 @@ import httpx
 from sqlalchemy import select
 
 from integrations.appdb.api import Settings
-from integrations.appdb.catalogue import Catalogue, Principal
+from integrations.appdb.catalogue import Catalogue
 from integrations.appdb.db import AuditEntry, Report, utcnow
 from integrations.appdb.export import Signer, SigningIdentity
 from integrations.appdb.imagelist import parse_imagelist
 from tests.appdb.helpers import (
+    ADMIN,
     AUDITOR,
     Pki,
     add_auditor,
@@ -30,7 +31,6 @@ from tests.appdb.helpers import (
     sign,
 )
 
-ADMIN = Principal("test", "admin")
 SHA = {name: sha512_of(name) for name in ("good", "bad", "suspended", "strict", "old")}
 
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from integrations.appdb.catalogue import Catalogue, Principal
+from integrations.appdb.catalogue import Catalogue
 from integrations.appdb.db import utcnow
 from integrations.appdb.imagelist import parse_imagelist
 from integrations.appdb.schemas import PublishRequest
 from tests.appdb.helpers import (
+    ADMIN,
     add_auditor,
     body,
     image_entry,
@@ -23,7 +24,6 @@ from tests.appdb.helpers import (
     sha512_of,
 )
 
-ADMIN = Principal("test", "admin")
 HOSTILE = '<img src=x onerror="alert(1)">'
 
 

@@ -26,6 +26,7 @@ from integrations.appdb.imagelist import ImageListError, parse_imagelist
 from integrations.appdb.verify import shipped_levels_file
 from tests.appdb.conftest import catalogue, postgres  # noqa: F401  (fixtures)
 from tests.appdb.helpers import (
+    ADMIN,
     AUDITOR,
     AUDITOR_KEY,
     add_auditor,
@@ -37,7 +38,6 @@ from tests.appdb.helpers import (
     sha512_of,
 )
 
-ADMIN = Principal("test", "admin")
 SHA = sha512_of("target")
 OTHER = sha512_of("other")
 VO = "fedcloud"
