@@ -13,6 +13,7 @@ import pytest
 
 from imageaudit.certify import load_levels
 from imageaudit.engine import scan_facts
+from imageaudit.facts import Facts
 from imageaudit.facts.exports import parse_exports
 from imageaudit.facts.samba import MAX_PARSES as SAMBA_MAX_PARSES
 from imageaudit.facts.sshd import MAX_PARSES
@@ -31,9 +32,13 @@ EXPORTS = "/etc/exports"
 NOT_NEWLINES = ["\r", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028"]
 
 
-def scan(tmp_path: Path, tree: Scenario) -> Report:
-    facts = facts_of(tree, tmp_path / "root")
+def judge(facts: Facts) -> Report:
+    """Judge ``facts`` with the shipped rules and levels, as ``imageaudit scan`` does."""
     return scan_facts(facts, rules(), load_levels(RULES_DIR / "levels.yaml"))
+
+
+def scan(tmp_path: Path, tree: Scenario) -> Report:
+    return judge(facts_of(tree, tmp_path / "root"))
 
 
 def status(report: Report, rule_id: str) -> Status:
@@ -148,7 +153,7 @@ def test_sshd_include_fan_out_ends_with_error(tmp_path: Path, files: int) -> Non
         "/etc/ssh/sshd_config.d/0000.conf (/etc/ssh/sshd_config.d/0000.conf line 1); "
         "sshd refuses to start"
     ]
-    report = scan_facts(facts, rules(), load_levels(RULES_DIR / "levels.yaml"))
+    report = judge(facts)
     assert status(report, "ssh_permit_root_login") is Status.ERROR
     assert blocked(report, "standard", "ssh_permit_root_login")
 
@@ -168,7 +173,7 @@ def test_sshd_include_tree_without_loop_is_bounded(tmp_path: Path) -> None:
     assert [e.message for e in facts.errors if e.collector == "sshd"] == [
         f"the sshd configuration was not read whole: over {MAX_PARSES} file inclusions in all"
     ]
-    report = scan_facts(facts, rules(), load_levels(RULES_DIR / "levels.yaml"))
+    report = judge(facts)
     assert status(report, "ssh_permit_root_login") is Status.ERROR
 
 
@@ -280,7 +285,7 @@ def test_samba_include_fan_out_is_bounded(tmp_path: Path) -> None:
         "the Samba configuration was not read whole: over "
         f"{SAMBA_MAX_PARSES} file inclusions in all (/etc/samba/b.conf line 12)"
     ]
-    report = scan_facts(facts, rules(), load_levels(RULES_DIR / "levels.yaml"))
+    report = judge(facts)
     # The guest share read so far fails; nothing passes over the rest.
     assert status(report, "export_samba_guest") is Status.FAIL
     assert [(f.status, f.resource) for f in findings(report, "export_samba_guest")] == [
@@ -313,7 +318,7 @@ def test_sudoers_includedir_fan_out_is_bounded(tmp_path: Path) -> None:
         f"sudoers was not read whole: over {SUDO_MAX_PARSES} file inclusions in all "
         "(/etc/sudoers.d/f23 line 1)"
     ]
-    report = scan_facts(facts, rules(), load_levels(RULES_DIR / "levels.yaml"))
+    report = judge(facts)
     assert status(report, "password_sudo_nopasswd_all") is Status.ERROR
     (only,) = findings(report, "password_sudo_nopasswd_all")
     assert only.message.startswith(
