@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,19 +33,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # run as a script: make ``tests.scenario`` importable
+    sys.path.insert(0, str(REPO))
+
+from tests.scenario import write_tree  # noqa: E402
+
 LIMIT_S = 5.0
 RATIO_LIMIT = 2.0
 NOISE_S = 0.2  # extra seconds over the baseline below which a size says nothing about growth
 SCAN_EXIT_OK = (0, 3)  # 3: a level is not reached; still a complete scan
 
 SSHD = b"\x7fELF\0OpenSSH_9.2p1 Debian\0"
-
-
-def _write(root: Path, files: dict[str, str | bytes]) -> None:
-    for rel, content in files.items():
-        path = root / rel.lstrip("/")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content if isinstance(content, bytes) else content.encode())
 
 
 def _base() -> dict[str, str | bytes]:
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown case(s) {', '.join(unknown)}; known: {', '.join(CASES)}")
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="hostile-bench-"))
     base_root = work / "baseline"
-    _write(base_root, _base())
+    write_tree(_base(), base_root)
     # The fixed cost (interpreter, imports, rules): the shortest of a few scans of an empty root.
     baseline = best_of(base_root, max(3, args.runs), args.timeout) or 0.0
     print(f"baseline (empty root, best of {max(3, args.runs)}): {baseline:.2f} s")
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         times: list[float | None] = []
         for n in sizes:
             root = work / f"{name}-{n}"
-            _write(root, {**_base(), **build(n)})
+            write_tree({**_base(), **build(n)}, root)
             times.append(best_of(root, args.runs, args.timeout))
             print(f"  {name:<13} {n:>7} {unit:<8} {_fmt(times[-1], args.timeout):>9}", flush=True)
         ratio_text, over = growth(sizes, times, baseline)
@@ -197,8 +197,6 @@ def main(argv: list[str] | None = None) -> int:
           f"smallest size at least {NOISE_S} s above it)")
     print(f"machine: {machine()}")
     if not args.keep:
-        import shutil
-
         shutil.rmtree(work, ignore_errors=True)
     return 1 if flagged else 0
 
