@@ -20,10 +20,15 @@ from tests.scenario import File, Scenario, write_tree
 CFG = "/etc/ssh/sshd_config"
 
 
-def run(tmp_path: Path, scenario: Scenario) -> SshdFacts:
+def run_ctx(tmp_path: Path, scenario: Scenario) -> tuple[SshdFacts, CollectContext]:
     root = write_tree(scenario, tmp_path / "root")
     with DirectoryFS(root) as fs:
-        return collect(CollectContext(fs=fs))
+        ctx = CollectContext(fs=fs, current="sshd")
+        return collect(ctx), ctx
+
+
+def run(tmp_path: Path, scenario: Scenario) -> SshdFacts:
+    return run_ctx(tmp_path, scenario)[0]
 
 
 def test_first_value_wins_includes_and_defaults(tmp_path: Path) -> None:
@@ -94,13 +99,6 @@ def test_first_value_wins_includes_and_defaults(tmp_path: Path) -> None:
         "ListenAddress", "0.0.0.0 ::", ("0.0.0.0", "::"), (), True
     )
     assert facts.malformed == ()
-
-
-def run_ctx(tmp_path: Path, scenario: Scenario) -> tuple[SshdFacts, CollectContext]:
-    root = write_tree(scenario, tmp_path / "root")
-    with DirectoryFS(root) as fs:
-        ctx = CollectContext(fs=fs, current="sshd")
-        return collect(ctx), ctx
 
 
 def test_include_loop_stops_like_sshd_and_marks_incomplete(tmp_path: Path) -> None:
