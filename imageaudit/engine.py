@@ -8,7 +8,7 @@ otherwise the check's results, or one PASS when it reported nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -242,13 +242,17 @@ def evaluate(
     return findings
 
 
-def rule_status(findings: Sequence[Finding]) -> Status:
-    """A rule's overall status: FAIL over ERROR over WAIVED over PASS over NOT_APPLICABLE."""
-    statuses = {f.status for f in findings}
+def worst_status(statuses: Collection[Status]) -> Status:
+    """FAIL over ERROR over WAIVED over PASS over NOT_APPLICABLE (also for none at all)."""
     for status in (Status.FAIL, Status.ERROR, Status.WAIVED, Status.PASS):
         if status in statuses:
             return status
     return Status.NOT_APPLICABLE
+
+
+def rule_status(findings: Sequence[Finding]) -> Status:
+    """A rule's overall status: the worst of its findings' (:func:`worst_status`)."""
+    return worst_status({f.status for f in findings})
 
 
 def effective_severity(rule: Rule, findings: Sequence[Finding]) -> Severity:
@@ -339,4 +343,5 @@ def scan_facts(
     )
 
 
-__all__ = ["FactsLike", "evaluate", "evaluate_rule", "outcomes", "rule_status", "scan_facts"]
+__all__ = ["FactsLike", "evaluate", "evaluate_rule", "outcomes", "rule_status", "scan_facts",
+           "worst_status"]

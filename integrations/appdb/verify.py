@@ -23,14 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from imageaudit.certify import Levels, LevelsError, certify, load_levels
+from imageaudit.engine import worst_status
 from imageaudit.findings import Category, Certification, RuleOutcome
 from imageaudit.identity import ImageIdentity
 from imageaudit.model import Severity, Status
 from imageaudit.signing import report_digest
 from integrations.appdb.schemas import parse_time
 
-# A rule's status is the worst of its findings' (imageaudit.engine.rule_status).
-_STATUS_ORDER = (Status.FAIL, Status.ERROR, Status.WAIVED, Status.PASS)
 _BLOCKING = (Status.FAIL, Status.ERROR)
 
 
@@ -105,8 +104,7 @@ def _outcomes(report: Mapping[str, Any]) -> list[RuleOutcome]:
         if not isinstance(levels, list) or not all(isinstance(x, str) for x in levels):
             raise ReportInvalid(f"rule {rid!r}: levels is not a list of names")
         findings = by_rule.get(rid, [])
-        statuses = {Status(f["status"]) for f in findings}
-        derived = next((s for s in _STATUS_ORDER if s in statuses), Status.NOT_APPLICABLE)
+        derived = worst_status({Status(f["status"]) for f in findings})
         if status is not derived:
             raise ReportInvalid(f"rule {rid!r} has status {status.value} but its findings "
                                 f"give {derived.value}")

@@ -21,6 +21,8 @@ import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from imageaudit.certify import load_levels, required_rules
+from imageaudit.engine import worst_status
+from imageaudit.model import Status
 from imageaudit.signing import public_pem, report_digest, sign_report
 from integrations.appdb.api import Settings, create_app
 from integrations.appdb.catalogue import Catalogue, Principal
@@ -34,7 +36,6 @@ ADMIN = Principal("test", "admin")
 # The auditor the tests publish as: its token is named AUDITOR and this key is registered for it.
 AUDITOR = "ci"
 AUDITOR_KEY = Ed25519PrivateKey.generate()
-_STATUS_ORDER = ("FAIL", "ERROR", "WAIVED", "PASS")
 
 
 def stamp(delta: timedelta = timedelta(0)) -> str:
@@ -166,8 +167,8 @@ def make_report(sha: str, level: str, *, expires: timedelta = timedelta(days=30)
 def _settle(doc: dict[str, Any]) -> None:
     """Rules' statuses and the summary from the findings, as imageaudit makes them."""
     for rule in doc["rules"]:
-        statuses = {f["status"] for f in doc["findings"] if f["rule_id"] == rule["id"]}
-        rule["status"] = next((st for st in _STATUS_ORDER if st in statuses), "NOT_APPLICABLE")
+        statuses = {Status(f["status"]) for f in doc["findings"] if f["rule_id"] == rule["id"]}
+        rule["status"] = worst_status(statuses).value
     doc["summary"] = {st: sum(f["status"] == st for f in doc["findings"])
                       for st in ("PASS", "FAIL", "ERROR", "NOT_APPLICABLE", "WAIVED")}
 
