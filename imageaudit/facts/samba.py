@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from imageaudit.model import Source
 
 from .base import CollectContext, Collector
-from .textlines import MalformedLine, logical_lines
+from .textlines import IncludeBudget, MalformedLine, logical_lines
 
 SMB_CONF = "/etc/samba/smb.conf"
 MAX_INCLUDE_DEPTH = 16
@@ -125,16 +125,15 @@ class SambaFacts:
 
 @dataclass
 class _Parse:
-    ctx: CollectContext
+    # An include fan-out is bounded, and each file is read once. ``None`` from its ``text``
+    # when absent (smbd skips a missing include too); a dangling link or a file cut at the
+    # cap marks the facts incomplete: what it holds may define shares.
+    budget: IncludeBudget
     sections: dict[str, tuple[str, Source, list[SambaParam]]] = field(default_factory=dict)
     includes: list[SambaInclude] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     malformed: list[MalformedLine] = field(default_factory=list)
     hidden: list[str] = field(default_factory=list)
-    parses: int = 0
-    lines: int = 0
-    texts: dict[str, str | None] = field(default_factory=dict)
-    stopped: bool = False
 
 
 def _norm(name: str) -> str:
@@ -153,14 +152,13 @@ def canonical_name(name: str) -> tuple[str, bool]:
 
 def _parse_file(p: _Parse, path: str, text: str, stack: list[str], section: str) -> str:
     p.files.append(path)
-    p.parses += 1
     lines = list(logical_lines(text, joiner=""))
-    p.lines += len(lines)
-    if p.lines > MAX_LINES:
-        _stop(p, path, f"over {MAX_LINES} configuration lines in all, counting each inclusion")
+    if not p.budget.parse(len(lines)):
+        why = f"over {MAX_LINES} configuration lines in all, counting each inclusion"
+        p.budget.stop(why, path)
         return section
     for lineno, raw in lines:
-        if p.stopped:
+        if p.budget.stopped:
             return section
         line = raw.strip()
         src = Source(path, lineno)
@@ -206,33 +204,16 @@ def _include(p: _Parse, src: Source, target: str, stack: list[str], section: str
         problem = "include loop"
     elif len(stack) >= MAX_INCLUDE_DEPTH:
         problem = f"include depth over {MAX_INCLUDE_DEPTH}"
-    elif p.parses >= MAX_PARSES:
-        _stop(p, target, f"over {MAX_PARSES} file inclusions in all ({src})")
+    elif p.budget.full():
+        p.budget.stop(f"over {MAX_PARSES} file inclusions in all ({src})", target)
         problem = f"over {MAX_PARSES} inclusions"
-    text = None if problem else _text(p, target)
+    text = None if problem else p.budget.text(target)
     if text is None:
         # Samba skips a missing include silently; we record it.
         p.includes.append(SambaInclude(src, target, None, problem or "file absent"))
         return section
     p.includes.append(SambaInclude(src, target, target))
     return _parse_file(p, target, text, [*stack, target], section)
-
-
-def _text(p: _Parse, path: str) -> str | None:
-    """Each file is read once however often it is included.
-
-    ``None`` when absent (smbd skips a missing include too); a dangling link or a file cut at
-    the cap marks the facts incomplete: what it holds may define shares.
-    """
-    if path not in p.texts:
-        p.texts[path] = p.ctx.read_text(path)
-    return p.texts[path]
-
-
-def _stop(p: _Parse, path: str, why: str) -> None:
-    if not p.stopped:
-        p.stopped = True
-        p.ctx.incomplete(f"the Samba configuration was not read whole: {why}", path)
 
 
 def _last(params: list[SambaParam], name: str) -> SambaParam | None:
@@ -309,7 +290,11 @@ def _globals(params: list[SambaParam], bad: list[MalformedLine]) -> SambaGlobals
 
 def collect(ctx: CollectContext) -> SambaFacts:
     """Read the image's smb.conf (and includes) into shares and global settings."""
-    p = _Parse(ctx=ctx)
+
+    def stopped(why: str, path: str) -> None:
+        ctx.incomplete(f"the Samba configuration was not read whole: {why}", path)
+
+    p = _Parse(budget=IncludeBudget(ctx.read_text, MAX_PARSES, MAX_LINES, stopped))
     text = ctx.read_text(SMB_CONF)
     if text is not None:
         _parse_file(p, SMB_CONF, text, [SMB_CONF], "global")

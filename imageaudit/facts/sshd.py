@@ -24,7 +24,7 @@ from imageaudit.model import Source
 
 from .base import CollectContext, Collector
 from .sshd_defaults import MULTI_VALUED, canonical, defaults_for
-from .textlines import MalformedLine, glibc_lines
+from .textlines import IncludeBudget, MalformedLine, glibc_lines
 
 CONFIG = "/etc/ssh/sshd_config"
 SSH_DIR = "/etc/ssh"
@@ -102,6 +102,8 @@ class SshdFacts:
 @dataclass
 class _Parse:
     ctx: CollectContext
+    # An Include fan-out is bounded, and each file is read once.
+    budget: IncludeBudget
     global_: list[SshdDirective] = field(default_factory=list)
     blocks: list[tuple[Source, tuple[tuple[str, str], ...], list[SshdDirective]]] = field(
         default_factory=list
@@ -109,12 +111,8 @@ class _Parse:
     includes: list[SshdInclude] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     malformed: list[MalformedLine] = field(default_factory=list)
-    # Work done and caches: an Include fan-out is bounded, and each glob and file costs once.
-    parses: int = 0
-    lines: int = 0
+    # Each glob costs once, however often it is included.
     globs: dict[str, list[str]] = field(default_factory=dict)
-    texts: dict[str, str | None] = field(default_factory=dict)
-    stopped: str = ""
 
 
 def argv_split(text: str) -> list[str] | None:
@@ -183,15 +181,14 @@ def sshd_lines(text: str) -> list[tuple[int, str]]:
 
 def _parse_file(p: _Parse, path: str, text: str, stack: list[str], block: int | None) -> None:
     p.files.append(path)
-    p.parses += 1
     lines = sshd_lines(text)
-    p.lines += len(lines)
-    if p.lines > MAX_LINES:
-        _stop(p, path, f"over {MAX_LINES} configuration lines in all, counting each inclusion")
+    if not p.budget.parse(len(lines)):
+        why = f"over {MAX_LINES} configuration lines in all, counting each inclusion"
+        p.budget.stop(why, path)
         return
     bad = 0
     for lineno, line in lines:
-        if p.stopped:
+        if p.budget.stopped:
             return
         source = Source(path, lineno)
         m = _KEYWORD_RE.match(line.rstrip(" \t\r\f"))
@@ -225,13 +222,6 @@ def _parse_file(p: _Parse, path: str, text: str, stack: list[str], block: int | 
         )
 
 
-def _stop(p: _Parse, path: str, why: str) -> None:
-    """sshd would exit here (or we stop reading): the rest of the configuration is unknown."""
-    if not p.stopped:
-        p.stopped = why
-        p.ctx.incomplete(f"the sshd configuration was not read whole: {why}", path)
-
-
 def _start_match(p: _Parse, source: Source, args: list[str]) -> int:
     criteria: list[tuple[str, str]] = []
     i = 0
@@ -257,39 +247,33 @@ def _glob(p: _Parse, pattern: str) -> list[str]:
     return p.globs[pattern]
 
 
-def _text(p: _Parse, path: str) -> str | None:
-    """Each file is read once however often it is included; a failed read is recorded once."""
-    if path not in p.texts:
-        p.texts[path] = p.ctx.read_text(path)
-    return p.texts[path]
-
-
 def _include(p: _Parse, source: Source, pattern: str, stack: list[str], block: int | None) -> None:
     full = pattern if pattern.startswith("/") else f"{SSH_DIR}/{pattern}"
     if len(stack) > MAX_DEPTH:
         problem = f"too many recursive includes (over {MAX_DEPTH})"
         p.includes.append(SshdInclude(source, pattern, (), problem))
-        _stop(p, source.path, f"{problem} at {source}; sshd refuses to start")
+        p.budget.stop(f"{problem} at {source}; sshd refuses to start", source.path)
         return
     files: list[str] = []
     problems: list[str] = []
     for path in _glob(p, full):
-        if p.stopped:
+        if p.budget.stopped:
             break
         if path in stack:
             # sshd has no loop check: it recurses until its depth limit and exits.
             problems.append(f"include loop at {path}")
-            _stop(p, source.path, f"include loop at {path} ({source}); sshd refuses to start")
+            why = f"include loop at {path} ({source}); sshd refuses to start"
+            p.budget.stop(why, source.path)
             break
-        if p.parses >= MAX_PARSES:
+        if p.budget.full():
             problems.append(f"over {MAX_PARSES} inclusions")
-            _stop(p, source.path, f"over {MAX_PARSES} file inclusions in all")
+            p.budget.stop(f"over {MAX_PARSES} file inclusions in all", source.path)
             break
-        text = _text(p, path)
+        text = p.budget.text(path)
         if text is None:
             # A glob match that cannot be opened (dangling link, loop): sshd exits.
             problems.append(f"{path} could not be read")
-            _stop(p, path, f"{path} could not be read ({source})")
+            p.budget.stop(f"{path} could not be read ({source})", path)
             break
         files.append(path)
         # The included file starts in the includer's Match context; its own Match ends with it.
@@ -346,7 +330,12 @@ def collect(ctx: CollectContext) -> SshdFacts:
     defaults, note = defaults_for(numeric)
     if binary is not None and numeric is None:
         note = f"OpenSSH >= 7.0 defaults assumed (no version string in {binary})"
-    p = _Parse(ctx=ctx)
+
+    def stopped(why: str, path: str) -> None:
+        # sshd would exit here (or we stop reading): the rest of the configuration is unknown.
+        ctx.incomplete(f"the sshd configuration was not read whole: {why}", path)
+
+    p = _Parse(ctx=ctx, budget=IncludeBudget(ctx.read_text, MAX_PARSES, MAX_LINES, stopped))
     text = ctx.read_text(CONFIG)
     if text is not None:
         _parse_file(p, CONFIG, text, [CONFIG], None)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from imageaudit.model import Source
 
-from .textlines import MalformedLine, logical_lines
+from .textlines import IncludeBudget, MalformedLine, logical_lines
 
 MAX_INCLUDE_DEPTH = 16
 MAX_ALIAS_DEPTH = 16
@@ -121,7 +121,8 @@ class SudoersFacts:
 
 @dataclass
 class _State:
-    read: Callable[[str], str | None]
+    # An include fan-out is bounded, and each file is read once.
+    budget: IncludeBudget
     listdir: Callable[[str], list[str] | None]
     files: list[str] = field(default_factory=list)
     rules: list[tuple[Source, str, str, list[_RawCommand]]] = field(default_factory=list)
@@ -129,23 +130,6 @@ class _State:
     defaults: list[SudoDefault] = field(default_factory=list)
     includes: list[SudoInclude] = field(default_factory=list)
     malformed: list[MalformedLine] = field(default_factory=list)
-    incomplete: Callable[[str, str | None], None] | None = None
-    texts: dict[str, str | None] = field(default_factory=dict)
-    parses: int = 0
-    lines: int = 0
-    stopped: bool = False
-
-    def text(self, path: str) -> str | None:
-        """Each file is read once however often it is included."""
-        if path not in self.texts:
-            self.texts[path] = self.read(path)
-        return self.texts[path]
-
-    def stop(self, why: str, path: str) -> None:
-        if not self.stopped:
-            self.stopped = True
-            if self.incomplete is not None:
-                self.incomplete(f"sudoers was not read whole: {why}", path)
 
 
 @dataclass
@@ -168,7 +152,12 @@ def parse_sudoers(
     ``incomplete(message, path)`` is told when the includes fan out past :data:`MAX_PARSES`
     inclusions or :data:`MAX_LINES` lines, where reading stops.
     """
-    state = _State(read=read, listdir=listdir, incomplete=incomplete)
+
+    def stopped(why: str, path: str) -> None:
+        if incomplete is not None:
+            incomplete(f"sudoers was not read whole: {why}", path)
+
+    state = _State(IncludeBudget(read, MAX_PARSES, MAX_LINES, stopped), listdir)
     text = read(path)
     if text is None:
         return SudoersFacts(present=False)
@@ -188,14 +177,12 @@ def parse_sudoers(
 
 def _parse_file(state: _State, path: str, text: str, stack: list[str]) -> None:
     state.files.append(path)
-    state.parses += 1
     lines = list(logical_lines(text))
-    state.lines += len(lines)
-    if state.lines > MAX_LINES:
-        state.stop(f"over {MAX_LINES} lines in all, counting each inclusion", path)
+    if not state.budget.parse(len(lines)):
+        state.budget.stop(f"over {MAX_LINES} lines in all, counting each inclusion", path)
         return
     for lineno, raw in lines:
-        if state.stopped:
+        if state.budget.stopped:
             return
         source = Source(path, lineno)
         inc = _INCLUDE_RE.match(raw)
@@ -242,13 +229,13 @@ def _include(state: _State, source: Source, directive: str, target: str, stack: 
         if len(stack) >= MAX_INCLUDE_DEPTH:
             problems.append(f"include depth over {MAX_INCLUDE_DEPTH} at {cand}")
             continue
-        if state.stopped:
+        if state.budget.stopped:
             break
-        if state.parses >= MAX_PARSES:
+        if state.budget.full():
             problems.append(f"over {MAX_PARSES} inclusions")
-            state.stop(f"over {MAX_PARSES} file inclusions in all ({source})", cand)
+            state.budget.stop(f"over {MAX_PARSES} file inclusions in all ({source})", cand)
             break
-        text = state.text(cand)
+        text = state.budget.text(cand)
         if text is None:
             problems.append(f"{cand} absent")
             continue
