@@ -336,4 +336,3 @@ COLLECTOR = Collector(
     collect=collect,
     needs_walk=True,
 )
-
