@@ -339,44 +339,36 @@ def launch(make: Callable[[bool], Any], tcg: bool, bounds: Bounds,
     once under TCG. Returns ``(handle, tcg, reason)``, ``reason`` naming a fallback made now
     (and remembered for later runs)."""
     has_kvm = Path("/dev/kvm").exists()
-    g = make(tcg)
-    try:
-        with dog.bound(bounds.launch if tcg else bounds.kvm_launch, "launch", find_qemu=True):
-            g.launch()
-        return g, tcg, None
-    except RuntimeError as exc:
-        g.close()
-        fired = dog.fired
-        if fired is not None and fired.startswith("stopped by"):
-            raise ApplianceStopped(f"libguestfs launch {fired}") from exc
-        # No /dev/kvm: qemu already ran TCG, and only an overrun is worth a forced-TCG retry.
-        if tcg or (fired is None and not has_kvm):
-            if fired is not None:
-                raise ApplianceTimeout(_launch_overrun(bounds.launch)) from exc
-            raise ImageFSError(f"libguestfs launch failed: {exc}") from exc
-        reason = _stuck(bounds.kvm_launch) if fired is not None else FALLBACK_DEFAULT
-    except BaseException:
-        g.close()
-        raise
-    dog.reset()
-    g = make(True)
-    try:
-        with dog.bound(bounds.launch, "launch", find_qemu=True):
-            g.launch()
-    except RuntimeError as exc:
-        g.close()
-        fired = dog.fired
-        if fired is not None and fired.startswith("stopped by"):
-            raise ApplianceStopped(f"libguestfs launch {fired}") from exc
-        if fired is not None:
-            overrun = _launch_overrun(bounds.launch)
-            raise ApplianceTimeout(f"{reason}; under TCG, {overrun}") from exc
-        raise ImageFSError(f"libguestfs launch failed (also under TCG): {exc}") from exc
-    except BaseException:
-        g.close()
-        raise
-    remember_tcg(reason)
-    return g, True, reason
+    reason: str | None = None  # why KVM failed; the TCG retry then succeeds or raises
+    while True:
+        g = make(tcg)
+        try:
+            with dog.bound(bounds.launch if tcg else bounds.kvm_launch, "launch", find_qemu=True):
+                g.launch()
+        except RuntimeError as exc:
+            g.close()
+            fired = dog.fired
+            if fired is not None and fired.startswith("stopped by"):
+                raise ApplianceStopped(f"libguestfs launch {fired}") from exc
+            # No /dev/kvm: qemu already ran TCG, and only an overrun is worth a forced-TCG retry.
+            if tcg or (fired is None and not has_kvm):
+                if fired is not None:
+                    overrun = _launch_overrun(bounds.launch)
+                    raise ApplianceTimeout(
+                        overrun if reason is None else f"{reason}; under TCG, {overrun}"
+                    ) from exc
+                also = "" if reason is None else " (also under TCG)"
+                raise ImageFSError(f"libguestfs launch failed{also}: {exc}") from exc
+            reason = _stuck(bounds.kvm_launch) if fired is not None else FALLBACK_DEFAULT
+            dog.reset()
+            tcg = True
+        except BaseException:
+            g.close()
+            raise
+        else:
+            if reason is not None:
+                remember_tcg(reason)
+            return g, tcg, reason
 
 
 def _launch_overrun(seconds: float) -> str:
