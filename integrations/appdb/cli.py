@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from imageaudit.signing import MAX_KEY_BYTES
 from integrations.appdb import API_PREFIX, DEFAULT_MIN_LEVEL
 from integrations.appdb.api import AUTH_FAILURES, AUTH_WINDOW
 from integrations.appdb.catalogue import CatalogueError, Principal
@@ -134,7 +135,8 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 def cmd_auditor_add(args: argparse.Namespace) -> int:
     try:
-        pem = Path(args.public_key).read_bytes()[:65536]
+        with Path(args.public_key).open("rb") as fh:
+            pem = fh.read(MAX_KEY_BYTES)
     except OSError as exc:
         return _fail(f"cannot read {args.public_key}: {exc.strerror or exc}")
     try:
