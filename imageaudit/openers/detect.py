@@ -209,7 +209,7 @@ def detect_input(spec: str, kind: str = AUTO) -> str:
     """
     if kind not in INPUT_KINDS:
         raise OpenError(f"unknown input kind {kind!r} (kinds: {', '.join(INPUT_KINDS)})")
-    if kind == "docker" or (kind == AUTO and spec.startswith(DOCKER_PREFIX)):
+    if is_daemon_input(spec, kind):
         if not spec.startswith(DOCKER_PREFIX):
             raise OpenError(f"{_shown(spec)}: --input-kind docker takes docker://REFERENCE")
         image_name(spec)  # validated before anything talks to a daemon
