@@ -32,6 +32,7 @@ from pathlib import Path
 from imageaudit.imagefs import ImageFSError
 from imageaudit.openers.docker_daemon import PREFIX as DOCKER_PREFIX
 from imageaudit.openers.docker_daemon import image_name
+from imageaudit.openers.docker_daemon import shown as _shown
 from imageaudit.openers.layers import Budget, ContainerImageError, ContainerLimits
 from imageaudit.openers.oci import (
     Archive,
@@ -74,11 +75,6 @@ class AmbiguousInput(OpenError):
     def __init__(self, spec: str, detail: str, kinds: Iterable[str]) -> None:
         choose = " or ".join(f"--input-kind {k}" for k in kinds)
         super().__init__(f"{_shown(spec)}: ambiguous input: {detail}; choose with {choose}")
-
-
-def _shown(spec: str) -> str:
-    """The input as typed, with control characters escaped (the error stays one line)."""
-    return spec.encode("unicode_escape", "backslashreplace").decode("ascii")
 
 
 def _root_names(names: Iterable[str]) -> list[str]:

@@ -42,8 +42,8 @@ _DIGEST = re.compile(rf"{_ALGORITHM}:[0-9a-fA-F]{{32,}}", re.ASCII)
 _ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:/@+[]")
 
 
-def _shown(text: str) -> str:
-    # Control characters escaped: the error about a reference stays one line.
+def shown(text: str) -> str:
+    """``text`` with control characters escaped, so an error naming it stays one line."""
     return text.encode("unicode_escape", "backslashreplace").decode("ascii")
 
 
@@ -53,7 +53,7 @@ def reference_error(name: str) -> str | None:
         return "the reference is empty"
     bad = next((c for c in name if c not in _ALLOWED), None)
     if bad is not None:
-        return f"character {_shown(repr(bad))} is not allowed in an image reference"
+        return f"character {shown(repr(bad))} is not allowed in an image reference"
     rest, at, digest = name.partition("@")
     if at and not _DIGEST.fullmatch(digest):
         return f"digest {digest!r} is not ALGORITHM:HEX with at least 32 hex digits"
@@ -85,7 +85,7 @@ def image_name(ref: str) -> str:
     name = ref[len(PREFIX) :] if ref.startswith(PREFIX) else ref
     why = reference_error(name)
     if why is not None:
-        raise ContainerImageError(_shown(ref), f"not a valid image reference: {why}")
+        raise ContainerImageError(shown(ref), f"not a valid image reference: {why}")
     return name
 
 
