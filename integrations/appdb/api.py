@@ -34,6 +34,7 @@ from integrations.appdb.export import Signer, appdb_xml, build_imagelist, secant
 from integrations.appdb.imagelist import ImageListError, parse_imagelist
 from integrations.appdb.ratelimit import AuthThrottle
 from integrations.appdb.schemas import (
+    NAME_PATTERN,
     Health,
     ImageSummary,
     ImportResult,
@@ -59,7 +60,7 @@ DOCS_CSP = ("default-src 'none'; script-src https://cdn.jsdelivr.net 'unsafe-inl
             "https://fastapi.tiangolo.com; connect-src 'self'; frame-ancestors 'none'")
 LIST_CACHE_S = 10
 ImageId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")]
-VoName = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
+VoName = Annotated[str, PathParam(pattern=NAME_PATTERN)]
 
 
 @dataclass(frozen=True, slots=True)
