@@ -27,6 +27,7 @@ from imageaudit.signing import public_pem, report_digest, sign_report
 from integrations.appdb.api import Settings, create_app
 from integrations.appdb.catalogue import Catalogue, Principal
 from integrations.appdb.process import free_port
+from integrations.appdb.schemas import PublishRequest
 from integrations.appdb.verify import _outcomes, expected_certification, shipped_levels_file
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden" / "report.json"
@@ -186,6 +187,12 @@ def add_auditor(cat: Catalogue, name: str = AUDITOR,
     """Register ``key`` as ``name``'s; its key id."""
     pem = public_pem(key.public_key()).encode()
     return cat.add_auditor_key(name, pem, ADMIN)
+
+
+def store_report(cat: Catalogue, report: dict[str, Any]) -> None:
+    """Store ``report`` in ``cat`` directly (as ADMIN), signed with the test auditor's key."""
+    sent = body(report)
+    cat.add_report(PublishRequest.model_validate(sent), ADMIN, raw=sent["report"])
 
 
 @contextmanager

@@ -12,16 +12,15 @@ import pytest
 from integrations.appdb.catalogue import Catalogue
 from integrations.appdb.db import utcnow
 from integrations.appdb.imagelist import parse_imagelist
-from integrations.appdb.schemas import PublishRequest
 from tests.appdb.helpers import (
     ADMIN,
     add_auditor,
-    body,
     image_entry,
     imagelist,
     live_server,
     make_report,
     sha512_of,
+    store_report,
 )
 
 HOSTILE = '<img src=x onerror="alert(1)">'
@@ -48,9 +47,7 @@ def populated(sqlite_catalogue: Catalogue) -> Catalogue:
     sqlite_catalogue.import_imagelist(parse_imagelist(data, ca_dir=None, now=utcnow()), ADMIN)
     add_auditor(sqlite_catalogue)
     for name, level in (("good", "standard"), ("bad", "none"), ("held", "hardened")):
-        sent = body(make_report(sha512_of(name), level))
-        sqlite_catalogue.add_report(PublishRequest.model_validate(sent), ADMIN,
-                                    raw=sent["report"])
+        store_report(sqlite_catalogue, make_report(sha512_of(name), level))
     sqlite_catalogue.suspend("img-held", "root password " + HOSTILE, ADMIN)
     return sqlite_catalogue
 

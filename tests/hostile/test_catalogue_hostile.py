@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from imageaudit.signing import key_id, report_digest, sign_report
 from integrations.appdb.api import Settings
-from integrations.appdb.catalogue import Catalogue, Principal
+from integrations.appdb.catalogue import Catalogue
 from integrations.appdb.db import utcnow
 from integrations.appdb.imagelist import ImageListError, parse_imagelist
 from integrations.appdb.verify import shipped_levels_file
@@ -36,6 +36,7 @@ from tests.appdb.helpers import (
     live_server,
     make_report,
     sha512_of,
+    store_report,
 )
 
 SHA = sha512_of("target")
@@ -253,7 +254,7 @@ def test_host_header_never_reaches_served_urls(catalogue: Catalogue) -> None:  #
     data = imagelist([image_entry("img-target", SHA, VO, "Target")], dn="/CN=e", ca="/CN=c")
     catalogue.import_imagelist(parse_imagelist(data, ca_dir=None, now=utcnow()), ADMIN)
     add_auditor(catalogue)
-    catalogue.add_report(*_request(make_report(SHA, "basic")))
+    store_report(catalogue, make_report(SHA, "basic"))
     evil = {"Host": "evil.example", "X-Forwarded-Host": "evil.example"}
     with live_server(catalogue) as url:
         text = httpx.get(f"{url}/api/v1/vos/{VO}/image.list", headers=evil).text
@@ -266,13 +267,6 @@ def test_host_header_never_reaches_served_urls(catalogue: Catalogue) -> None:  #
     with live_server(catalogue, Settings(base_url=base)) as url:
         top = httpx.get(f"{url}/api/v1/vos/{VO}/image.list", headers=evil).json()["hv:imagelist"]
     assert (top["dc:source"], top["hv:uri"]) == (base, f"{base}/api/v1/vos/{VO}/image.list")
-
-
-def _request(report: dict[str, Any]) -> tuple[Any, Principal, None, dict[str, Any]]:
-    from integrations.appdb.schemas import PublishRequest
-
-    sent = body(report)
-    return PublishRequest.model_validate(sent), ADMIN, None, sent["report"]
 
 
 def test_security_headers(served: tuple[Catalogue, httpx.Client, dict[str, str]]) -> None:
