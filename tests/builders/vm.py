@@ -172,16 +172,15 @@ def _build_lvm_xfs(tree_lvm: Path, tree_xfs: Path, lvm_out: Path, xfs_out: Path,
 
     # The product's bounded launch: where qemu accepts /dev/kvm but never runs the guest, an
     # unbounded launch here would hang the whole test session.
+    bounds = kvm.Bounds.from_env()
     dog = kvm.Watchdog()
+    handles: list[object] = []  # closed with the watchdog, as the Appliance does
     try:
-        raw, _tcg, _why = kvm.launch(make, want_tcg(), kvm.Bounds.from_env(), dog)
-    except BaseException:
-        dog.stop()
-        raise
-    dog.pid = raw.get_pid()
-    # Building needs minutes of mkfs and tar under TCG: a generous bound for each call.
-    g = kvm.BoundedGuest(raw, dog, max(kvm.Bounds.from_env().call, 900.0))
-    try:
+        raw, _tcg, _why = kvm.launch(make, want_tcg(), bounds, dog)
+        handles.append(raw)
+        dog.pid = raw.get_pid()
+        # Building needs minutes of mkfs and tar under TCG: a generous bound for each call.
+        g = kvm.BoundedGuest(raw, dog, max(bounds.call, 900.0))
         g.part_disk("/dev/sda", "mbr")
         g.pvcreate("/dev/sda1")
         g.vgcreate("vgaudit", ["/dev/sda1"])
@@ -198,7 +197,7 @@ def _build_lvm_xfs(tree_lvm: Path, tree_xfs: Path, lvm_out: Path, xfs_out: Path,
         g.vg_activate_all(False)
         g.shutdown()
     finally:
-        kvm.close_all([g], dog)
+        kvm.close_all(handles, dog)
 
 
 def _raw_disk(scenario: Scenario, layout: str) -> Path:
