@@ -37,7 +37,6 @@ from imageaudit.imagefs import (
 from imageaudit.openers import guestfs_tree as gt
 from imageaudit.openers import kvm
 from imageaudit.openers.formatcheck import DEFAULT_MAX_VIRTUAL_SIZE, check_image
-from imageaudit.openers.kvm import want_tcg as want_tcg
 
 MEMSIZE_MB = 1024
 PREAD_CHUNK = 1024 * 1024
@@ -105,7 +104,7 @@ class Appliance:
     def _launch(self) -> None:
         start = time.monotonic()
         raw, self.tcg, fallback = kvm.launch(
-            lambda tcg: _new_handle(self.drives, tcg), want_tcg(), self.bounds, self.dog)
+            lambda tcg: _new_handle(self.drives, tcg), kvm.want_tcg(), self.bounds, self.dog)
         self._handles.append(raw)
         self.dog.pid = raw.get_pid()
         self.g = kvm.BoundedGuest(raw, self.dog, self.bounds.call)

@@ -153,7 +153,6 @@ def _build_lvm_xfs(tree_lvm: Path, tree_xfs: Path, lvm_out: Path, xfs_out: Path,
     import guestfs  # type: ignore[import-not-found]
 
     from imageaudit.openers import kvm
-    from imageaudit.openers.kvm import want_tcg
 
     _tar_of(tree_lvm, work / "lvm.tar")
     _tar_of(tree_xfs, work / "xfs.tar")
@@ -176,7 +175,7 @@ def _build_lvm_xfs(tree_lvm: Path, tree_xfs: Path, lvm_out: Path, xfs_out: Path,
     dog = kvm.Watchdog()
     handles: list[object] = []  # closed with the watchdog, as the Appliance does
     try:
-        raw, _tcg, _why = kvm.launch(make, want_tcg(), bounds, dog)
+        raw, _tcg, _why = kvm.launch(make, kvm.want_tcg(), bounds, dog)
         handles.append(raw)
         dog.pid = raw.get_pid()
         # Building needs minutes of mkfs and tar under TCG: a generous bound for each call.
