@@ -5,7 +5,7 @@ and the auditor's signature (``auditors.py``).
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -18,10 +18,32 @@ from integrations.appdb.schemas import PublishRequest, PublishResult, parse_time
 from integrations.appdb.verify import ReportInvalid, check_binding, check_id, check_level
 
 if TYPE_CHECKING:
-    from integrations.appdb.catalogue import Catalogue
+    from contextlib import AbstractContextManager
+
+    from sqlalchemy.orm import Session
+
+    from imageaudit.certify import Levels
 
 
-def add_report(cat: Catalogue, req: PublishRequest, who: Principal,
+class Listed(Protocol):
+    @property
+    def listed(self) -> bool: ...
+
+
+class ReportStore(Protocol):
+    """What storing a report needs of the catalogue (:class:`~.catalogue.Catalogue` has it)."""
+
+    levels: dict[str, Levels]
+
+    def sessions(self) -> Session: ...
+    def session(self) -> AbstractContextManager[Session]: ...
+    def audit(self, s: Session, who: Principal, action: str, otype: str, oid: str,
+              **detail: Any) -> None: ...
+    def _existing_report(self, report_id: str) -> PublishResult | None: ...
+    def standing(self, identifier: str) -> Listed: ...
+
+
+def add_report(cat: ReportStore, req: PublishRequest, who: Principal,
                image_identifier: str | None = None,
                raw: dict[str, Any] | None = None) -> tuple[PublishResult, bool]:
     """Verify and store a report; returns (result, created). Idempotent by ``report_id``.
