@@ -103,7 +103,7 @@ def main() -> int:
     for count, text in ((state.undecodable, "entries with non-UTF-8 names skipped"),
                         (state.long_names, "entries with over-long names or links skipped"),
                         (state.loops, "directory loops not followed"),
-                        (state.unreadable, "entries that could not be read skipped"),
+                        (state.unreadable, "entries whose inode could not be read shown as unknown"),
                         (state.too_deep, f"directories deeper than {256} levels not listed")):
         if count:
             notes.append(f"{count} {text}")

@@ -65,19 +65,19 @@ class Filesystem:
             self.volume.open_file_object(FileObject(vol.dev))
         except OSError as exc:
             raise DiskError(f"{vol.device}: cannot open the {vol.fstype} filesystem: "
-                            f"{_short(exc)}") from exc
+                            f"{short_error(exc)}") from exc
 
     def root(self) -> Entry:
         try:
             return self.volume.get_root_directory()
         except OSError as exc:
-            raise DiskError(f"{self.device}: no root directory: {_short(exc)}") from exc
+            raise DiskError(f"{self.device}: no root directory: {short_error(exc)}") from exc
 
     def by_inode(self, inode: int) -> Entry:
         try:
             return self.volume.get_file_entry_by_inode(inode)
         except OSError as exc:
-            raise DiskError(f"{self.device}: inode {inode}: {_short(exc)}") from exc
+            raise DiskError(f"{self.device}: inode {inode}: {short_error(exc)}") from exc
 
     def meta(self, entry: Entry) -> Meta:
         mode = entry.get_file_mode()
@@ -117,7 +117,7 @@ class Filesystem:
         try:
             return bytes(entry.read_buffer_at_offset(size, offset))
         except OSError as exc:
-            raise DiskError(f"{self.device}: inode {inode}: cannot read: {_short(exc)}") from exc
+            raise DiskError(f"{self.device}: inode {inode}: cannot read: {short_error(exc)}") from exc
 
     def lookup(self, path: str) -> Entry | None:
         """The entry at ``path`` inside this filesystem (no symlink followed), or ``None``."""
@@ -127,7 +127,7 @@ class Filesystem:
             return None
 
 
-def _short(exc: BaseException) -> str:
+def short_error(exc: BaseException) -> str:
     """libyal errors chain every frame's message; the first two say what went wrong."""
     parts = [p.strip() for p in str(exc).split(". ") if p.strip()]
     return ". ".join(parts[:2])[:300]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from imageaudit.openers.direct import protocol as proto
 from imageaudit.openers.direct.blockdev import DiskError, Unsupported
-from imageaudit.openers.direct.filesystems import READABLE, Filesystem
+from imageaudit.openers.direct.filesystems import READABLE, Filesystem, short_error
 from imageaudit.openers.direct.volumes import Layout, Volume
 
 MAX_FSTAB = 1024 * 1024
@@ -177,7 +177,10 @@ def walk(plan: Plan, filesystems: dict[str, Filesystem], max_entries: int,
         try:
             meta = fs.meta(meta_entry)
         except (OSError, DiskError, UnicodeError):
+            # Shown, as an entry of unknown type, rather than dropped: a collector must see
+            # that /etc/shadow is there and unreadable, never that it is absent.
             state.unreadable += 1
+            batch.extend(proto.encode_record(path, 0, 0, 0, 0, 0, 1, -1, None))
             return None
         if meta.link is not None and len(meta.link) > proto.MAX_LINK_BYTES:
             state.long_names += 1
@@ -211,10 +214,12 @@ def walk(plan: Plan, filesystems: dict[str, Filesystem], max_entries: int,
         subdirs: list[tuple[bytes, str, object, int]] = []
         for item in fs.children(entry):
             if isinstance(item, OSError):
-                if "UTF-8" in str(item):
-                    state.undecodable += 1
-                else:
-                    state.unreadable += 1
+                if "UTF-8" not in str(item):
+                    # A directory we cannot list fully would be a silently incomplete tree.
+                    where = path.decode("utf-8", "replace") or "/"
+                    raise DiskError(f"{device}: directory {where} cannot be listed: "
+                                    f"{short_error(item)}")
+                state.undecodable += 1
                 continue
             name, child = item
             if len(name) > proto.MAX_NAME_BYTES or b"/" in name or name in (b"", b".", b".."):
