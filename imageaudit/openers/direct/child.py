@@ -96,14 +96,19 @@ def main() -> int:
     except Unsupported as exc:
         _error(b"U", str(exc))
         return 2
-    except (DiskError, OSError, ValueError, MemoryError) as exc:
+    except MemoryError:
+        _error(b"E", f"the parser ran out of memory (address-space limit of "
+                     f"{settings.address_space} bytes)")
+        return 2
+    except (DiskError, OSError, ValueError) as exc:
         _error(b"E", str(exc) if isinstance(exc, DiskError) else f"{type(exc).__name__}: {exc}")
         return 2
     notes = [*layout.notes, *plan.notes, *state.notes]
     for count, text in ((state.undecodable, "entries with non-UTF-8 names skipped"),
                         (state.long_names, "entries with over-long names or links skipped"),
                         (state.loops, "directory loops not followed"),
-                        (state.unreadable, "entries whose inode could not be read shown as unknown"),
+                        (state.unreadable,
+                         "entries whose inode could not be read shown as unknown"),
                         (state.too_deep, f"directories deeper than {256} levels not listed")):
         if count:
             notes.append(f"{count} {text}")

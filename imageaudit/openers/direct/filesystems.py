@@ -117,7 +117,8 @@ class Filesystem:
         try:
             return bytes(entry.read_buffer_at_offset(size, offset))
         except OSError as exc:
-            raise DiskError(f"{self.device}: inode {inode}: cannot read: {short_error(exc)}") from exc
+            raise DiskError(
+                f"{self.device}: inode {inode}: cannot read: {short_error(exc)}") from exc
 
     def lookup(self, path: str) -> Entry | None:
         """The entry at ``path`` inside this filesystem (no symlink followed), or ``None``."""

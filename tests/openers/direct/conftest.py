@@ -28,6 +28,10 @@ EXT_IMAGES = {
 APPLIANCE_BUILT = {"lvm-qcow2": ("lvm", "qcow2"), "xfs-vhdx": ("xfs", "vhdx")}
 
 
+def _disk(layout: str, fmt: str) -> Path:
+    return build_disk(STANDARD, layout, fmt)  # type: ignore[arg-type]
+
+
 def compressed_twin(src: Path, out: Path, algorithm: str = "zlib") -> Path:
     """``qemu-img convert -c`` of ``src``: every cluster qemu can compress is compressed."""
     if not out.exists():
@@ -39,7 +43,7 @@ def compressed_twin(src: Path, out: Path, algorithm: str = "zlib") -> Path:
 @pytest.fixture(scope="session")
 def direct_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """``{name: path}`` of every ext4 image, plus compressed (deflate and zstd) qcow2 twins."""
-    images = {n: build_disk(STANDARD, lay, fmt) for n, (lay, fmt) in EXT_IMAGES.items()}
+    images = {n: _disk(lay, fmt) for n, (lay, fmt) in EXT_IMAGES.items()}
     tmp = tmp_path_factory.mktemp("direct-images")
     images["qcow2-deflate"] = compressed_twin(images["raw"], tmp / "deflate.qcow2")
     images["qcow2-zstd"] = compressed_twin(images["raw"], tmp / "zstd.qcow2", "zstd")
@@ -49,4 +53,4 @@ def direct_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def appliance_built_images() -> dict[str, Path]:
     pytest.importorskip("guestfs")
-    return {n: build_disk(STANDARD, lay, fmt) for n, (lay, fmt) in APPLIANCE_BUILT.items()}
+    return {n: _disk(lay, fmt) for n, (lay, fmt) in APPLIANCE_BUILT.items()}

@@ -184,7 +184,7 @@ def test_btrfs_is_unsupported_not_an_error(tmp_path: Path) -> None:
 
 def test_child_out_of_memory_is_one_clear_error(direct_images: dict[str, Path]) -> None:
     limits = Limits(confine=Settings(address_space=8 * 1024**2))
-    _refused(direct_images["qcow2"], r"(MemoryError|memory|parser stopped)", limits)
+    _refused(direct_images["qcow2"], r"ran out of memory \(address-space limit", limits)
 
 
 def test_confinement_is_applied_and_reported(direct_images: dict[str, Path]) -> None:

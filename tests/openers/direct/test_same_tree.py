@@ -30,7 +30,8 @@ def _without_fs_extras(snap: dict[str, tuple[object, ...]]) -> dict[str, tuple[o
 
 def _check(image: Path, layout: str, tmp_path: Path) -> None:
     before = sha256_file(image)
-    with DirectoryFS(directory_of(STANDARD, layout, tmp_path / "root")) as ref:
+    tree = directory_of(STANDARD, layout, tmp_path / "root")  # type: ignore[arg-type]
+    with DirectoryFS(tree) as ref:
         expected = _without_fs_extras(snapshot(ref))
     with open_direct(image) as fs:
         got = _without_fs_extras(snapshot(fs))
