@@ -58,7 +58,7 @@ def worker(argv: list[str]) -> int:
             return open_direct(spec)
         return original(spec, kind)
 
-    pipeline.open_image = direct_or_original  # type: ignore[attr-defined]
+    pipeline.open_image = direct_or_original  # type: ignore[attr-defined,assignment]
     cli_main = _cli_entry()
     try:
         code = cli_main(argv)
