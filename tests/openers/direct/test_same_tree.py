@@ -94,3 +94,21 @@ def test_reads_are_bounded(direct_images: dict[str, Path]) -> None:
         whole = fs.read("/usr/bin/passwd", limit=1 << 20)
         assert whole.data[:4] == b"\x7fELF" and len(whole.data) == 200_004
         assert fs.read("/usr/bin/passwd2").data == whole.data  # a hardlink: same bytes
+
+
+def test_disk_read_in_place_inside_an_ova(direct_images: dict[str, Path],
+                                          tmp_path: Path) -> None:
+    """An OVA member is opened at its byte range: nothing extracted, the same tree."""
+    import tarfile
+
+    from tests.builders.vm import build_ova
+
+    ova = build_ova(direct_images["vmdk-stream"], tmp_path / "vm.ova")
+    with tarfile.open(ova) as tf:
+        member = tf.getmember("disk1.vmdk")
+    with open_direct(direct_images["vmdk-stream"]) as whole:
+        want = snapshot(whole, mtime=True)
+    with open_direct(ova, offset=member.offset_data, length=member.size,
+                     source=f"{ova}:disk1.vmdk") as fs:
+        assert fs.info.source.endswith(":disk1.vmdk") and fs.info.format == "vmdk"
+        assert snapshot(fs, mtime=True) == want
