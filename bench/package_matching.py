@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from imageaudit.cli import feeds as feeds_cli  # noqa: E402
 from imageaudit.facts import collect_facts  # noqa: E402
 from imageaudit.openers.directory import DirectoryFS  # noqa: E402
-from imageaudit.vulns import cli as feeds_cli  # noqa: E402
 from imageaudit.vulns.match import assess, load_indexes, pending_updates, release_keys  # noqa: E402
 from imageaudit.vulns.sync import open_snapshot, read_parsed  # noqa: E402
 from tests.vulns import aptref  # noqa: E402

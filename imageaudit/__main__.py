@@ -2,6 +2,6 @@ from __future__ import annotations
 
 import sys
 
-from imageaudit.cli import main
+from imageaudit.cli.main import main
 
 sys.exit(main())

@@ -26,13 +26,14 @@ from imageaudit.findings import (
     Finding,
     ImageRef,
     Report,
+    Rule,
     RuleOutcome,
     code,
     printable,
 )
 from imageaudit.identity import ImageIdentity
 from imageaudit.model import CollectorError, Evidence, Severity, Status
-from imageaudit.rules import Rule, RuleSet
+from imageaudit.rules import RuleSet
 from imageaudit.waivers import Waiver, apply_waivers
 
 _CHECK_STATUSES = frozenset({Status.PASS, Status.FAIL, Status.ERROR, Status.NOT_APPLICABLE})

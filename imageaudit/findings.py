@@ -10,11 +10,24 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from imageaudit.model import CollectorError, Evidence, Severity, Status, to_jsonable
 
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
 REPORT_SCHEMA = "imageaudit-report/1"
+
+
+class MissingPolicy(enum.StrEnum):
+    """What a rule's result is when a fact its check needs could not be collected."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    NOT_APPLICABLE = "not_applicable"
+    ERROR = "error"
 
 
 class Category(enum.StrEnum):
@@ -133,6 +146,30 @@ class RuleText:
 
 
 @dataclass(frozen=True, slots=True)
+class AppliesTo:
+    image_kinds: tuple[str, ...] | None = None
+    os_families: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule(RuleText):
+    """A loaded rule: metadata, the check type name and its validated parameters."""
+
+    applies_to: AppliesTo
+    check_type: str
+    params: BaseModel
+    levels: tuple[str, ...]
+    version: int
+    missing: MissingPolicy | None
+    path: Path = field(metadata={"internal": True})
+
+    @property
+    def rules_dir(self) -> Path:
+        """The rules tree the rule came from (check types find ``data/`` files there)."""
+        return self.path.parent.parent
+
+
+@dataclass(frozen=True, slots=True)
 class RuleOutcome(RuleText):
     """A rule's metadata and its overall status (worst unwaived status of its findings).
 
@@ -214,6 +251,7 @@ class Report:
 
 __all__ = [
     "REPORT_SCHEMA",
+    "AppliesTo",
     "Category",
     "Certification",
     "CheckResult",
@@ -221,7 +259,9 @@ __all__ = [
     "Finding",
     "ImageRef",
     "LevelResult",
+    "MissingPolicy",
     "Report",
+    "Rule",
     "RuleOutcome",
     "RuleText",
     "WaiverNote",

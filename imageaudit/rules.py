@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from imageaudit.checks import MissingPolicy, Registry, default_registry
-from imageaudit.findings import Category, RuleText
+from imageaudit.checks import Registry, default_registry
+from imageaudit.findings import AppliesTo, Category, MissingPolicy, Rule
 from imageaudit.model import Severity
 
 # Top-level directories of a rules tree that hold data for check types, not rules.
@@ -60,30 +60,6 @@ class RuleModel(BaseModel):
     levels: list[str] = Field(default_factory=list)
     version: int = Field(ge=1)
     missing: MissingPolicy | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AppliesTo:
-    image_kinds: tuple[str, ...] | None = None
-    os_families: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Rule(RuleText):
-    """A loaded rule: metadata, the check type name and its validated parameters."""
-
-    applies_to: AppliesTo
-    check_type: str
-    params: BaseModel
-    levels: tuple[str, ...]
-    version: int
-    missing: MissingPolicy | None
-    path: Path = field(metadata={"internal": True})
-
-    @property
-    def rules_dir(self) -> Path:
-        """The rules tree the rule came from (check types find ``data/`` files there)."""
-        return self.path.parent.parent
 
 
 @dataclass(frozen=True, slots=True)

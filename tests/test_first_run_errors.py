@@ -78,7 +78,7 @@ def test_missing_libguestfs(tmp_path: Path) -> None:
     # The venv's own Python, with guestfs made unimportable: what a venv made without
     # --system-site-packages (or a machine without python3-guestfs) gives.
     code = ("import sys; sys.modules['guestfs'] = None; "
-            "from imageaudit.cli import main; sys.exit(main())")
+            "from imageaudit.cli.main import main; sys.exit(main())")
     proc = run(["scan", "vm.qcow2"], tmp_path, prefix=[str(VENV / "python"), "-I", "-c", code])
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [f"imageaudit: error: {GUESTFS_MISSING}"]

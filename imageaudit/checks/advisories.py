@@ -10,9 +10,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from imageaudit.checks import MissingFact, MissingPolicy, check_type
-from imageaudit.findings import CheckResult, code
+from imageaudit.findings import CheckResult, Rule, code
 from imageaudit.model import Evidence, Severity, Status
-from imageaudit.rules import Rule
 from imageaudit.vulns.eol import (
     EOLTableError,
     eol_status,

@@ -14,9 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from imageaudit.checks import MissingPolicy, check_type
 from imageaudit.checks.activity import SERVICES, active, describe
-from imageaudit.findings import CheckResult, code
+from imageaudit.findings import CheckResult, Rule, code
 from imageaudit.model import Evidence, Severity, Status
-from imageaudit.rules import Rule
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost4", "localhost6", "ip6-localhost"})
 

@@ -1,8 +1,8 @@
 """The ``daemon_unauthenticated`` check type: data stores reachable without authentication.
 
-One evaluator per daemon reads its :class:`~imageaudit.facts.listeners_model.DaemonConfig`
+One evaluator per daemon reads its :class:`~imageaudit.facts.listeners.model.DaemonConfig`
 (and ``pg_hba.conf`` records), applying the upstream default for every absent setting
-(:data:`~imageaudit.facts.listeners_model.DEFAULT_BIND`). Judged only when the daemon runs
+(:data:`~imageaudit.facts.listeners.model.DEFAULT_BIND`). Judged only when the daemon runs
 (see :mod:`imageaudit.checks.activity`).
 """
 
@@ -17,9 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from imageaudit.checks import MissingPolicy, check_type
 from imageaudit.checks.activity import SERVICES, active, describe
 from imageaudit.checks.exposure import is_loopback
-from imageaudit.findings import CheckResult, code
+from imageaudit.findings import CheckResult, Rule, code
 from imageaudit.model import Evidence, Severity, Status
-from imageaudit.rules import Rule
 
 Daemon = Literal["redis", "mongodb", "memcached", "elasticsearch", "mysql", "postgresql"]
 _TRUE = frozenset({"", "1", "on", "true", "yes", "enabled"})

@@ -15,9 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from imageaudit.checks import MissingPolicy, check_type
 from imageaudit.facts.executables import ExecRef, PathDir
 from imageaudit.facts.files import FilesFacts
-from imageaudit.findings import CheckResult, code
+from imageaudit.findings import CheckResult, Rule, code
 from imageaudit.model import Evidence, Severity, Status
-from imageaudit.rules import Rule
 
 DEFAULT_TEMP_DIRS = ["/tmp", "/var/tmp", "/dev/shm", "/run/lock"]
 DEFAULT_SYSTEM_DIRS = ["/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/boot", "/root"]

@@ -15,10 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from imageaudit.checks import MissingPolicy, check_type
 from imageaudit.checks.secrets import credentials_facts
-from imageaudit.findings import CheckResult, code
+from imageaudit.findings import CheckResult, Rule, code
 from imageaudit.imagefs import normalize
 from imageaudit.model import Evidence, Severity, Status
-from imageaudit.rules import Rule
 
 MAX_NAMED = 5
 

@@ -7,9 +7,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from imageaudit.checks import MissingPolicy, check_type
-from imageaudit.findings import CheckResult, code
+from imageaudit.findings import CheckResult, Rule, code
 from imageaudit.model import Evidence, Status
-from imageaudit.rules import Rule
 
 
 class CollectorSucceededParams(BaseModel):

@@ -13,10 +13,9 @@ from imageaudit.checks import MissingFact, MissingPolicy, check_type
 from imageaudit.checks.files import files_facts, mode_text
 from imageaudit.facts.files import UnownedEntry
 from imageaudit.facts.packages import PackagesFacts
-from imageaudit.findings import CheckResult, code
+from imageaudit.findings import CheckResult, Rule, code
 from imageaudit.imagefs import FileType
 from imageaudit.model import Evidence, Severity, Status
-from imageaudit.rules import Rule
 
 
 class SpecialUnownedParams(BaseModel):

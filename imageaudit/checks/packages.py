@@ -7,10 +7,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from imageaudit.checks import MissingFact, MissingPolicy, check_type
-from imageaudit.facts.package_model import InstalledPackage
-from imageaudit.findings import CheckResult, code
+from imageaudit.facts.packages.model import InstalledPackage
+from imageaudit.findings import CheckResult, Rule, code
 from imageaudit.model import Evidence, Status
-from imageaudit.rules import Rule
 from imageaudit.vulns.model import PendingUpdate, VulnerabilityFacts
 
 NO_FEED = "no update feed given; run imageaudit feeds sync, then scan --feeds DIR"

@@ -20,11 +20,10 @@ from imageaudit.checks.passwords_common import (
 )
 from imageaudit.checks.ssh_config import settings
 from imageaudit.facts.accounts import AccountsFacts, PasswdEntry, ShadowEntry
-from imageaudit.facts.passwords_hash import PasswordState
+from imageaudit.facts.accounts.password_field import PasswordState
 from imageaudit.facts.sshd import SshdFacts
-from imageaudit.findings import CheckResult, code
+from imageaudit.findings import CheckResult, Rule, code
 from imageaudit.model import Evidence, Severity, Status
-from imageaudit.rules import Rule
 
 
 class EmptyPasswordParams(BaseModel):

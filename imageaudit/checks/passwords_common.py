@@ -18,8 +18,8 @@ from typing import Protocol
 
 from imageaudit.checks import MissingFact
 from imageaudit.facts.accounts import AccountsFacts, PasswdEntry, ShadowEntry
-from imageaudit.facts.pam import PamUnixLine
-from imageaudit.facts.passwords_hash import PasswordHash, PasswordState
+from imageaudit.facts.accounts.pam import PamUnixLine
+from imageaudit.facts.accounts.password_field import PasswordHash, PasswordState
 from imageaudit.findings import CheckResult, code
 from imageaudit.model import Evidence, Severity, Source, Status
 

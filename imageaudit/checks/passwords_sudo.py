@@ -14,10 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from imageaudit.checks import MissingPolicy, check_type
 from imageaudit.checks.passwords_common import AccountPassword, account_passwords, accounts_of
 from imageaudit.facts.accounts import AccountsFacts
-from imageaudit.facts.sudoers import SudoCommand, SudoersFacts, SudoRule
-from imageaudit.findings import CheckResult, code
+from imageaudit.facts.accounts.sudoers import SudoCommand, SudoersFacts, SudoRule
+from imageaudit.findings import CheckResult, Rule, code
 from imageaudit.model import Evidence, Source, Status
-from imageaudit.rules import Rule
 
 _ROOT_RUNAS = frozenset({"ALL", "root", "#0"})
 # Set-element operations the grant evaluation may spend before the rule is an ERROR: linear

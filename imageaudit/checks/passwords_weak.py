@@ -24,12 +24,12 @@ from imageaudit.checks.passwords_common import (
     accounts_of,
     shadow_only,
 )
-from imageaudit.facts.passwords_hash import PasswordHash, PasswordState
-from imageaudit.findings import CheckResult, code
+from imageaudit.facts.accounts.password_field import PasswordHash, PasswordState
+from imageaudit.findings import CheckResult, Rule, code
 from imageaudit.model import Evidence, Source, Status
-from imageaudit.password_dictionary import DEFAULTS_FILE, WEAK_FILE
-from imageaudit.password_hashes import CostCaps
-from imageaudit.passwords import (
+from imageaudit.passwords.cost import CostCaps
+from imageaudit.passwords.dictionary import DEFAULTS_FILE, WEAK_FILE
+from imageaudit.passwords.verify import (
     Limits,
     PasswordDictionary,
     PasswordDictionaryError,
@@ -38,7 +38,6 @@ from imageaudit.passwords import (
     check_passwords,
     load_dictionary,
 )
-from imageaudit.rules import Rule
 
 CACHE_SIZE = 8
 _FileKey = tuple[str, int, int]
@@ -177,7 +176,7 @@ def account_weak_password(facts: Any, params: WeakPasswordParams, rule: Rule) ->
     of a name without a passwd entry glibc reads: a passwd line glibc skips may still be an
     account to another C library (musl reads an empty uid as 0).
 
-    Verification runs in a child with memory and CPU limits (:mod:`imageaudit.passwords`).
+    Verification runs in a child with memory and CPU limits (:mod:`imageaudit.passwords.verify`).
     A hash that was **not verified** (its cost is over a cap, the time budget ran out,
     libxcrypt refused it) or only partly verified gives an ``ERROR`` finding for that
     account with the reason: we do not certify what we could not check; waive it with the

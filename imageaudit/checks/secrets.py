@@ -15,10 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from imageaudit.checks import MissingPolicy, check_type
 from imageaudit.facts.credentials import CredentialFile, CredentialsFacts, PrivateKey
-from imageaudit.findings import CheckResult, code
+from imageaudit.findings import CheckResult, Rule, code
 from imageaudit.imagefs import FileType
 from imageaudit.model import Evidence, Severity, Status
-from imageaudit.rules import Rule
 
 NO_SECRET = "no secret in the image"
 

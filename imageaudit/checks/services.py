@@ -22,9 +22,8 @@ from imageaudit.checks.activity import (
     describe,
     enabled_activity,
 )
-from imageaudit.findings import CheckResult, code
+from imageaudit.findings import CheckResult, Rule, code
 from imageaudit.model import Evidence, Severity, Status
-from imageaudit.rules import Rule
 
 
 def _known(values: list[str]) -> list[str]:

@@ -21,9 +21,8 @@ from imageaudit.checks.passwords_common import account_passwords, names_list
 from imageaudit.checks.ssh_config import Setting, global_setting, installed_sshd, settings
 from imageaudit.facts.accounts import AccountsFacts
 from imageaudit.facts.sshd import SshdFacts
-from imageaudit.findings import CheckResult
+from imageaudit.findings import CheckResult, Rule
 from imageaudit.model import Severity, Status
-from imageaudit.rules import Rule
 
 
 def _failing(sshd: SshdFacts, keyword: str, values: list[str]) -> list[Setting]:

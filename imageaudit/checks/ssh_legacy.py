@@ -15,9 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from imageaudit.checks import MissingPolicy, check_type
 from imageaudit.checks.ssh_config import global_setting, installed_sshd
 from imageaudit.facts.sshd import SshdFacts
-from imageaudit.findings import CheckResult, code
+from imageaudit.findings import CheckResult, Rule, code
 from imageaudit.model import Evidence, Status
-from imageaudit.rules import Rule
 
 _PROTOCOL_RE = re.compile(r"^\s*protocol(?:\s*=\s*|\s+)(.*)$", re.IGNORECASE)
 _VERSION_RE = re.compile(r"OpenSSH_(\d+)\.(\d+)")

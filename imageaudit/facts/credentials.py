@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from imageaudit.facts import hygiene
+from imageaudit.facts.accounts.homes import Home, home_dirs
 from imageaudit.facts.base import CollectContext, Collector
-from imageaudit.facts.homes import Home, home_dirs
 from imageaudit.facts.keys import (
     HOST_KEY_RE,
     MAX_KEY_FILE,

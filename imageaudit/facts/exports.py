@@ -16,10 +16,9 @@ import functools
 import re
 from dataclasses import dataclass
 
+from imageaudit.facts.base import CollectContext, Collector
+from imageaudit.facts.textlines import MalformedLine, logical_lines
 from imageaudit.model import Source
-
-from .base import CollectContext, Collector
-from .textlines import MalformedLine, logical_lines
 
 MAIN = "/etc/exports"
 DROPIN_GLOB = "/etc/exports.d/*.exports"

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from imageaudit.facts.accounts.homes import read_ids
 from imageaudit.facts.base import CollectContext, Collector
 from imageaudit.facts.executables import (
     ExecCollector,
@@ -27,7 +28,6 @@ from imageaudit.facts.executables import (
     Resolver,
     path_dirs,
 )
-from imageaudit.facts.homes import read_ids
 from imageaudit.imagefs import FileStat, FileType, ImageFSError
 from imageaudit.model import Source
 

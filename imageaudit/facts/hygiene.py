@@ -14,8 +14,8 @@ import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from imageaudit.facts.accounts.homes import Home
 from imageaudit.facts.base import CollectContext
-from imageaudit.facts.homes import Home
 from imageaudit.imagefs import FileStat, FileType, ImageFSError, normalize
 from imageaudit.model import Source
 

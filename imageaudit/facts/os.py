@@ -17,13 +17,13 @@ import re
 from dataclasses import dataclass
 
 from imageaudit.facts.base import CollectContext, Collector
-from imageaudit.facts.dpkg import parse_stanzas
 from imageaudit.facts.os_sources import (
     ELF_CANDIDATES,
     arch_from_config,
     elf_architecture,
     parse_assignments,
 )
+from imageaudit.facts.packages.dpkg import parse_stanzas
 from imageaudit.facts.textlines import MalformedLine, glibc_lines
 from imageaudit.model import Source
 
@@ -108,6 +108,12 @@ class OSFacts:
     def is_like(self, distro: str) -> bool:
         """Whether the image is ``distro`` or says it is like it."""
         return (self.id is not None and self.id.value == distro) or distro in self.id_like_list
+
+
+def os_value(os_facts: OSFacts | None, name: str) -> str | None:
+    """The text of the os facts' field ``name`` (``id``, ``version_id``...), None when unset."""
+    value = getattr(getattr(os_facts, name, None), "value", None)
+    return value if isinstance(value, str) and value else None
 
 
 def _first_line(ctx: CollectContext, path: str) -> OSValue | None:

@@ -17,10 +17,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from imageaudit.facts.base import CollectContext, Collector
+from imageaudit.facts.textlines import IncludeBudget, MalformedLine, logical_lines
 from imageaudit.model import Source
-
-from .base import CollectContext, Collector
-from .textlines import IncludeBudget, MalformedLine, logical_lines
 
 SMB_CONF = "/etc/samba/smb.conf"
 MAX_INCLUDE_DEPTH = 16

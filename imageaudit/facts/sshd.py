@@ -20,11 +20,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from imageaudit.facts.base import CollectContext, Collector
+from imageaudit.facts.sshd_defaults import MULTI_VALUED, canonical, defaults_for
+from imageaudit.facts.textlines import IncludeBudget, MalformedLine, glibc_lines
 from imageaudit.model import Source
-
-from .base import CollectContext, Collector
-from .sshd_defaults import MULTI_VALUED, canonical, defaults_for
-from .textlines import IncludeBudget, MalformedLine, glibc_lines
 
 CONFIG = "/etc/ssh/sshd_config"
 SSH_DIR = "/etc/ssh"

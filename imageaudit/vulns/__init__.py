@@ -6,5 +6,5 @@
 - :mod:`~imageaudit.vulns.match`: :func:`~imageaudit.vulns.match.assess`, run by
   ``scan --feeds``; its result (:class:`~imageaudit.vulns.model.VulnerabilityFacts`) becomes
   ``facts.vulnerabilities``.
-- :mod:`~imageaudit.vulns.cli`: ``imageaudit feeds sync|show``.
+- :mod:`~imageaudit.cli.feeds`: ``imageaudit feeds sync|show``.
 """

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import yaml
 
-from imageaudit.vulns.osv_ecosystems import os_value
+from imageaudit.facts.os import os_value
 
 DEFAULT_TABLE = Path(__file__).resolve().parent.parent / "data" / "eol.yaml"
 MAX_TABLE_BYTES = 1024 * 1024

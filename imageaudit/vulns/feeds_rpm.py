@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from imageaudit.facts.package_model import split_source_rpm
+from imageaudit.facts.packages.model import split_source_rpm
 from imageaudit.vulns.feeds_debian import decompress
 from imageaudit.vulns.model import FeedInfo
 from imageaudit.vulns.sync import FeedError, SnapshotFeed, SnapshotWriter

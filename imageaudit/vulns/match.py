@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imageaudit.facts.package_model import InstalledPackage
+from imageaudit.facts.os import os_value
+from imageaudit.facts.packages.model import InstalledPackage
 from imageaudit.vulns.model import FeedProblem, PendingUpdate, VulnerabilityFacts
-from imageaudit.vulns.osv_ecosystems import os_value
 from imageaudit.vulns.sync import (
     FeedError,
     Snapshot,

@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imageaudit.facts.package_model import InstalledPackage
+from imageaudit.facts.os import os_value
+from imageaudit.facts.packages.model import InstalledPackage
 from imageaudit.vulns.model import AdvisoryMatch
 from imageaudit.vulns.osv_ecosystems import (
     EcosystemKey,
     describe_key,
     ecosystem_key,
     image_ecosystem,
-    os_value,
 )
 from imageaudit.vulns.osv_load import LoadStats, OSVLimits, OSVLoadError, iter_records
 from imageaudit.vulns.osv_severity import SeverityInfo, record_severity

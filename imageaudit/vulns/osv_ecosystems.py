@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from imageaudit.facts.os import os_value
+
 EcosystemKey = tuple[str, str]
 
 _SIMPLE = {"Debian": "debian", "Rocky Linux": "rocky", "AlmaLinux": "almalinux"}
@@ -50,12 +52,6 @@ def ecosystem_key(ecosystem: str) -> EcosystemKey | None:
     if family == "openSUSE":
         return ("opensuse", rest.lower())
     return None
-
-
-def os_value(os_facts: Any, name: str) -> str | None:
-    """The text of the os facts' field ``name`` (``id``, ``version_id``...), None when unset."""
-    value = getattr(getattr(os_facts, name, None), "value", None)
-    return value if isinstance(value, str) and value else None
 
 
 def image_ecosystem(os_facts: Any) -> EcosystemKey | None:

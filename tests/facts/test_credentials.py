@@ -9,9 +9,9 @@ import struct
 from pathlib import Path
 
 from imageaudit.facts import hygiene
+from imageaudit.facts.accounts.homes import Home
 from imageaudit.facts.base import CollectContext
 from imageaudit.facts.credentials import CredentialsFacts, PrivateKey, collect
-from imageaudit.facts.homes import Home
 from imageaudit.facts.hygiene import (
     CloudInit,
     CloudState,

@@ -21,7 +21,7 @@ import pytest
 from imageaudit.engine import scan_facts
 from imageaudit.facts import collect_facts
 from imageaudit.facts.accounts import ACCOUNT_DB_LIMIT
-from imageaudit.facts.nss_files import (
+from imageaudit.facts.accounts.nss_files import (
     GroupFields,
     GShadowFields,
     PasswdFields,

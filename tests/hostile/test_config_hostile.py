@@ -14,11 +14,11 @@ import pytest
 from imageaudit.certify import load_levels
 from imageaudit.engine import scan_facts
 from imageaudit.facts import Facts
+from imageaudit.facts.accounts.sudoers import MAX_PARSES as SUDO_MAX_PARSES
+from imageaudit.facts.accounts.sudoers import parse_sudoers
 from imageaudit.facts.exports import parse_exports
 from imageaudit.facts.samba import MAX_PARSES as SAMBA_MAX_PARSES
 from imageaudit.facts.sshd import MAX_PARSES
-from imageaudit.facts.sudoers import MAX_PARSES as SUDO_MAX_PARSES
-from imageaudit.facts.sudoers import parse_sudoers
 from imageaudit.findings import Finding, Report
 from imageaudit.imagefs import DEFAULT_READ_LIMIT
 from imageaudit.model import Status

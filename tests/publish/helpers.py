@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from imageaudit.publish_cli import add_parsers
+from imageaudit.cli.publish import add_parsers
 
 GOLDEN = Path(__file__).resolve().parent.parent / "data" / "golden" / "report.json"
 

@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
+from imageaudit.cli.publish import publish_reports
 from imageaudit.identity import sha512_file
 from imageaudit.pipeline import Judge, ScanOptions, scan_one
 from imageaudit.publish import Outcome, publish, report_id
-from imageaudit.publish_cli import publish_reports
 from imageaudit.signing import load_private_key
 from imageaudit.store import OutboxState, ResultsStore
 from integrations.appdb.imagelist_write import Endorser, image_entry

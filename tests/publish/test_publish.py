@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from imageaudit.cli import UsageError
+from imageaudit.cli.main import UsageError
+from imageaudit.cli.publish import _warn_plain_http, resolve_signing_key, resolve_token
 from imageaudit.publish import (
     Attempt,
     Outcome,
@@ -23,7 +24,6 @@ from imageaudit.publish import (
     report_id,
     send_once,
 )
-from imageaudit.publish_cli import _warn_plain_http, resolve_signing_key, resolve_token
 from imageaudit.signing import KEY_ENV, generate_keypair, load_public_key
 from imageaudit.store import OutboxState, ResultsStore
 from tests.publish.helpers import make_report, run_cli

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from imageaudit.crypt_worker import LibXCrypt
 from imageaudit.model import Severity, Status
+from imageaudit.passwords.crypt_worker import LibXCrypt
 from tests.rules.harness import case
 from tests.scenario import Entry, File, Scenario
 

@@ -10,7 +10,7 @@ from imageaudit.checks import default_registry
 from imageaudit.checks.passwords_weak import clear_cache, verify_cached
 from imageaudit.engine import evaluate_rule
 from imageaudit.model import Status
-from imageaudit.passwords import Limits, PasswordJob
+from imageaudit.passwords.verify import Limits, PasswordJob
 from imageaudit.rules import load_rules
 from tests.rules.cases_password import (
     BASH,

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from imageaudit.cli import build_parser
+from imageaudit.cli import feeds as feeds_cli
+from imageaudit.cli.main import build_parser
 from imageaudit.facts import Facts, collect_facts
 from imageaudit.openers.directory import DirectoryFS
-from imageaudit.vulns import cli as feeds_cli
 from imageaudit.vulns.match import assess
 from imageaudit.vulns.model import PendingUpdate
 from imageaudit.vulns.sync import FeedError, open_snapshot

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from imageaudit.cli import feeds as feeds_cli
 from imageaudit.facts import collect_facts
 from imageaudit.openers.directory import DirectoryFS
-from imageaudit.vulns import cli as feeds_cli
 from imageaudit.vulns.match import assess
 from tests.vulns import aptref
 

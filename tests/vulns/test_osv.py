@@ -10,7 +10,7 @@ import pytest
 
 from imageaudit.facts import Facts, collect_facts
 from imageaudit.facts.os import OSFacts, OSValue
-from imageaudit.facts.package_model import InstalledPackage
+from imageaudit.facts.packages.model import InstalledPackage
 from imageaudit.model import Severity, Source
 from imageaudit.openers.directory import DirectoryFS
 from imageaudit.vulns.osv import (

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from imageaudit.cli import feeds as feeds_cli
 from imageaudit.facts import collect_facts
 from imageaudit.facts.os import OSFacts, OSValue
-from imageaudit.facts.package_model import InstalledPackage
 from imageaudit.facts.packages import PackagesFacts
+from imageaudit.facts.packages.model import InstalledPackage
 from imageaudit.model import Source
 from imageaudit.openers.directory import DirectoryFS
-from imageaudit.vulns import cli as feeds_cli
 from imageaudit.vulns.feeds_rpm import iter_primary, parse_repomd
 from imageaudit.vulns.match import assess
 from imageaudit.vulns.model import PendingUpdate

@@ -9,13 +9,13 @@ from pathlib import Path
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
+from imageaudit.cli.sbom import add_parsers
 from imageaudit.facts import collect_facts
 from imageaudit.facts.os import OSFacts, OSValue
-from imageaudit.facts.package_model import InstalledPackage
+from imageaudit.facts.packages.model import InstalledPackage
 from imageaudit.model import Source
 from imageaudit.openers.directory import DirectoryFS
-from imageaudit.sbom import build_sbom, purl_for, render_sbom, sbom_of_facts
-from imageaudit.vulns.sbom_cli import add_parsers
+from imageaudit.report.sbom import build_sbom, purl_for, render_sbom, sbom_of_facts
 from tests.scenario import write_tree
 from tests.vulns import osv_data as data
 
