@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import IO
 
 from imageaudit.imagefs import FileStat, FileType, ImageFSError, OpenInfo, TreeImageFS
-from imageaudit.openers.docker_daemon import PREFIX as DOCKER_PREFIX
 from imageaudit.openers.docker_daemon import save_image
 from imageaudit.openers.layers import (
     Budget,
@@ -39,7 +38,6 @@ from imageaudit.openers.oci import (
     ImagePlan,
     LayerRef,
     TarArchive,
-    archive_names,
     config_details,
     plan_docker_archive,
     plan_oci_layout,
@@ -51,7 +49,6 @@ __all__ = [
     "ContainerFS",
     "ContainerImageError",
     "ContainerLimits",
-    "detect",
     "open_container",
 ]
 
@@ -327,23 +324,6 @@ class ContainerFS(TreeImageFS):
             self.info.notes.append(f"{self.budget.dropped_notes} more notes not shown")
 
 
-def detect(path: str) -> str | None:
-    """``"docker-archive"``, ``"oci-layout"``, ``"docker-daemon"`` or ``None``.
-
-    The decision is :func:`imageaudit.openers.detect.container_kind`'s: an archive holding both
-    ``manifest.json`` and ``index.json`` is one image only when both name the same image, and
-    :class:`~imageaudit.openers.detect.AmbiguousInput` is raised when they do not.
-    """
-    from imageaudit.openers.detect import CONTAINER_FORMATS, container_kind
-
-    if path.startswith(DOCKER_PREFIX):
-        return "docker-daemon"
-    names = archive_names(path, Budget(ContainerLimits(max_members=100_000)))
-    if not names or not ({"manifest.json", "index.json", "oci-layout"} & names):
-        return None
-    return CONTAINER_FORMATS[container_kind(path, names)]
-
-
 FORMATS = ("docker-archive", "oci-layout", "docker-daemon")
 
 
@@ -355,13 +335,16 @@ def open_container(
 ) -> ContainerFS:
     """Open a docker-archive (tar or dir), an OCI layout (dir or tar) or ``docker://NAME``.
 
-    ``fmt`` (one of :data:`FORMATS`) is how to read it; by default :func:`detect` decides.
+    ``fmt`` (one of :data:`FORMATS`) is how to read it; by default
+    :func:`imageaudit.openers.detect.container_format` decides.
     ``spool_dir`` is where private, unlinked temporary files go (decompressed layers, the
     output of ``docker save``); the system temporary directory by default.
     """
     limits = limits or ContainerLimits()
     if fmt is None:
-        fmt = detect(path_or_ref)
+        from imageaudit.openers.detect import container_format
+
+        fmt = container_format(path_or_ref)
     if fmt not in FORMATS:
         raise ContainerImageError(
             path_or_ref, "not a docker-archive, an OCI image layout or a docker:// reference"

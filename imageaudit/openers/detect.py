@@ -33,6 +33,7 @@ from imageaudit.imagefs import ImageFSError
 from imageaudit.openers.docker_daemon import PREFIX as DOCKER_PREFIX
 from imageaudit.openers.docker_daemon import image_name
 from imageaudit.openers.docker_daemon import shown as _shown
+from imageaudit.openers.formatcheck import check_image
 from imageaudit.openers.layers import Budget, ContainerImageError, ContainerLimits
 from imageaudit.openers.oci import (
     Archive,
@@ -43,6 +44,7 @@ from imageaudit.openers.oci import (
     plan_docker_archive,
     plan_oci_layout,
 )
+from imageaudit.openers.ova import ova_members
 
 AUTO = "auto"
 INPUT_KINDS = (AUTO, "vm", "ova", "docker-archive", "oci", "directory", "docker")
@@ -128,6 +130,18 @@ def container_kind(spec: str, names: set[str] | None = None) -> str:
     )
 
 
+def container_format(spec: str) -> str | None:
+    """How the container opener reads ``spec`` (``docker-daemon``, ``docker-archive``,
+    ``oci-layout``), or ``None`` for what is no container image; :func:`container_kind`
+    decides between the two archive readings."""
+    if spec.startswith(DOCKER_PREFIX):
+        return "docker-daemon"
+    names = archive_names(spec, Budget(ContainerLimits(max_members=100_000)))
+    if not names or not (set(LAYOUT_MARKERS) & names):
+        return None
+    return CONTAINER_FORMATS[container_kind(spec, names)]
+
+
 def _check_views_agree(spec: str) -> None:
     budget = Budget(ContainerLimits())
     archive: Archive
@@ -176,13 +190,29 @@ def _same_image(a: ImagePlan, b: ImagePlan) -> bool:
     return True
 
 
-def _detect_file(spec: str) -> str:
-    from imageaudit.openers import guestfs, ova  # VM detection lives with the VM openers
+def is_vm_disk(spec: str) -> bool:
+    """A disk image that passes the header check (no qemu run); a raw file only when it
+    carries a partition table or an ISO 9660 volume."""
+    try:
+        info = check_image(Path(spec), use_qemu=False)
+    except ImageFSError:
+        return False
+    return info.format != "raw" or bool(info.details.get("content", ()))
 
+
+def is_ova(spec: str) -> bool:
+    """A tar whose members include a top-level ``.ovf``."""
+    try:
+        return any(n.endswith(".ovf") and "/" not in n for n in ova_members(spec))
+    except ImageFSError:
+        return False
+
+
+def _detect_file(spec: str) -> str:
     names = archive_names(spec, Budget(ContainerLimits(max_members=100_000))) or set()
     container = [k for k, m in (("docker-archive", "manifest.json"), ("oci", "index.json"))
                  if m in names]  # fmt: skip
-    vm = [k for k, seen in (("ova", ova.detect(spec)), ("vm", guestfs.detect(spec))) if seen]
+    vm = [k for k, seen in (("ova", is_ova(spec)), ("vm", is_vm_disk(spec))) if seen]
     if container and vm:
         readings = " and as ".join(
             [f"a container archive ({', '.join(k for k in LAYOUT_MARKERS if k in names)})"]
@@ -237,7 +267,10 @@ __all__ = [
     "INPUT_KINDS",
     "AmbiguousInput",
     "OpenError",
+    "container_format",
     "container_kind",
     "detect_input",
     "is_daemon_input",
+    "is_ova",
+    "is_vm_disk",
 ]

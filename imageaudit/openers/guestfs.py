@@ -391,28 +391,3 @@ def open_drives(drives: Sequence[Drive]) -> list[GuestfsFS]:
         app.close()
         raise
     return views
-
-
-def open_vm(path: str | Path, max_virtual_size: int = DEFAULT_MAX_VIRTUAL_SIZE) -> GuestfsFS:
-    """Check and open one VM disk image (or an OVA and the disks in it) read-only."""
-    from imageaudit.openers import ova
-
-    if ova.detect(path):
-        return ova.open_ova(path, max_virtual_size)
-    return open_vms([path], max_virtual_size)[0]
-
-
-def detect(path: str | Path) -> bool:
-    """True for a disk image that passes the header check (no qemu run).
-
-    A raw file counts only when it carries a partition table or an ISO 9660 volume.
-    """
-    p = Path(path)
-    if not p.is_file():
-        return False
-    try:
-        info = check_image(p, use_qemu=False)
-    except ImageFSError:
-        return False
-    content = info.details.get("content", ())
-    return info.format != "raw" or bool(content)

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from imageaudit.imagefs import ImageFSError
 from imageaudit.openers.formatcheck import (
     DEFAULT_MAX_VIRTUAL_SIZE,
     UnsafeImageError,
@@ -49,7 +48,7 @@ class Member:
     size: int
 
 
-def _index(path: str | Path) -> dict[str, Member]:
+def ova_members(path: str | Path) -> dict[str, Member]:
     """Regular members by name, from the tar headers only."""
     members: dict[str, Member] = {}
     try:
@@ -62,16 +61,6 @@ def _index(path: str | Path) -> dict[str, Member]:
     except (tarfile.TarError, OSError) as exc:
         raise UnsafeImageError(f"{path}: not a readable OVA: {exc}") from exc
     return members
-
-
-def detect(path: str | Path) -> bool:
-    """True when ``path`` is a tar whose members include a top-level ``.ovf``."""
-    try:
-        if not tarfile.is_tarfile(path):
-            return False
-        return any(n.endswith(".ovf") and "/" not in n for n in _index(path))
-    except (OSError, ImageFSError):
-        return False
 
 
 def _read(path: str | Path, m: Member, cap: int) -> bytes:
@@ -162,7 +151,7 @@ def open_ova(path: str | Path, max_virtual_size: int = DEFAULT_MAX_VIRTUAL_SIZE)
     from imageaudit.openers.guestfs import Appliance, Drive, GuestfsFS
 
     ova = Path(path).absolute()
-    members = _index(ova)
+    members = ova_members(ova)
     ovfs = [m for n, m in members.items() if n.endswith(".ovf") and "/" not in n]
     if not ovfs:
         raise UnsafeImageError(f"{path}: no .ovf descriptor in the archive")

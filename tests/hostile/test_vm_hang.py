@@ -23,8 +23,8 @@ from imageaudit.facts import collect_facts
 from imageaudit.facts.base import CollectContext
 from imageaudit.imagefs import ImageFSError
 from imageaudit.model import CollectorError
-from imageaudit.openers import kvm
-from imageaudit.openers.guestfs import GuestfsFS, open_vm
+from imageaudit.openers import kvm, open_image
+from imageaudit.openers.guestfs import GuestfsFS
 from imageaudit.openers.kvm import kvm_note
 from tests.builders.vm import STANDARD, build_disk
 from tests.scenario import Symlink
@@ -106,7 +106,7 @@ def test_stuck_kvm_falls_back_to_tcg_and_a_stuck_read_ends(
     monkeypatch.setenv(kvm.KVM_TIMEOUT_ENV, str(KVM_BOUND))
     disk = _disk()
     start = time.monotonic()
-    fs = open_vm(disk)
+    fs = open_image(str(disk))
     opened = time.monotonic() - start
     try:
         assert isinstance(fs, GuestfsFS)

@@ -15,9 +15,9 @@ from imageaudit.imagefs import FileType, ImageFSError
 from imageaudit.openers.container import (
     ContainerImageError,
     ContainerLimits,
-    detect,
     open_container,
 )
+from imageaudit.openers.detect import container_format
 from imageaudit.openers.directory import DirectoryFS
 from tests.builders.compare import assert_same_tree
 from tests.builders.container import (
@@ -65,7 +65,7 @@ FORMATS: dict[str, tuple[Build, str]] = {
 def test_same_tree_as_directory(fmt: str, tmp_path: Path) -> None:
     build, expected = FORMATS[fmt]
     image = build(SCENARIO, tmp_path / "image")
-    assert detect(str(image)) == expected
+    assert container_format(str(image)) == expected
     with (
         open_container(str(image), spool_dir=str(tmp_path)) as fs,
         DirectoryFS(write_tree(SCENARIO, tmp_path / "root")) as ref,
@@ -195,7 +195,7 @@ def test_detect_refuses_what_is_not_an_image(tmp_path: Path) -> None:
     junk.write_bytes(b"QFI\xfb" + bytes(1020))
     (tmp_path / "emptydir").mkdir()
     for path in (plain, junk, tmp_path / "emptydir", tmp_path / "absent"):
-        assert detect(str(path)) is None
+        assert container_format(str(path)) is None
     with pytest.raises(ContainerImageError) as err:
         open_container(str(plain))
     assert str(err.value) == (
@@ -230,7 +230,7 @@ def test_docker_archive_directory_and_shared_layer_symlink(tmp_path: Path) -> No
     for name, data in members.items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_bytes(data)
-    assert detect(str(out)) == "docker-archive"
+    assert container_format(str(out)) == "docker-archive"
     with open_container(str(out)) as fs:
         assert fs.read("/a").data == b"1"
 

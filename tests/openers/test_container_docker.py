@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from imageaudit.openers.container import ContainerImageError, detect, open_container
+from imageaudit.openers.container import ContainerImageError, open_container
+from imageaudit.openers.detect import container_format
 from imageaudit.openers.directory import DirectoryFS
 from tests.builders.compare import assert_same_tree
 from tests.builders.container import Layer, layer_tar
@@ -47,7 +48,7 @@ def test_docker_ref_reads_the_imported_tree(
     finally:
         client.close()
     monkeypatch.setenv("DOCKER_HOST", docker_daemon)
-    assert detect("docker://imageaudit-test:t1") == "docker-daemon"
+    assert container_format("docker://imageaudit-test:t1") == "docker-daemon"
     with (
         open_container("docker://imageaudit-test:t1", spool_dir=str(tmp_path)) as fs,
         DirectoryFS(write_tree(SCENARIO, tmp_path / "root")) as ref,

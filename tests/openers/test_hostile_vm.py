@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from imageaudit.imagefs import NotFoundInImage
-from imageaudit.openers import ova
+from imageaudit.openers import open_image, ova
+from imageaudit.openers.detect import is_ova, is_vm_disk
 from imageaudit.openers.formatcheck import UnsafeImageError
-from imageaudit.openers.guestfs import detect, open_vm
 from tests.builders.vm import (
     CANARY_HOST_PATH,
     CANARY_TEXT,
@@ -32,10 +32,10 @@ def test_backing_file_refused_before_launch(tmp_path: Path) -> None:
                     str(child)], check=True)
     start = time.monotonic()
     with pytest.raises(UnsafeImageError, match=r"child\.qcow2: qcow2 image has a backing file"):
-        open_vm(child)
+        open_image(str(child))
     assert time.monotonic() - start < 5  # refused in Python: no appliance was started
-    assert detect(child) is False
-    assert detect(base) is True
+    assert is_vm_disk(str(child)) is False
+    assert is_vm_disk(str(base)) is True
 
 
 @pytest.mark.guestfs
@@ -69,7 +69,7 @@ def _stream_vmdk(tmp_path: Path) -> Path:
 
 def test_ova_href_leaving_the_archive_refused(tmp_path: Path) -> None:
     ova_path = build_ova(_stream_vmdk(tmp_path), tmp_path / "x.ova", href="../etc/passwd")
-    assert ova.detect(ova_path) is True
+    assert is_ova(str(ova_path)) is True
     with pytest.raises(UnsafeImageError, match=r"OVF href '\.\./etc/passwd' leaves the archive"):
         ova.open_ova(ova_path)
 
@@ -93,7 +93,7 @@ def test_ova_disk_read_in_place(tmp_path: Path) -> None:
     disk = build_disk(STANDARD, "simple", "vmdk-stream")
     ova_path = build_ova(disk, tmp_path / "vm.ova")
     before = sha256_file(ova_path)
-    with open_vm(ova_path) as fs:
+    with open_image(str(ova_path)) as fs:
         assert (fs.info.format, fs.info.notes[-1]) == ("ova", "manifest verified for 2 members")
         assert fs.read("/etc/hostname").data == b"audit\n"
         assert fs.info.details["disks"] == [f"{ova_path}:disk1.vmdk"]
