@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 want_tests=0
 [[ "${1:-}" == "--test" ]] && want_tests=1
 
-# Debian packages: libguestfs comes from the distribution, never from PyPI.
-debs=(python3 python3-venv python3-guestfs libguestfs-tools libguestfs-xfs qemu-utils e2fsprogs xfsprogs
-      fdisk lvm2 libcrypt1 openssl "linux-image-$(dpkg --print-architecture)" gpgv
+# Debian packages: libguestfs and the seccomp binding the direct VM reader confines itself
+# with come from the distribution, never from PyPI.
+debs=(python3 python3-venv python3-seccomp python3-guestfs libguestfs-tools libguestfs-xfs qemu-utils e2fsprogs xfsprogs
+      fdisk lvm2 btrfs-progs libcrypt1 openssl "linux-image-$(dpkg --print-architecture)" gpgv
       debian-archive-keyring)
 if (( want_tests )); then
     debs+=(mmdebstrap docker.io dpkg-dev apt-utils chromium postgresql rpm db-util gpg gpg-agent)
