@@ -6,9 +6,9 @@ Usage: ``.venv/bin/python bench/vm_direct_vs_virt_inspector.py [--runs N] [--ima
 Each run, back to back so that machine load drifts over all alike: ``imageaudit facts`` and
 ``imageaudit scan`` on the Debian qcow2 through the direct reader, ``imageaudit scan`` of the
 same tree as a directory, and ``virt-inspector`` on the qcow2 (one libguestfs appliance, with
-the same backend settings as the other benchmarks). The direct runs go through the CLI's own
-code with the opener swapped for :func:`imageaudit.openers.direct.open_direct` (this script
-re-runs itself as ``--worker``), so the figures hold before the CLI has ``--opener``.
+the same backend settings as the other benchmarks). The direct runs are the CLI with
+``--opener direct``, run by this script as ``--worker`` so that it can report the peak RSS of
+the process and of the parser child.
 
 Prints the median and minimum of each, and checks the targets of the issue (on 2 cores):
 direct ``facts`` at most 1/20 of virt-inspector's wall time; the qcow2 ``scan`` at most 1.5x
@@ -22,7 +22,6 @@ import json
 import resource
 import shutil
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -47,19 +46,9 @@ RSS_MARK = "bench-rss-kib:"
 
 
 def worker(argv: list[str]) -> int:
-    """Run the CLI in this process with VM disks opened by the direct reader."""
-    import imageaudit.pipeline as pipeline
-    from imageaudit.openers.direct import open_direct
+    """Run the CLI in this process; print the peak RSS of this process and its children."""
+    from imageaudit.cli.main import main as cli_main
 
-    original = pipeline.open_image  # type: ignore[attr-defined]
-
-    def direct_or_original(spec: str, kind: str = "auto") -> object:
-        if Path(spec).is_file():
-            return open_direct(spec)
-        return original(spec, kind)
-
-    pipeline.open_image = direct_or_original  # type: ignore[attr-defined,assignment]
-    cli_main = _cli_entry()
     try:
         code = cli_main(argv)
     except SystemExit as exc:
@@ -68,20 +57,6 @@ def worker(argv: list[str]) -> int:
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(f"{RSS_MARK} {json.dumps({'self': own, 'children': child})}", file=sys.stderr)
     return int(code or 0)
-
-
-def _cli_entry() -> Callable[[list[str]], int]:
-    """The ``imageaudit`` console entry point, wherever the CLI module lives today."""
-    import importlib
-
-    for module, name in (("imageaudit.cli.main", "main"), ("imageaudit.cli", "main")):
-        try:
-            found = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError):
-            continue
-        if callable(found):
-            return found  # type: ignore[no-any-return]
-    raise SystemExit("cannot find the imageaudit CLI entry point")
 
 
 def _rss_mb(result: Run) -> float:
@@ -118,9 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         tree = debian_root()
     print(f"image: {image} ({image.stat().st_size / 2**20:.0f} MiB on disk); tree: {tree}")
     me = Path(__file__).resolve()
-    facts_cmd: list[str | Path] = [PYTHON, me, "--worker", "facts", str(image),
-                                   "--format", "json", "-q"]
-    scan_cmd: list[str | Path] = [PYTHON, me, "--worker", "scan", str(image), "-q"]
+    facts_cmd: list[str | Path] = [PYTHON, me, "--worker", "facts", str(image), "--opener",
+                                   "direct", "--format", "json", "-q"]
+    scan_cmd: list[str | Path] = [PYTHON, me, "--worker", "scan", str(image), "--opener",
+                                  "direct", "-q"]
     dir_cmd: list[str | Path] = [IMAGEAUDIT, "scan", str(tree), "-q"]
     vi_cmd: list[str | Path] = [inspector or "", "--format=qcow2", "-a", str(image)]
     scan_ok = (0, 3)  # 3: a level was not reached, which is a result, not a failure

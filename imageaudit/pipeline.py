@@ -37,15 +37,17 @@ def _status(console: Console | None, message: str) -> Iterator[None]:
         yield
 
 
-def gather_facts(spec: str, progress: bool = True, input_kind: str = AUTO) -> Facts:
+def gather_facts(spec: str, progress: bool = True, input_kind: str = AUTO,
+                 opener: str = AUTO) -> Facts:
     """Open ``spec`` read-only, run every collector, close it; timings per phase included.
 
-    ``input_kind`` is ``auto`` (detect) or the kind the user chose (``--input-kind``).
+    ``input_kind`` is ``auto`` (detect) or the kind the user chose (``--input-kind``);
+    ``opener`` how a VM disk is read (``--opener``).
     """
     console = Console(stderr=True) if progress else None
     t0 = time.perf_counter()
     with _status(console, f"Opening {spec}"):
-        fs = open_image(spec, input_kind)
+        fs = open_image(spec, input_kind, opener)
     timings = {"open": time.perf_counter() - t0}
     for key, value in fs.info.details.items():
         if key.endswith("_s") and isinstance(value, (int, float)):
@@ -81,6 +83,7 @@ class ScanOptions:
     feeds_dir: Path | None = None
     progress: bool = True
     input_kind: str = AUTO
+    opener: str = AUTO
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,8 @@ class Judge:
 
 def scan_one(spec: str, judge: Judge, options: ScanOptions) -> Report:
     """Open, collect, judge and certify one image."""
-    facts = gather_facts(spec, progress=options.progress, input_kind=options.input_kind)
+    facts = gather_facts(spec, progress=options.progress, input_kind=options.input_kind,
+                         opener=options.opener)
     console = Console(stderr=True) if options.progress else None
     if options.feeds_dir is not None:
         from imageaudit.vulns.match import assess

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from imageaudit import __version__
-from imageaudit.cli.options import add_input_kind
+from imageaudit.cli.options import add_open_options
 from imageaudit.errors import EXIT_BLOCKED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError
 
 __all__ = ["EXIT_BLOCKED", "EXIT_INTERNAL", "EXIT_OK", "EXIT_USAGE", "UsageError", "main"]
@@ -33,7 +33,8 @@ def cmd_facts(args: argparse.Namespace) -> int:
     from imageaudit.pipeline import gather_facts
     from imageaudit.report.facts_text import render_facts_text
 
-    facts = gather_facts(args.image, progress=not args.quiet, input_kind=args.input_kind)
+    facts = gather_facts(args.image, progress=not args.quiet, input_kind=args.input_kind,
+                         opener=args.opener)
     if args.format == "json":
         _write(json.dumps(facts.to_json(), indent=2, ensure_ascii=False), args.output)
     else:
@@ -61,6 +62,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         feeds_dir=Path(args.feeds) if getattr(args, "feeds", None) else None,
         progress=not args.quiet,
         input_kind=args.input_kind,
+        opener=args.opener,
     )
     outcome = scan_images(args.image, pairs, options)
     if args.publish:
@@ -109,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.add_argument("-o", "--output", help="write to FILE instead of stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
-    add_input_kind(p)
+    add_open_options(p)
     p.set_defaults(func=cmd_facts)
 
     p = sub.add_parser("scan", help="judge images against the rules and certify a level")
@@ -131,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expiry-days", type=int, default=30, help="certification validity (days)")
     p.add_argument("--feeds", metavar="DIR", help="advisory/update feed snapshot for package rules")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
-    add_input_kind(p)
+    add_open_options(p)
     add_scan_arguments(p)
     p.set_defaults(func=cmd_scan)
 

@@ -16,3 +16,23 @@ def add_input_kind(p: argparse.ArgumentParser) -> None:
         help="read every image as this kind instead of detecting it; needed for an input "
         "that reads as two kinds (e.g. a root directory that also holds an OCI layout)",
     )
+
+
+def add_opener(p: argparse.ArgumentParser) -> None:
+    """``--opener``: how a VM disk or OVA is read."""
+    from imageaudit.openers import AUTO, OPENERS
+
+    p.add_argument(
+        "--opener",
+        choices=OPENERS,
+        default=AUTO,
+        help="how VM disks are read: direct (in user space, no appliance), guestfs (a "
+        "libguestfs appliance), or auto (default: direct, and libguestfs with a note for what "
+        "the direct reader does not read, such as btrfs or LUKS)",
+    )
+
+
+def add_open_options(p: argparse.ArgumentParser) -> None:
+    """Every option about opening an image: ``--input-kind`` and ``--opener``."""
+    add_input_kind(p)
+    add_opener(p)

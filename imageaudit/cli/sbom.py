@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from imageaudit.cli.options import add_input_kind
+from imageaudit.cli.options import add_open_options
 from imageaudit.errors import UsageError
 from imageaudit.report.sbom import FORMATS, sbom_of_facts
 
@@ -23,7 +23,8 @@ def cmd_sbom(args: argparse.Namespace) -> int:
     from imageaudit.openers.detect import is_daemon_input
     from imageaudit.pipeline import gather_facts
 
-    facts = gather_facts(args.image, progress=not args.quiet, input_kind=args.input_kind)
+    facts = gather_facts(args.image, progress=not args.quiet, input_kind=args.input_kind,
+                         opener=args.opener)
     if facts.packages is None or not facts.packages.databases:
         raise UsageError(f"{args.image}: no package database could be read")
     sha512 = None
@@ -50,7 +51,7 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--format", choices=list(FORMATS), default=FORMATS[0])
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
-    add_input_kind(p)
+    add_open_options(p)
     p.set_defaults(func=cmd_sbom)
 
 

@@ -4,9 +4,10 @@ Nothing is extracted. The tar index is read (headers only), the OVF is parsed wi
 and DTD declarations refused, each ``ovf:href`` is treated as untrusted (it must name a plain
 member of this archive), the manifest's SHA1/SHA256 lines are checked against the members,
 and each disk member must pass :mod:`~imageaudit.openers.formatcheck` *on its byte range*.
-qemu then reads the member in place: a small qcow2 overlay in a private temporary directory
-has as backing ``json:{file: {driver: raw, offset, size, file: OVA}}`` with the checked
-format, and libguestfs opens that overlay read-only.
+The direct reader then reads a one-disk OVA's member in place (:func:`open_ova_direct`). For
+libguestfs (:func:`open_ova`), qemu reads the members in place: a small qcow2 overlay in a
+private temporary directory has as backing ``json:{file: {driver: raw, offset, size, file:
+OVA}}`` with the checked format, and libguestfs opens that overlay read-only.
 
 Specs followed: DMTF DSP0243 (OVF 2.x, OVA packaging, manifest), POSIX ustar / GNU tar.
 """
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from imageaudit.imagefs import ImageFS
 from imageaudit.openers.formatcheck import (
     DEFAULT_MAX_VIRTUAL_SIZE,
     UnsafeImageError,
@@ -146,10 +148,20 @@ def _overlay(ova: Path, m: Member, fmt: str, out: Path) -> None:
         raise UnsafeImageError(f"{ova}: cannot reference member {m.name} in place: {err}")
 
 
-def open_ova(path: str | Path, max_virtual_size: int = DEFAULT_MAX_VIRTUAL_SIZE) -> GuestfsFS:
-    """Verify the OVA and open its disks as one machine; returns a ``GuestfsFS``."""
-    from imageaudit.openers.guestfs import Appliance, Drive, GuestfsFS
+@dataclass(frozen=True)
+class CheckedDisk:
+    """A disk member of a verified OVA: where it lies in the archive and its checked format."""
 
+    href: str
+    member: Member
+    format: str
+    virtual_size: int
+
+
+def checked_disks(path: str | Path, max_virtual_size: int = DEFAULT_MAX_VIRTUAL_SIZE,
+                  ) -> tuple[list[CheckedDisk], list[str]]:
+    """The OVF's disks, each a plain member that passed the header check on its byte range,
+    and the manifest notes; :class:`UnsafeImageError` for anything else."""
     ova = Path(path).absolute()
     members = ova_members(ova)
     ovfs = [m for n, m in members.items() if n.endswith(".ovf") and "/" not in n]
@@ -159,19 +171,50 @@ def open_ova(path: str | Path, max_virtual_size: int = DEFAULT_MAX_VIRTUAL_SIZE)
     if not hrefs:
         raise UnsafeImageError(f"{path}: the OVF names no disk")
     notes = verify_manifest(ova, members)
+    disks: list[CheckedDisk] = []
+    for href in hrefs:
+        member = members.get(href)
+        if member is None:
+            raise UnsafeImageError(f"{path}: OVF href {href!r} is not a member")
+        info = check_image(ova, offset=member.offset, length=member.size,
+                           max_virtual_size=max_virtual_size)
+        disks.append(CheckedDisk(href, member, info.format, info.virtual_size))
+    return disks, notes
+
+
+def open_ova_direct(path: str | Path) -> ImageFS:
+    """The OVA's one disk through the direct reader, read in place at its byte range."""
+    from imageaudit.openers.direct import DirectUnsupported, open_direct
+
+    disks, notes = checked_disks(path)
+    if len(disks) > 1:
+        raise DirectUnsupported(f"{path}: an OVA of {len(disks)} disks",
+                                f"an OVA of {len(disks)} disks is read as one machine by "
+                                "libguestfs only")
+    disk = disks[0]
+    fs = open_direct(path, offset=disk.member.offset, length=disk.member.size,
+                     source=f"{path}:{disk.href}")
+    fs.info.format = "ova"
+    fs.info.source = str(path)
+    fs.info.notes.extend(notes)
+    fs.info.details["disks"] = [f"{path}:{disk.href}"]
+    return fs
+
+
+def open_ova(path: str | Path, max_virtual_size: int = DEFAULT_MAX_VIRTUAL_SIZE) -> GuestfsFS:
+    """Verify the OVA and open its disks as one machine; returns a ``GuestfsFS``."""
+    from imageaudit.openers.guestfs import Appliance, Drive, GuestfsFS
+
+    ova = Path(path).absolute()
+    disks, notes = checked_disks(path, max_virtual_size)
     tmp = Path(tempfile.mkdtemp(prefix="imageaudit-ova-"))
     drives: list[Drive] = []
     try:
-        for i, href in enumerate(hrefs):
-            member = members.get(href)
-            if member is None:
-                raise UnsafeImageError(f"{path}: OVF href {href!r} is not a member")
-            info = check_image(ova, offset=member.offset, length=member.size,
-                               max_virtual_size=max_virtual_size)
+        for i, disk in enumerate(disks):
             overlay = tmp / f"disk{i}.qcow2"
-            _overlay(ova, member, info.format, overlay)
-            drives.append(Drive(path=str(overlay), format="qcow2", source=f"{path}:{href}",
-                                virtual_size=info.virtual_size))
+            _overlay(ova, disk.member, disk.format, overlay)
+            drives.append(Drive(path=str(overlay), format="qcow2", source=f"{path}:{disk.href}",
+                                virtual_size=disk.virtual_size))
         app = Appliance(drives)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
