@@ -1,36 +1,21 @@
-"""The package's built-in weak example as a test scenario, plus what makes it richer for tests."""
+"""The package's built-in examples as test scenarios, plus what makes the weak one richer."""
 
 from __future__ import annotations
 
 from imageaudit.example import CLEAN, WEAK
-from tests.scenario import Dir, Entry, File, Symlink
+from tests.scenario import Dir, Entry, File, Scenario
 
 
-def _convert(spec: dict[str, str | tuple[str, int]]) -> dict[str, Entry | str | bytes]:
-    out: dict[str, Entry | str | bytes] = {}
-    for path, value in spec.items():
-        content, mode = value if isinstance(value, tuple) else (value, 0o644)
-        if content == "<dir>":
-            out[path] = Dir(mode=mode)
-        elif content.startswith("->"):
-            out[path] = Symlink(content[2:])
-        else:
-            out[path] = File(content, mode=mode)
-    return out
-
-
-def _convert_without_fstab(
-    spec: dict[str, str | tuple[str, int]],
-) -> dict[str, Entry | str | bytes]:
+def _without_fstab(tree: Scenario) -> dict[str, Entry | str | bytes]:
     # The VM builders write the fstab their disk layout needs (their own labels).
-    tree = _convert(spec)
-    tree.pop("/etc/fstab", None)
-    return tree
+    out = dict(tree)
+    out.pop("/etc/fstab", None)
+    return out
 
 
 def weak_scenario() -> dict[str, Entry | str | bytes]:
     """The weak example, plus a setuid binary and odd ownership, for cross-opener tests."""
-    tree = _convert_without_fstab(WEAK)
+    tree = _without_fstab(WEAK)
     tree.update(
         {
             "/usr/local/bin/helper": File(b"\x7fELF", mode=0o4755),
@@ -45,4 +30,4 @@ def weak_scenario() -> dict[str, Entry | str | bytes]:
 
 
 def clean_scenario() -> dict[str, Entry | str | bytes]:
-    return _convert_without_fstab(CLEAN)
+    return _without_fstab(CLEAN)

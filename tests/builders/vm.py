@@ -7,12 +7,15 @@ Layouts:
 - ``lvm``: MBR, one LVM PV, VG ``vgaudit``, ext4 LV ``root``;
 - ``xfs``: GPT, one XFS root partition (``LABEL=xfsroot``).
 
-ext4 layouts are made without any mount: ``mkfs.ext4 -d TREE`` on a partition-sized file,
-copied into the partitioned disk at the partition offset. LVM and XFS are built inside one
+ext4 layouts are made without any mount, by the product's example builder
+(:func:`imageaudit.example.make_ext4`: ``mkfs.ext4 -d TREE`` on a partition-sized file), copied
+into the partitioned disk at the partition offset. LVM and XFS are built inside one
 *writable* libguestfs launch on scratch disks this module owns (the host's LVM is never
-touched). Each raw disk is then converted with ``qemu-img convert``. Images live in
-``$IMAGEAUDIT_TEST_CACHE`` (default ``~/.cache/imageaudit-tests``)/vm, named by a hash of the
-scenario, the layout and :data:`BUILDER_VERSION`; tests must only read them.
+touched). Each raw disk is then converted by :func:`imageaudit.example.convert`. Images live
+in ``$IMAGEAUDIT_TEST_CACHE`` (default ``~/.cache/imageaudit-tests``)/vm, named by a hash of
+the scenario, the layout, :data:`BUILDER_VERSION` (this module's layouts) and the source of
+:mod:`imageaudit.example` (which writes the tree and builds the filesystems); tests must only
+read them.
 """
 
 from __future__ import annotations
@@ -26,22 +29,23 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from imageaudit.example import convert, make_ext4, tree_digest
 from tests.builders.debian import _locked, cache_root
-from tests.scenario import Dir, Fifo, File, Hardlink, Scenario, Symlink, entries, write_tree
+from tests.scenario import Dir, Fifo, File, Hardlink, Scenario, Symlink, write_tree
 
 BUILDER_VERSION = "1"
 MiB = 1024 * 1024
 ROOT_UUID = "6a1d0f7e-1b3c-4e55-9a51-5a0d1e000001"
 VAR_UUID = "6a1d0f7e-1b3c-4e55-9a51-5a0d1e000002"
 LAYOUTS = ("simple", "sepvar", "lvm", "xfs")
-FORMATS = {  # name -> qemu-img convert arguments
-    "raw": [],
-    "qcow2": ["-O", "qcow2"],
-    "vmdk": ["-O", "vmdk", "-o", "subformat=monolithicSparse"],
-    "vmdk-stream": ["-O", "vmdk", "-o", "subformat=streamOptimized"],
-    "vdi": ["-O", "vdi"],
-    "vhdx": ["-O", "vhdx"],
-    "vpc": ["-O", "vpc"],
+FORMATS: dict[str, tuple[str, tuple[str, ...]]] = {  # name -> qemu-img format, its options
+    "raw": ("raw", ()),
+    "qcow2": ("qcow2", ()),
+    "vmdk": ("vmdk", ("-o", "subformat=monolithicSparse")),
+    "vmdk-stream": ("vmdk", ("-o", "subformat=streamOptimized")),
+    "vdi": ("vdi", ()),
+    "vhdx": ("vhdx", ()),
+    "vpc": ("vpc", ()),
 }
 FSTAB = {
     "simple": "LABEL=auditroot / ext4 defaults 0 1\n",
@@ -65,27 +69,14 @@ def with_fstab(scenario: Scenario, layout: str) -> dict[str, object]:
 
 
 def scenario_key(scenario: Scenario, layout: str) -> str:
-    h = hashlib.sha256(f"{BUILDER_VERSION}|{layout}|".encode())
-    # write_tree's behaviour is part of the image: rebuild when it changes.
-    h.update((Path(__file__).parent.parent / "scenario.py").read_bytes())
-    for path, entry in entries(with_fstab(scenario, layout)):  # type: ignore[arg-type]
-        h.update(repr((path, entry)).encode())
-    return h.hexdigest()[:16]
+    # The tree's digest covers how the product writes and builds it: rebuild when that changes.
+    digest = tree_digest(with_fstab(scenario, layout))  # type: ignore[arg-type]
+    return hashlib.sha256(f"{BUILDER_VERSION}|{layout}|{digest}".encode()).hexdigest()[:16]
 
 
 def _run(*cmd: str | Path, stdin: str | None = None) -> None:
     subprocess.run([str(c) for c in cmd], input=stdin, text=True, check=True,
                    capture_output=True)
-
-
-def _mkfs_ext4(tree: Path, out: Path, size: int, label: str, uuid: str) -> None:
-    out.unlink(missing_ok=True)
-    with out.open("wb") as fh:
-        fh.truncate(size)
-    env = dict(os.environ, E2FSPROGS_FAKE_TIME="1700000000")
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", label, "-U", uuid, "-E",
-                    f"root_owner=0:0,hash_seed={uuid}", "-d", str(tree), str(out)],
-                   check=True, capture_output=True, env=env)
 
 
 def _copy_in(src: Path, disk: Path, offset: int) -> None:
@@ -126,15 +117,15 @@ def _build_ext4(tree: Path, layout: str, out: Path, work: Path) -> None:
     if layout == "simple":
         root_size = 48 * MiB
         _partition(out, 64 * MiB, "gpt", [root_size], "0FC63DAF-8483-4772-8E79-3D69D8477DE4")
-        _mkfs_ext4(tree, work / "root.fs", root_size, "auditroot", ROOT_UUID)
+        make_ext4(tree, work / "root.fs", root_size, label="auditroot", uuid=ROOT_UUID)
         _copy_in(work / "root.fs", out, 2048 * 512)
         return
     var_tree = work / "vartree"
     _split_var(tree, var_tree)
     root_size, var_size = 32 * MiB, 24 * MiB
     _partition(out, 64 * MiB, "dos", [root_size, var_size], "83")
-    _mkfs_ext4(tree, work / "root.fs", root_size, "auditroot", ROOT_UUID)
-    _mkfs_ext4(var_tree, work / "var.fs", var_size, "auditvar", VAR_UUID)
+    make_ext4(tree, work / "root.fs", root_size, label="auditroot", uuid=ROOT_UUID)
+    make_ext4(var_tree, work / "var.fs", var_size, label="auditvar", uuid=VAR_UUID)
     _copy_in(work / "root.fs", out, 2048 * 512)
     _copy_in(work / "var.fs", out, 2048 * 512 + root_size)
 
@@ -233,9 +224,7 @@ def build_disk(scenario: Scenario, layout: str = "simple", fmt: str = "qcow2") -
     ext = {"vmdk-stream": "stream.vmdk"}.get(fmt, fmt)
     out = raw.with_suffix("." + ext)
     if not out.exists():
-        tmp = out.with_suffix(out.suffix + ".part")
-        _run("qemu-img", "convert", "-f", "raw", *FORMATS[fmt], raw, tmp)
-        tmp.replace(out)
+        convert(raw, out, *FORMATS[fmt])
     return out
 
 
