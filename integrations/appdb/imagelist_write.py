@@ -25,21 +25,29 @@ class Endorser:
     email: str
 
 
-def image_entry(identifier: str, path: Path, *, title: str, description: str, fmt: str,
-                vo: str | None, uri: str, version: str = "1",
-                arch: str = "x86_64", osname: str = "Debian",
-                osversion: str = "12") -> dict[str, Any]:
-    """One ``hv:image`` entry for the file at ``path`` (its SHA-512 and size are computed).
+def image_entry(identifier: str, path: Path, **fields: Any) -> dict[str, Any]:
+    """One ``hv:image`` entry for the file at ``path``: its SHA-512 and size are computed, the
+    other fields are :func:`listed_image`'s."""
+    sha512, size = sha512_file(path)
+    return listed_image(identifier, sha512, size, **fields)
+
+
+def listed_image(identifier: str, sha512: str, size: int, *, title: str, description: str,
+                 fmt: str, vo: str | None, uri: str, version: str = "1",
+                 arch: str = "x86_64", osname: str = "Debian", osversion: str = "12",
+                 hypervisor: str | None = None) -> dict[str, Any]:
+    """One ``hv:image`` entry for an image of that SHA-512 and size.
 
     ``uri`` is where sites download it: an http(s) URL (catalogues refuse other schemes).
     """
-    sha512, size = sha512_file(path)
     image: dict[str, Any] = {
         "dc:identifier": identifier, "dc:title": title, "dc:description": description,
         "hv:uri": uri, "hv:size": size, "sl:checksum:sha512": sha512,
         "hv:format": fmt, "hv:version": version, "sl:arch": arch, "sl:os": "Linux",
         "sl:osname": osname, "sl:osversion": osversion,
     }
+    if hypervisor is not None:
+        image["hv:hypervisor"] = hypervisor
     if vo is not None:
         image["ad:vo"] = vo
     return {"hv:image": image}

@@ -26,12 +26,12 @@ from imageaudit.model import Status
 from imageaudit.signing import public_pem, report_digest, sign_report
 from integrations.appdb.api import Settings, create_app
 from integrations.appdb.catalogue import Catalogue, Principal
+from integrations.appdb.imagelist_write import Endorser, image_list, listed_image
 from integrations.appdb.process import free_port
-from integrations.appdb.schemas import PublishRequest
+from integrations.appdb.schemas import PublishRequest, format_time
 from integrations.appdb.verify import _outcomes, expected_certification, shipped_levels_file
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden" / "report.json"
-FMT = "%Y-%m-%dT%H:%M:%SZ"
 # Who the tests act as when they administer the catalogue.
 ADMIN = Principal("test", "admin")
 # The auditor the tests publish as: its token is named AUDITOR and this key is registered for it.
@@ -40,7 +40,7 @@ AUDITOR_KEY = Ed25519PrivateKey.generate()
 
 
 def stamp(delta: timedelta = timedelta(0)) -> str:
-    return (datetime.now(UTC) + delta).strftime(FMT)
+    return format_time(datetime.now(UTC) + delta)
 
 
 def openssl(*args: str, stdin: bytes | None = None) -> bytes:
@@ -100,27 +100,26 @@ def make_pki(root: Path) -> Pki:
 
 
 def image_entry(ident: str, sha: str, vo: str, title: str, version: str = "1.0") -> dict[str, Any]:
-    return {"hv:image": {
-        "dc:identifier": ident, "dc:title": title, "dc:description": f"{title} image",
-        "hv:uri": f"https://images.example.org/{ident}.qcow2", "hv:size": 4096,
-        "sl:checksum:sha512": sha, "hv:format": "qcow2", "hv:hypervisor": "QEMU,KVM",
-        "hv:version": version, "sl:arch": "x86_64", "sl:os": "Linux", "sl:osname": "Debian",
-        "sl:osversion": "12", "sl:comments": "", "ad:vo": vo}}
+    """An image of SHA-512 ``sha`` as the product's list writer lists it."""
+    return listed_image(ident, sha, 4096, title=title, description=f"{title} image", fmt="qcow2",
+                        vo=vo, uri=f"https://images.example.org/{ident}.qcow2",
+                        version=version, hypervisor="QEMU,KVM")
 
 
 def imagelist(images: list[dict[str, Any]], *, dn: str, ca: str,
               created: str | None = None, expires: str | None = None,
               ident: str = "3a9bd1b3-6a9a-4b5c-9d0e-0f1e2d3c4b5a") -> bytes:
-    doc = {"hv:imagelist": {
-        "dc:identifier": ident, "dc:title": "Test endorser images",
-        "dc:description": "images for the catalogue tests",
-        "dc:date:created": created or stamp(timedelta(minutes=-1)),
-        "dc:date:expires": expires or stamp(timedelta(days=7)),
-        "dc:source": "https://endorser.example.org/", "hv:uri": "https://endorser.example.org/list",
-        "hv:version": "1",
-        "hv:endorser": {"hv:x509": {"dc:creator": "Image Endorser", "hv:ca": ca, "hv:dn": dn,
-                                    "hv:email": "endorser@example.org"}},
-        "hv:images": images}}
+    """An unsigned list of ``images`` by the endorser ``dn`` under ``ca``, as the product's list
+    writer makes it (valid for a week), with its dates replaced where given."""
+    endorser = Endorser(dn=dn, ca=ca, creator="Image Endorser", email="endorser@example.org")
+    doc = image_list(images, identifier=ident, title="Test endorser images",
+                     description="images for the catalogue tests", endorser=endorser,
+                     source="https://endorser.example.org/",
+                     uri="https://endorser.example.org/list", valid=timedelta(days=7))
+    if created is not None:
+        doc["hv:imagelist"]["dc:date:created"] = created
+    if expires is not None:
+        doc["hv:imagelist"]["dc:date:expires"] = expires
     return json.dumps(doc, indent=1).encode()
 
 
