@@ -10,7 +10,7 @@ import pytest
 
 from integrations.appdb.catalogue import Catalogue
 from integrations.appdb.server import open_catalogue
-from tests.appdb.helpers import Pki, make_pki
+from tests.builders.pki import Pki, make_pki
 from tests.builders.postgres import PgServer, PostgresUnavailable, create_database, running_postgres
 
 _dbs = itertools.count()

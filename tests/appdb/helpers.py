@@ -1,17 +1,15 @@
-"""Builders for catalogue tests: a PKI made with openssl, image lists, genuine signed reports,
-a live server."""
+"""Builders for catalogue tests: image lists, genuine signed reports, a live server (the PKI is
+``tests.builders.pki``)."""
 
 from __future__ import annotations
 
 import copy
 import hashlib
 import json
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,62 +41,6 @@ def stamp(delta: timedelta = timedelta(0)) -> str:
     return format_time(datetime.now(UTC) + delta)
 
 
-def openssl(*args: str, stdin: bytes | None = None) -> bytes:
-    proc = subprocess.run(["openssl", *args], input=stdin, capture_output=True, check=False,
-                          timeout=60)
-    assert proc.returncode == 0, proc.stderr.decode()
-    return proc.stdout
-
-
-@dataclass(frozen=True)
-class Pki:
-    """A CA (hashed directory ``ca_dir``) and two leaf certificates it issued."""
-
-    ca_dir: Path
-    ca_dn: str
-    endorser_cert: Path
-    endorser_key: Path
-    endorser_dn: str
-    catalogue_cert: Path
-    catalogue_key: Path
-    other_ca_dir: Path
-
-
-def make_pki(root: Path) -> Pki:
-    """A test CA plus endorser and catalogue certificates, and an unrelated CA directory."""
-    ca_dir, other = root / "ca", root / "other-ca"
-    ca_dir.mkdir()
-    other.mkdir()
-
-    def selfsigned(d: Path, cn: str) -> tuple[Path, Path]:
-        key, crt = d / "ca.key", d / "ca.pem"
-        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                str(crt), "-days", "30", "-subj", f"/C=EU/O=Test Grid/CN={cn}",
-                "-addext", "basicConstraints=critical,CA:TRUE",
-                "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-        return crt, key
-
-    ca_crt, ca_key = selfsigned(ca_dir, "Test Grid CA")
-    selfsigned(other, "Other CA")
-
-    def leaf(name: str, cn: str) -> tuple[Path, Path]:
-        key, csr, crt = root / f"{name}.key", root / f"{name}.csr", root / f"{name}.pem"
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
-                "-subj", f"/C=EU/O=Test Grid/CN={cn}")
-        ext = root / f"{name}.ext"
-        ext.write_text("keyUsage=critical,digitalSignature\nextendedKeyUsage=emailProtection\n")
-        openssl("x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key),
-                "-CAcreateserial", "-out", str(crt), "-days", "10", "-extfile", str(ext))
-        return crt, key
-
-    e_crt, e_key = leaf("endorser", "Image Endorser")
-    c_crt, c_key = leaf("catalogue", "Catalogue Service")
-    openssl("rehash", str(ca_dir))
-    openssl("rehash", str(other))
-    return Pki(ca_dir, "/C=EU/O=Test Grid/CN=Test Grid CA", e_crt, e_key,
-               "/C=EU/O=Test Grid/CN=Image Endorser", c_crt, c_key, other)
-
-
 def image_entry(ident: str, sha: str, vo: str, title: str, version: str = "1.0") -> dict[str, Any]:
     """An image of SHA-512 ``sha`` as the product's list writer lists it."""
     return listed_image(ident, sha, 4096, title=title, description=f"{title} image", fmt="qcow2",
@@ -121,10 +63,6 @@ def imagelist(images: list[dict[str, Any]], *, dn: str, ca: str,
     if expires is not None:
         doc["hv:imagelist"]["dc:date:expires"] = expires
     return json.dumps(doc, indent=1).encode()
-
-
-def sign(body: bytes, cert: Path, key: Path) -> bytes:
-    return openssl("smime", "-sign", "-signer", str(cert), "-inkey", str(key), stdin=body)
 
 
 def sha512_of(text: str) -> str:

@@ -8,15 +8,15 @@ import pytest
 
 from integrations.appdb.db import utcnow
 from integrations.appdb.imagelist import ImageListError, parse_imagelist
-from tests.appdb.helpers import Pki, image_entry, imagelist, sha512_of, sign, stamp
+from tests.appdb.helpers import image_entry, imagelist, sha512_of, stamp
+from tests.builders.pki import Pki
 
 IMAGES = [image_entry("img-a", sha512_of("a"), "fedcloud", "Alpha")]
 
 
 def signed(pki: Pki, **kw: str) -> bytes:
     dn = kw.pop("dn", pki.endorser_dn)
-    return sign(imagelist(IMAGES, dn=dn, ca=kw.pop("ca", pki.ca_dn), **kw), pki.endorser_cert,
-                pki.endorser_key)
+    return pki.sign(imagelist(IMAGES, dn=dn, ca=kw.pop("ca", pki.ca_dn), **kw))
 
 
 def test_signed_list_verifies_and_names_the_signer(pki: Pki) -> None:

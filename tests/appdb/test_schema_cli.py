@@ -15,7 +15,8 @@ from integrations.appdb.catalogue import Catalogue
 from integrations.appdb.cli import main
 from integrations.appdb.db import Base
 from integrations.appdb.server import open_catalogue
-from tests.appdb.helpers import Pki, image_entry, imagelist, sha512_of, sign
+from tests.appdb.helpers import image_entry, imagelist, sha512_of
+from tests.builders.pki import Pki
 
 
 def test_migrations_match_models(catalogue: Catalogue) -> None:
@@ -28,9 +29,8 @@ def test_cli_import_suspend_token(tmp_path: Path, pki: Pki,
                                   capsys: pytest.CaptureFixture[str]) -> None:
     db = f"sqlite:///{tmp_path / 'c.db'}"
     listing = tmp_path / "list.smime"
-    listing.write_bytes(sign(imagelist([image_entry("img-a", sha512_of("a"), "fedcloud", "A")],
-                                       dn=pki.endorser_dn, ca=pki.ca_dn),
-                             pki.endorser_cert, pki.endorser_key))
+    listing.write_bytes(pki.sign(imagelist([image_entry("img-a", sha512_of("a"), "fedcloud", "A")],
+                                           dn=pki.endorser_dn, ca=pki.ca_dn)))
     assert main(["catalogue", "import-imagelist", str(listing), "--verify-with",
                  str(pki.ca_dir), "--db", db]) == 0
     assert capsys.readouterr().out == (

@@ -20,7 +20,6 @@ from integrations.appdb.imagelist import parse_imagelist
 from tests.appdb.helpers import (
     ADMIN,
     AUDITOR,
-    Pki,
     add_auditor,
     body,
     image_entry,
@@ -28,8 +27,8 @@ from tests.appdb.helpers import (
     live_server,
     make_report,
     sha512_of,
-    sign,
 )
+from tests.builders.pki import Pki
 
 SHA = {name: sha512_of(name) for name in ("good", "bad", "suspended", "strict", "old")}
 
@@ -40,8 +39,7 @@ def setup_catalogue(cat: Catalogue, pki: Pki) -> None:
               image_entry("img-suspended", SHA["suspended"], "fedcloud", "Suspended"),
               image_entry("img-strict", SHA["strict"], "strictvo", "Basic only"),
               image_entry("img-old", SHA["old"], "fedcloud", "Expired cert")]
-    data = sign(imagelist(images, dn=pki.endorser_dn, ca=pki.ca_dn), pki.endorser_cert,
-                pki.endorser_key)
+    data = pki.sign(imagelist(images, dn=pki.endorser_dn, ca=pki.ca_dn))
     result = cat.import_imagelist(parse_imagelist(data, ca_dir=pki.ca_dir, now=utcnow()), ADMIN)
     assert result.signed and result.signer == pki.endorser_dn
     cat.set_vo("strictvo", "standard", ADMIN)

@@ -32,8 +32,8 @@ from integrations.appdb.imagelist_write import image_list as hepix_image_list
 from integrations.appdb.process import CatalogueProcess
 from tests.builders.container import docker_archive, oci_layout
 from tests.builders.example_tree import clean_scenario, weak_scenario
+from tests.builders.pki import Pki, make_pki
 from tests.publish.helpers import run_cli
-from tests.publish.pki import EndorserPKI, make_pki
 
 pytest.importorskip("integrations.appdb.cli")
 pytest.importorskip("uvicorn")
@@ -54,22 +54,21 @@ def _get(url: str) -> Any:
         return json.loads(response.read())
 
 
-def _image_list(pki: EndorserPKI, images: dict[str, Path], out: Path) -> Path:
+def _image_list(pki: Pki, images: dict[str, Path], out: Path) -> Path:
     entries = [
         image_entry(ident, path, title=f"{ident} test image",
                     description="built by the end-to-end test", fmt="tar", vo=VO,
                     uri=f"https://endorser.example.org/{ident}.tar")
         for ident, path in images.items()
     ]
-    endorser = Endorser(dn=pki.endorser_subject, ca=pki.ca_subject, creator="Endorser One",
+    endorser = Endorser(dn=pki.endorser_dn, ca=pki.ca_dn, creator="Endorser One",
                         email="endorser@example.org")
     doc = hepix_image_list(entries, identifier="3b4cbb3a-6e2f-4b0e-9d8c-e2e000000001",
                      title="imageaudit end-to-end list", description="test images",
                      endorser=endorser, source="https://endorser.example.org/",
                      uri="https://endorser.example.org/image.list", valid=timedelta(days=7))
-    plain = out.with_suffix(".json")
-    plain.write_text(json.dumps(doc, indent=2), encoding="utf-8")
-    return pki.sign(plain, out)
+    out.write_bytes(pki.sign(json.dumps(doc, indent=2).encode(), text=True))
+    return out
 
 
 @pytest.fixture
@@ -99,7 +98,7 @@ def _token(db: str, role: str) -> str:
 def test_signed_list_scan_publish_suspend_withdraws(
     workspace: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pki: EndorserPKI = workspace["pki"]
+    pki: Pki = workspace["pki"]
     images: dict[str, Path] = workspace["images"]
     server: CatalogueProcess = workspace["server"]
     tmp: Path = workspace["tmp"]
@@ -118,7 +117,7 @@ def test_signed_list_scan_publish_suspend_withdraws(
     done = _catalogue_cli("import-imagelist", str(signed), "--verify-with", str(pki.ca_dir),
                           "--url", server.url, "--token", operator)
     assert done.returncode == 0, done.stderr
-    assert "3 image(s)" in done.stdout and pki.endorser_subject in done.stdout
+    assert "3 image(s)" in done.stdout and pki.endorser_dn in done.stdout
 
     options = ScanOptions(progress=False)
     judge = Judge.load(options)
