@@ -33,8 +33,9 @@ from integrations.appdb.catalogue import Principal  # noqa: E402
 from integrations.appdb.db import Image, Report, Version, Vo  # noqa: E402
 from integrations.appdb.process import CatalogueProcess  # noqa: E402
 from integrations.appdb.server import open_catalogue  # noqa: E402
-from tests.appdb.helpers import add_auditor, body, make_report  # noqa: E402
+from tests.appdb.helpers import add_auditor, body  # noqa: E402
 from tests.builders.postgres import create_database, running_postgres  # noqa: E402
+from tests.builders.reports import make_report  # noqa: E402
 
 
 def sha(i: int) -> str:

@@ -1,9 +1,8 @@
-"""Builders for catalogue tests: image lists, genuine signed reports, a live server (the PKI is
-``tests.builders.pki``)."""
+"""Builders for catalogue tests: image lists, publish requests signed by a registered auditor,
+a live server (the PKI and the reports are in ``tests.builders``)."""
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import threading
@@ -11,25 +10,19 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from imageaudit.certify import load_levels, required_rules
-from imageaudit.engine import worst_status
-from imageaudit.model import Status
 from imageaudit.signing import public_pem, report_digest, sign_report
 from integrations.appdb.api import Settings, create_app
 from integrations.appdb.catalogue import Catalogue, Principal
 from integrations.appdb.imagelist_write import Endorser, image_list, listed_image
 from integrations.appdb.process import free_port
 from integrations.appdb.schemas import PublishRequest, format_time
-from integrations.appdb.verify import _outcomes, expected_certification, shipped_levels_file
 
-GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden" / "report.json"
 # Who the tests act as when they administer the catalogue.
 ADMIN = Principal("test", "admin")
 # The auditor the tests publish as: its token is named AUDITOR and this key is registered for it.
@@ -67,48 +60,6 @@ def imagelist(images: list[dict[str, Any]], *, dn: str, ca: str,
 
 def sha512_of(text: str) -> str:
     return hashlib.sha512(text.encode()).hexdigest()
-
-
-def make_report(sha: str, level: str, *, expires: timedelta = timedelta(days=30),
-                issued: timedelta = timedelta(minutes=-1)) -> dict[str, Any]:
-    """A genuine report bound to ``sha`` that reaches ``level``: the golden report with the
-    findings that would block ``level`` (or one below) turned into passes, and the rules'
-    statuses, the summary and the certification recomputed as imageaudit does."""
-    doc: dict[str, Any] = copy.deepcopy(json.loads(GOLDEN.read_text()))
-    doc["image"]["sha512"] = sha
-    cert = doc["certification"]
-    cert["image_sha512"] = sha
-    cert["issued"], cert["expires"] = stamp(issued), stamp(expires)
-    levels = load_levels(shipped_levels_file())
-    names = list(levels.names())
-    required = required_rules(levels, _outcomes(doc))
-    if level in names:
-        for f in doc["findings"]:
-            if f["rule_id"] in required[level] and f["status"] in ("FAIL", "ERROR"):
-                f["status"], f["message"] = "PASS", "Passes (made so by the test)"
-        if level != names[-1]:
-            # Keep the next level out of reach: a waived finding it requires is not waived.
-            above = set(required[names[names.index(level) + 1]]) - set(required[level])
-            for f in doc["findings"]:
-                if f["rule_id"] in above and f["status"] == "WAIVED":
-                    f.update(status="FAIL", waived=False, waiver=None)
-    _settle(doc)
-    got = expected_certification(doc, levels)
-    assert got.level == level, (got.level, level)
-    cert["level"] = got.level
-    cert["levels"] = [{"name": lv.name, "description": lv.description, "granted": lv.granted,
-                       "blocking": list(lv.blocking), "unevaluated": list(lv.unevaluated)}
-                      for lv in got.levels]
-    return doc
-
-
-def _settle(doc: dict[str, Any]) -> None:
-    """Rules' statuses and the summary from the findings, as imageaudit makes them."""
-    for rule in doc["rules"]:
-        statuses = {Status(f["status"]) for f in doc["findings"] if f["rule_id"] == rule["id"]}
-        rule["status"] = worst_status(statuses).value
-    doc["summary"] = {st: sum(f["status"] == st for f in doc["findings"])
-                      for st in ("PASS", "FAIL", "ERROR", "NOT_APPLICABLE", "WAIVED")}
 
 
 def body(report: dict[str, Any], key: Ed25519PrivateKey | None = AUDITOR_KEY) -> dict[str, Any]:

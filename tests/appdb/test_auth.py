@@ -7,7 +7,8 @@ import pytest
 
 from integrations.appdb.catalogue import Catalogue, Principal
 from integrations.appdb.db import Token
-from tests.appdb.helpers import body, live_server, make_report, sha512_of
+from tests.appdb.helpers import body, live_server, sha512_of
+from tests.builders.reports import make_report
 
 ADMIN = Principal("test", "admin")
 REPORT = body(make_report(sha512_of("a"), "basic"))

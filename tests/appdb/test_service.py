@@ -25,10 +25,10 @@ from tests.appdb.helpers import (
     image_entry,
     imagelist,
     live_server,
-    make_report,
     sha512_of,
 )
 from tests.builders.pki import Pki
+from tests.builders.reports import make_report
 
 SHA = {name: sha512_of(name) for name in ("good", "bad", "suspended", "strict", "old")}
 

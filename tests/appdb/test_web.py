@@ -18,10 +18,10 @@ from tests.appdb.helpers import (
     image_entry,
     imagelist,
     live_server,
-    make_report,
     sha512_of,
     store_report,
 )
+from tests.builders.reports import make_report
 
 HOSTILE = '<img src=x onerror="alert(1)">'
 

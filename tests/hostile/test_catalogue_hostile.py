@@ -34,10 +34,10 @@ from tests.appdb.helpers import (
     image_entry,
     imagelist,
     live_server,
-    make_report,
     sha512_of,
     store_report,
 )
+from tests.builders.reports import make_report
 
 SHA = sha512_of("target")
 OTHER = sha512_of("other")

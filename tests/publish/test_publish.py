@@ -26,7 +26,8 @@ from imageaudit.publish import (
 )
 from imageaudit.signing import KEY_ENV, generate_keypair, load_public_key
 from imageaudit.store import OutboxState, ResultsStore
-from tests.publish.helpers import make_report, run_cli
+from tests.builders.reports import make_report
+from tests.publish.helpers import run_cli
 from tests.publish.stub_catalogue import CatalogueState, StubCatalogue
 
 SHA_A = "a" * 128

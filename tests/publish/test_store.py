@@ -17,7 +17,7 @@ from imageaudit.store import (
     display_url,
     normalize_url,
 )
-from tests.publish.helpers import make_report
+from tests.builders.reports import make_report
 
 SHA = "d" * 128
 CAT = "http://127.0.0.1:9"
