@@ -5,7 +5,8 @@ Devices are named as the libguestfs appliance names them (``/dev/sda1``, logical
 from ``/dev/sda5``, ``/dev/VG/LV``) so the two openers report the same layout. Tables are
 read by our own code (the specs are short); LVM2 metadata by libvslvm over file objects.
 Every count and offset is capped or bounds-checked; a partition past the end of the disk is
-noted and skipped, never read.
+noted and skipped, never read; an extended partition chain that loops, leaves the disk or
+is longer than the cap is an error.
 
 Specs followed: UEFI 2.10 section 5 (GPT), the MBR/EBR layout (Linux ``block/partitions/
 msdos.c``), ext4 superblock (kernel ``fs/ext4/ext4.h``), XFS superblock (``xfs_format.h``),
@@ -105,6 +106,48 @@ def _mbr_entries(sector: bytes) -> list[tuple[int, int, int]]:
     return out
 
 
+def _logicals(disk: BlockDevice, name: str, extended: int,
+              add: Callable[[int, int, int], None], notes: list[str], logical: int) -> int:
+    """Follow the EBR chain of the extended partition at sector ``extended``, numbering its
+    logical partitions from ``logical``; return the next free number.
+
+    A first EBR without the 55AA signature is an empty extended partition (as Linux reads
+    it). Past that, the chain is the disk's word about which partitions exist: a link that
+    loops, leaves the disk, lands on a sector that is no EBR, or runs past
+    :data:`MAX_LOGICAL` EBRs is a :class:`DiskError`, never a shorter list of partitions
+    (a partition fstab names could silently go missing with it).
+    """
+    seen: set[int] = set()
+    ebr, came_from = extended, 0
+    while True:
+        if ebr in seen:
+            raise DiskError(f"{name}: extended partition chain loops (EBR at sector "
+                            f"{came_from} links back to sector {ebr})")
+        if len(seen) >= MAX_LOGICAL:
+            raise DiskError(f"{name}: extended partition chain is longer than "
+                            f"{MAX_LOGICAL} EBRs")
+        seen.add(ebr)
+        if (ebr + 1) * SECTOR > disk.size:
+            where = "the extended partition" if not came_from else f"the EBR at sector {came_from}"
+            raise DiskError(f"{name}: {where} links to an EBR at sector {ebr}, past the end "
+                            f"of the disk ({disk.size // SECTOR} sectors)")
+        data = disk.pread(ebr * SECTOR, SECTOR)
+        if len(data) < SECTOR or data[510:512] != b"\x55\xaa":
+            if not came_from:
+                notes.append(f"{name}: extended partition at sector {ebr} holds no EBR; "
+                             "no logical partitions")
+                return logical
+            raise DiskError(f"{name}: the EBR at sector {came_from} links to sector {ebr}, "
+                            "which is not an EBR (no 55AA signature)")
+        first, second = _mbr_entries(data)[:2]
+        if first[0] and first[0] not in EXTENDED_TYPES:
+            add(logical, ebr + first[1], first[2])
+            logical += 1
+        if second[0] not in EXTENDED_TYPES or not second[2]:
+            return logical  # as Linux: a link is an extended entry with sectors
+        ebr, came_from = extended + second[1], ebr
+
+
 def _mbr(disk: BlockDevice, name: str, notes: list[str]) -> list[Volume] | None:
     sector = disk.pread(0, SECTOR)
     if len(sector) < SECTOR or sector[510:512] != b"\x55\xaa":
@@ -117,7 +160,7 @@ def _mbr(disk: BlockDevice, name: str, notes: list[str]) -> list[Volume] | None:
     disk_id = struct.unpack_from("<I", sector, 440)[0]
     out: list[Volume] = []
 
-    def add(number: int, start: int, count: int) -> None:
+    def add(number: int, start: int, count: int) -> None:  # numbered as Linux numbers them
         device = f"{name}{number}"
         if count == 0 or (start + count) * SECTOR > disk.size:
             notes.append(f"{device}: MBR partition {start}+{count} lies outside the disk; skipped")
@@ -132,22 +175,7 @@ def _mbr(disk: BlockDevice, name: str, notes: list[str]) -> list[Volume] | None:
         if ptype not in EXTENDED_TYPES:
             add(i + 1, start, count)
             continue
-        seen: set[int] = set()
-        ebr = start
-        while ebr and logical < 5 + MAX_LOGICAL:
-            if ebr in seen:
-                notes.append(f"{name}: extended partition chain loops; stopped")
-                break
-            seen.add(ebr)
-            data = disk.pread(ebr * SECTOR, SECTOR)
-            if len(data) < SECTOR or data[510:512] != b"\x55\xaa":
-                notes.append(f"{name}: bad EBR at sector {ebr}; chain stopped")
-                break
-            first, second = _mbr_entries(data)[:2]
-            if first[0]:
-                add(logical, ebr + first[1], first[2])
-                logical += 1
-            ebr = start + second[1] if second[0] in EXTENDED_TYPES and second[1] else 0
+        logical = _logicals(disk, name, start, add, notes, logical)
     return out
 
 
