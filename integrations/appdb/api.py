@@ -27,7 +27,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from integrations.appdb import API_PREFIX
+from integrations.appdb import API_PREFIX, AUTH_FAILURES, AUTH_WINDOW
 from integrations.appdb.catalogue import Catalogue, CatalogueError, Principal
 from integrations.appdb.db import utcnow
 from integrations.appdb.export import Signer, appdb_xml, build_imagelist, secant_xml
@@ -49,8 +49,6 @@ from integrations.appdb.schemas import (
 )
 
 MAX_BODY = 16 * 1024 * 1024
-AUTH_FAILURES = 10
-AUTH_WINDOW = 60.0
 # The web page needs only its own inline style and same-origin links and forms.
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; "
        "base-uri 'none'; frame-ancestors 'none'")

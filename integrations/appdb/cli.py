@@ -10,25 +10,31 @@ import argparse
 import getpass
 import json
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from imageaudit.signing import MAX_KEY_BYTES
-from integrations.appdb import API_PREFIX, DEFAULT_MIN_LEVEL
-from integrations.appdb.api import AUTH_FAILURES, AUTH_WINDOW
-from integrations.appdb.catalogue import CatalogueError, Principal
-from integrations.appdb.db import utcnow
-from integrations.appdb.imagelist import MAX_LIST_BYTES, ImageListError, parse_imagelist
+from integrations.appdb import (
+    API_PREFIX,
+    AUTH_FAILURES,
+    AUTH_WINDOW,
+    DEFAULT_MIN_LEVEL,
+    default_db,
+)
 from integrations.appdb.schemas import ROLES
-from integrations.appdb.server import default_db, open_catalogue, serve
 
+if TYPE_CHECKING:
+    from integrations.appdb.catalogue import Catalogue, Principal
+
+# Building the parser imports only the names above (the schemas for ROLES, the token roles):
+# the service, its database layer and the image-list reader are imported by the commands that
+# use them, so that every other imageaudit command starts without them.
 EXIT_REFUSED = 2
 FETCH_TIMEOUT = 60
 
 
 def _local() -> Principal:
+    from integrations.appdb.catalogue import Principal
+
     return Principal(f"cli:{getpass.getuser()}", "admin")
 
 
@@ -37,7 +43,17 @@ def _fail(message: str) -> int:
     return EXIT_REFUSED
 
 
+def _open(url: str) -> Catalogue:
+    from integrations.appdb.server import open_catalogue
+
+    return open_catalogue(url)
+
+
 def _read_source(src: str) -> bytes:
+    import urllib.request
+
+    from integrations.appdb.imagelist import MAX_LIST_BYTES
+
     if src.startswith(("http://", "https://")):
         with urllib.request.urlopen(src, timeout=FETCH_TIMEOUT) as resp:
             data: bytes = resp.read(MAX_LIST_BYTES + 1)
@@ -48,6 +64,9 @@ def _read_source(src: str) -> bytes:
 
 def _remote(url: str, token: str, method: str, path: str, body: bytes | None,
             ctype: str = "application/json") -> tuple[int, Any]:
+    import urllib.error
+    import urllib.request
+
     req = urllib.request.Request(url.rstrip("/") + API_PREFIX + path, data=body, method=method,
                                  headers={"Authorization": f"Bearer {token}",
                                           "Content-Type": ctype})
@@ -69,6 +88,8 @@ def _target(args: argparse.Namespace) -> bool:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from integrations.appdb.server import serve
+
     try:
         serve(args.db, host=args.host, port=args.port, sign_cert=args.sign_cert,
               sign_key=args.sign_key, ca_dir=args.ca_dir, base_url=args.base_url,
@@ -80,6 +101,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    import urllib.error
+
+    from integrations.appdb.catalogue import CatalogueError
+    from integrations.appdb.db import utcnow
+    from integrations.appdb.imagelist import ImageListError, parse_imagelist
+
     try:
         data = _read_source(args.source)
         ca = Path(args.verify_with) if args.verify_with else None
@@ -94,7 +121,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             return _fail(f"catalogue answered {status}: {doc.get('detail')}")
     else:
         try:
-            doc = open_catalogue(args.db).import_imagelist(il, _local(), vo=args.vo).model_dump()
+            doc = _open(args.db).import_imagelist(il, _local(), vo=args.vo).model_dump()
         except CatalogueError as exc:
             return _fail(exc.message)
     print(f"imported image list {doc['list_identifier']} "
@@ -104,6 +131,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_suspend(args: argparse.Namespace, lift: bool = False) -> int:
+    from integrations.appdb.catalogue import CatalogueError
+
     if _target(args):
         body = None if lift else json.dumps({"reason": args.reason}).encode()
         status, doc = _remote(args.url, args.token, "DELETE" if lift else "POST",
@@ -111,7 +140,7 @@ def cmd_suspend(args: argparse.Namespace, lift: bool = False) -> int:
         if status != 200:
             return _fail(f"catalogue answered {status}: {doc.get('detail')}")
     else:
-        cat = open_catalogue(args.db)
+        cat = _open(args.db)
         try:
             if lift:
                 cat.unsuspend(args.image_id, _local())
@@ -128,19 +157,22 @@ def cmd_unsuspend(args: argparse.Namespace) -> int:
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
-    token = open_catalogue(args.db).create_token(args.name or args.role, args.role, _local())
+    token = _open(args.db).create_token(args.name or args.role, args.role, _local())
     print(token)
     return 0
 
 
 def cmd_auditor_add(args: argparse.Namespace) -> int:
+    from imageaudit.signing import MAX_KEY_BYTES
+    from integrations.appdb.catalogue import CatalogueError
+
     try:
         with Path(args.public_key).open("rb") as fh:
             pem = fh.read(MAX_KEY_BYTES)
     except OSError as exc:
         return _fail(f"cannot read {args.public_key}: {exc.strerror or exc}")
     try:
-        kid = open_catalogue(args.db).add_auditor_key(args.name, pem, _local())
+        kid = _open(args.db).add_auditor_key(args.name, pem, _local())
     except CatalogueError as exc:
         return _fail(exc.message)
     print(f"auditor {args.name}: key {kid} registered")
@@ -148,7 +180,7 @@ def cmd_auditor_add(args: argparse.Namespace) -> int:
 
 
 def cmd_auditor_list(args: argparse.Namespace) -> int:
-    keys = open_catalogue(args.db).auditor_keys()
+    keys = _open(args.db).auditor_keys()
     if args.format == "json":
         print(json.dumps([k.model_dump() for k in keys], indent=2))
         return 0
@@ -160,8 +192,10 @@ def cmd_auditor_list(args: argparse.Namespace) -> int:
 
 
 def cmd_auditor_revoke(args: argparse.Namespace) -> int:
+    from integrations.appdb.catalogue import CatalogueError
+
     try:
-        open_catalogue(args.db).revoke_auditor_key(args.key_id, _local())
+        _open(args.db).revoke_auditor_key(args.key_id, _local())
     except CatalogueError as exc:
         return _fail(exc.message)
     print(f"key {args.key_id} revoked")

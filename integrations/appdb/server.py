@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 
-from integrations.appdb import DEFAULT_MIN_LEVEL
-from integrations.appdb.api import AUTH_FAILURES, AUTH_WINDOW, Settings, create_app
+from integrations.appdb import AUTH_FAILURES, AUTH_WINDOW, DEFAULT_MIN_LEVEL
+from integrations.appdb.api import Settings, create_app
 from integrations.appdb.catalogue import Catalogue
 from integrations.appdb.db import make_engine
 from integrations.appdb.export import Signer, SigningIdentity
 from integrations.appdb.migrate import upgrade
 from integrations.appdb.verify import known_levels
-
-DB_ENV = "IMAGEAUDIT_CATALOGUE_DB"
-DEFAULT_DB = "sqlite:///catalogue.db"
-
-
-def default_db() -> str:
-    """The database URL from ``$IMAGEAUDIT_CATALOGUE_DB``, else ``sqlite:///catalogue.db``."""
-    return os.environ.get(DB_ENV) or DEFAULT_DB
 
 
 def open_catalogue(url: str, *, min_level: str = DEFAULT_MIN_LEVEL,
