@@ -52,7 +52,7 @@ def extended_disk(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _table(disk)
     assert _ebr_link(disk, EXTENDED) == (5, EBR2 - EXTENDED, L6 + L6_SIZE - EBR2)
     assert _ebr_link(disk, EBR2)[0] == 0  # the chain ends at logical 6
-    tree = directory_of(STANDARD, "simple", work / "tree")  # fstab: LABEL=auditroot
+    tree = directory_of(STANDARD, "simple", work / "tree")  # type: ignore[arg-type]
     data = work / "data-tree"
     (data / "not-an-os").mkdir(parents=True)
     for fs, src, sectors, label, uuid in (
