@@ -15,11 +15,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from imageaudit.vulns import feeds_apk, feeds_debian, feeds_rpm
-from imageaudit.vulns.sync import FeedError, SnapshotFeed, SnapshotWriter, open_snapshot
+if TYPE_CHECKING:
+    from imageaudit.vulns.sync import SnapshotFeed, SnapshotWriter
 
+# The feed readers are imported by the commands that run them, not to build the parser: the
+# mirror options default to None, which stands for each reader's own mirror.
 SYNC_EXTENSIONS: tuple[str, ...] = ("imageaudit.vulns.osv_feed",)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -51,10 +53,10 @@ def add_parsers(subparsers: Any) -> None:
                       help="Ubuntu releases, e.g. jammy,noble (-security and -updates)")
     sync.add_argument("--with-release", action="store_true",
                       help="also index the release suite itself (point-release updates)")
-    sync.add_argument("--debian-mirror", default=feeds_debian.DEBIAN_MIRROR)
-    sync.add_argument("--debian-security-mirror", default=feeds_debian.DEBIAN_SECURITY_MIRROR)
-    sync.add_argument("--ubuntu-mirror", default=feeds_debian.UBUNTU_MIRROR)
-    sync.add_argument("--ubuntu-security-mirror", default=feeds_debian.UBUNTU_SECURITY_MIRROR)
+    sync.add_argument("--debian-mirror")
+    sync.add_argument("--debian-security-mirror")
+    sync.add_argument("--ubuntu-mirror")
+    sync.add_argument("--ubuntu-security-mirror")
     sync.add_argument("--keyring", type=Path, action="append", default=[],
                       help="keyring(s) to verify InRelease with (default: the archive keyring)")
     sync.add_argument("--arch", type=_csv, default=["amd64"], metavar="ARCHES",
@@ -67,7 +69,7 @@ def add_parsers(subparsers: Any) -> None:
                       help="an rpm repository carrying only security updates")
     sync.add_argument("--alpine", type=_csv, default=[], metavar="BRANCHES",
                       help="Alpine branches, e.g. v3.19,v3.20 (main and community)")
-    sync.add_argument("--alpine-mirror", default=feeds_apk.ALPINE_MIRROR)
+    sync.add_argument("--alpine-mirror")
     sync.add_argument("--alpine-arch", default="x86_64")
     for module in _extensions():
         module.add_sync_arguments(sync)
@@ -78,6 +80,8 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def _rpm_specs(values: list[str]) -> list[tuple[str, str]]:
+    from imageaudit.vulns.sync import FeedError
+
     specs = []
     for value in values:
         release, sep, url = value.partition("=")
@@ -87,10 +91,12 @@ def _rpm_specs(values: list[str]) -> list[tuple[str, str]]:
     return specs
 
 
-Job = Callable[[SnapshotWriter], SnapshotFeed]
+Job = Callable[["SnapshotWriter"], "SnapshotFeed"]
 
 
 def _jobs(args: argparse.Namespace) -> list[tuple[str, Job]]:
+    from imageaudit.vulns import feeds_apk, feeds_debian, feeds_rpm
+
     keyrings: list[Path] = list(args.keyring)
     jobs: list[tuple[str, Job]] = []
     for distro, releases in (("debian", args.debian), ("ubuntu", args.ubuntu)):
@@ -111,14 +117,17 @@ def _jobs(args: argparse.Namespace) -> list[tuple[str, Job]]:
                                     security=security_only)
             jobs.append((f"rpm {release}", job))
     for branch in args.alpine:
+        mirror = feeds_apk.ALPINE_MIRROR if args.alpine_mirror is None else args.alpine_mirror
         job = functools.partial(feeds_apk.sync_index, branch=branch, arch=args.alpine_arch,
-                                mirror=args.alpine_mirror)
+                                mirror=mirror)
         jobs.append((f"alpine {branch}", job))
     return jobs
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """Run every requested feed; publish the snapshot only when all of them succeeded."""
+    from imageaudit.vulns.sync import FeedError, SnapshotWriter
+
     try:
         jobs = _jobs(args)
     except FeedError as exc:
@@ -155,6 +164,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Print the feeds of a snapshot, their dates and how they were verified."""
+    from imageaudit.vulns.sync import FeedError, open_snapshot
+
     try:
         snapshot = open_snapshot(args.dir or default_cache_dir())
     except FeedError as exc:

@@ -18,25 +18,20 @@ import sys
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, TextIO
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from imageaudit.errors import UsageError
-from imageaudit.publish import (
-    ONE_TRY,
-    TOKEN_ENV,
-    Outcome,
-    PublishError,
-    PublishResult,
-    RetryPolicy,
-    catalogue_base,
-    check_token,
-    flush_outbox,
-    publish,
-)
-from imageaudit.signing import KEY_ENV, SigningError, generate_keypair, load_private_key
-from imageaudit.store import OutboxState, ResultsStore, StoreError, display_url
+
+# The two names the options' help texts show. The rest of the publisher (HTTP, signing, the
+# results store) is imported by the commands that use it.
+from imageaudit.publish import TOKEN_ENV
+from imageaudit.signing import KEY_ENV
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from imageaudit.publish import PublishResult, RetryPolicy
+    from imageaudit.store import ResultsStore
 
 # A report is a few MB at most; refuse to load something far larger by mistake.
 MAX_REPORT_BYTES = 256 * 1024 * 1024
@@ -57,6 +52,8 @@ def resolve_signing_key(path: str | Path | None) -> Ed25519PrivateKey:
     """The auditor's key from ``--signing-key`` or ``$IMAGEAUDIT_SIGNING_KEY``; a usage error
     when neither is given or the file is not an Ed25519 private key (the catalogue refuses
     unsigned reports, so nothing is sent without one)."""
+    from imageaudit.signing import SigningError, load_private_key
+
     chosen = path or os.environ.get(KEY_ENV)
     if not chosen:
         raise UsageError(f"no signing key: give --signing-key FILE or set {KEY_ENV} "
@@ -68,6 +65,8 @@ def resolve_signing_key(path: str | Path | None) -> Ed25519PrivateKey:
 
 
 def _open_store(url: str | None) -> ResultsStore:
+    from imageaudit.store import ResultsStore, StoreError
+
     try:
         return ResultsStore.open(url)
     except StoreError as exc:
@@ -93,6 +92,8 @@ def _load_report(path: str) -> dict[str, Any]:
 
 def exit_code(results: Sequence[PublishResult]) -> int:
     """0 all delivered, 2 any refused for good, else 1 (something kept for later)."""
+    from imageaudit.publish import Outcome
+
     if any(r.outcome is Outcome.FAILED for r in results):
         return EXIT_REFUSED
     if any(r.outcome is Outcome.QUEUED for r in results):
@@ -113,6 +114,8 @@ def _warn_plain_http(url: str, err: TextIO) -> None:
 
 
 def _policy(args: argparse.Namespace) -> RetryPolicy:
+    from imageaudit.publish import RetryPolicy
+
     tries = getattr(args, "tries", None)
     backoff = getattr(args, "backoff", None)
     timeout = getattr(args, "timeout", None)
@@ -137,6 +140,8 @@ def publish_reports(reports: Sequence[Mapping[str, Any] | _HasToJson], catalogue
     ``sources`` (optional, per report) is what the results store records as the report's
     source; by default the report's own ``image.source``.
     """
+    from imageaudit.publish import PublishError, catalogue_base, check_token, publish
+
     err = err or sys.stderr
     token = resolve_token(token)
     try:
@@ -175,6 +180,8 @@ def _when(value: object) -> str:
 
 def cmd_outbox_list(args: argparse.Namespace) -> int:
     """``imageaudit outbox list``: pending and failed entries (``--all``: sent ones too)."""
+    from imageaudit.store import OutboxState
+
     states = None if args.all else (OutboxState.PENDING, OutboxState.FAILED)
     with _open_store(args.store) as store:
         entries = store.entries(states=states)
@@ -208,6 +215,9 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
 
 def cmd_outbox_flush(args: argparse.Namespace) -> int:
     """``imageaudit outbox flush [--catalogue URL]``: send what is pending (one try each)."""
+    from imageaudit.publish import ONE_TRY, PublishError, catalogue_base, flush_outbox
+    from imageaudit.store import OutboxState, display_url
+
     token = resolve_token(args.token)
     key = resolve_signing_key(args.signing_key)
     with _open_store(args.store) as store:
@@ -250,6 +260,8 @@ def cmd_outbox_flush(args: argparse.Namespace) -> int:
 
 def cmd_keys_generate(args: argparse.Namespace) -> int:
     """``imageaudit keys generate KEY_FILE``: a new Ed25519 pair; prints the key id."""
+    from imageaudit.signing import SigningError, generate_keypair
+
     private = Path(args.key_file)
     public = Path(args.public) if args.public else private.with_name(private.name + ".pub")
     try:
