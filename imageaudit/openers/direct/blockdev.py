@@ -9,7 +9,10 @@ never a path it could resolve. Nothing here writes.
 from __future__ import annotations
 
 import os
+import re
 from typing import Protocol
+
+_LIBYAL_FRAME = re.compile(r"^\w+: ")
 
 
 class DiskError(Exception):
@@ -48,6 +51,25 @@ class FdWindow:
                 break
             out += chunk
         return bytes(out)
+
+
+def libyal_reason(exc: BaseException) -> str:
+    """The why of a libyal error, short enough for one line.
+
+    libyal chains one message a frame: ``pyX_...: unable to read data. libX_inner: unable to
+    read grain data. libfdata_...: unable to read element data at offset: N. ...`` (the
+    binding first, then innermost to outermost). The binding's generic message goes, each
+    frame loses its function name, and the three innermost say what and where.
+    """
+    parts = [p.strip().rstrip(".") for p in str(exc).split(". ") if p.strip()]
+    if len(parts) > 1 and parts[0].startswith("py"):
+        parts = parts[1:]
+    kept: list[str] = []
+    for part in parts:
+        text = _LIBYAL_FRAME.sub("", part)
+        if text not in kept:
+            kept.append(text)
+    return "; ".join(kept[:3])[:400]
 
 
 def read_exact(dev: BlockDevice, offset: int, size: int, what: str) -> bytes:
@@ -141,5 +163,6 @@ class LibyalDevice:
         try:
             data = self.handle.read_buffer_at_offset(size, offset)  # type: ignore[attr-defined]
         except (OSError, OverflowError) as exc:
-            raise DiskError(f"{self.what}: cannot read {size} bytes at {offset}: {exc}") from exc
+            raise DiskError(f"{self.what}: cannot read {size} bytes at {offset}: "
+                            f"{libyal_reason(exc)}") from exc
         return bytes(data)

@@ -13,6 +13,7 @@ from imageaudit.openers.direct.blockdev import (
     DiskError,
     FileObject,
     LibyalDevice,
+    libyal_reason,
 )
 from imageaudit.openers.direct.qcow2 import Qcow2
 from imageaudit.openers.direct.vdi import Vdi
@@ -34,7 +35,7 @@ def _vmdk(file: BlockDevice) -> BlockDevice:
         handle.open_extent_data_files_as_file_objects([FileObject(file)])
         return LibyalDevice(handle, handle.get_media_size(), "vmdk")
     except OSError as exc:
-        raise DiskError(f"libvmdk cannot read the VMDK: {exc}") from exc
+        raise DiskError(f"libvmdk cannot read the VMDK: {libyal_reason(exc)}") from exc
 
 
 def _vhdi(file: BlockDevice, fmt: str) -> BlockDevice:
@@ -47,7 +48,7 @@ def _vhdi(file: BlockDevice, fmt: str) -> BlockDevice:
             raise DiskError(f"{fmt} image is differencing (has a parent)")
         return LibyalDevice(handle, handle.get_media_size(), fmt)
     except OSError as exc:
-        raise DiskError(f"libvhdi cannot read the {fmt}: {exc}") from exc
+        raise DiskError(f"libvhdi cannot read the {fmt}: {libyal_reason(exc)}") from exc
 
 
 def open_container(fmt: str, file: BlockDevice) -> BlockDevice:

@@ -46,8 +46,11 @@ class Vdi:
         if blocks * block_size < disk_size:
             raise DiskError(f"VDI holds {blocks} blocks of {block_size}, less than its "
                             f"disk size {disk_size}")
-        if offset_bmap < HEADER or offset_data < offset_bmap + blocks * 4:
-            raise DiskError("VDI block map or data area overlaps the header")
+        if offset_bmap < HEADER:
+            raise DiskError(f"VDI block map at {offset_bmap} overlaps the header")
+        if offset_data < offset_bmap + blocks * 4:
+            raise DiskError(f"VDI block map of {blocks} entries at {offset_bmap} runs into the "
+                            f"data area at {offset_data}")
         raw = read_exact(file, offset_bmap, blocks * 4, "VDI block map")
         self.map = struct.unpack(f"<{blocks}I", raw)
         self.block_size = block_size

@@ -27,6 +27,7 @@ from imageaudit.openers.direct.blockdev import (
     FileObject,
     LibyalDevice,
     Slice,
+    libyal_reason,
 )
 
 SECTOR = 512
@@ -283,7 +284,8 @@ def _lvm(pvs: list[Volume], notes: list[str]) -> list[Volume]:
                               dev=LibyalDevice(lv, lv.get_size(), f"LV {lv.get_name()}")))
         return out
     except OSError as exc:
-        raise DiskError(f"libvslvm cannot read the LVM2 volume group: {exc}") from exc
+        raise DiskError(f"libvslvm cannot read the LVM2 volume group: "
+                        f"{libyal_reason(exc)}") from exc
 
 
 def discover(disk: BlockDevice, name: str = "/dev/sda",
