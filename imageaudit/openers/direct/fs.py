@@ -8,7 +8,10 @@ requests to the child, answered in chunks of at most :data:`~.protocol.MAX_READ_
 
 Any failure of the child (an error it reports, a crash, a signal from an rlimit or the
 seccomp filter, a timeout, a malformed frame) is one :class:`DirectError` naming the image
-and the reason; the child is then killed and reaped, and nothing is left behind.
+and the reason; the child is then killed and reaped, and nothing is left behind. The open and
+each read request have wall-clock bounds (:class:`Limits`, by default from
+:data:`OPEN_TIMEOUT_ENV` and :data:`READ_TIMEOUT_ENV`); a child killed for any reason serves
+no further read, each one a :class:`DirectError` saying why.
 """
 
 from __future__ import annotations
@@ -41,6 +44,13 @@ from imageaudit.openers.formatcheck import DEFAULT_MAX_VIRTUAL_SIZE
 
 DEFAULT_MAX_READ_BYTES = 16 * 1024**3
 STDERR_KEEP = 4096
+# Wall-clock bounds, in seconds, from the environment: the whole open (container, volumes,
+# filesystems, the walk of the tree) and each read request after it. Past one, the child is
+# killed and the open or the read is one DirectError; the image serves no further read.
+OPEN_TIMEOUT_ENV = "IMAGEAUDIT_DIRECT_OPEN_TIMEOUT"
+READ_TIMEOUT_ENV = "IMAGEAUDIT_DIRECT_READ_TIMEOUT"
+DEFAULT_OPEN_TIMEOUT = 600.0
+DEFAULT_READ_TIMEOUT = 120.0
 
 
 class DirectError(ImageFSError):
@@ -58,13 +68,28 @@ class DirectUnsupported(DirectError):
         self.reason = reason
 
 
+def _seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise DirectError(f"${name}: {raw!r} is not a number of seconds") from exc
+    if not 0 < value < float("inf"):
+        raise DirectError(f"${name}: {raw!r} must be more than 0 seconds")
+    return value
+
+
 @dataclass
 class Limits:
     max_entries: int = DEFAULT_WALK_LIMIT
     max_virtual_size: int = DEFAULT_MAX_VIRTUAL_SIZE
     max_read_bytes: int = DEFAULT_MAX_READ_BYTES
-    open_timeout: float = 600.0
-    read_timeout: float = 120.0
+    open_timeout: float = field(
+        default_factory=lambda: _seconds(OPEN_TIMEOUT_ENV, DEFAULT_OPEN_TIMEOUT))
+    read_timeout: float = field(
+        default_factory=lambda: _seconds(READ_TIMEOUT_ENV, DEFAULT_READ_TIMEOUT))
     confine: Settings = field(default_factory=Settings)
 
 
@@ -92,6 +117,7 @@ class _Child:
         assert self.proc.stdin and self.proc.stdout and self.proc.stderr
         self.out = self.proc.stdout.fileno()
         self.err_tail = b""
+        self.stopped: str | None = None  # why the child was killed, once it was
         self._drain = threading.Thread(target=self._read_stderr, daemon=True)
         self._drain.start()
         self.send(proto.frame(b"C", json.dumps(config).encode()))
@@ -104,19 +130,23 @@ class _Child:
 
     def send(self, data: bytes) -> None:
         assert self.proc.stdin is not None
+        if self.stopped is not None:
+            raise DirectError(f"{self.label}: the parser is no longer running "
+                              f"({self.stopped})")
         try:
             self.proc.stdin.write(data)
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError) as exc:
             raise self.failure(f"cannot talk to the parser: {exc}") from None
 
-    def _exact(self, n: int, deadline: float) -> bytes:
+    def _exact(self, n: int, deadline: float, what: str) -> bytes:
         out = bytearray()
         while len(out) < n:
             left = deadline - time.monotonic()
             if left <= 0:
-                self.kill()
-                raise DirectError(f"{self.label}: the parser did not answer in time")
+                self.kill(f"it did not answer {what}")
+                raise DirectError(f"{self.label}: the parser did not answer {what}; "
+                                  "it was stopped")
             ready, _, _ = select.select([self.out], [], [], left)
             if not ready:
                 continue
@@ -126,17 +156,17 @@ class _Child:
             out += chunk
         return bytes(out)
 
-    def frame(self, timeout: float) -> tuple[bytes, bytes]:
-        deadline = time.monotonic() + timeout
+    def frame(self, deadline: float, what: str) -> tuple[bytes, bytes]:
+        """The next frame, by ``deadline`` (``time.monotonic``); ``what`` names the bound."""
         try:
-            kind, length = proto.parse_head(self._exact(proto.HEAD_SIZE, deadline))
+            kind, length = proto.parse_head(self._exact(proto.HEAD_SIZE, deadline, what))
         except proto.ProtocolError as exc:
-            self.kill()
+            self.kill("malformed answer")
             raise DirectError(f"{self.label}: malformed answer from the parser: {exc}") from exc
-        return kind, self._exact(length, deadline) if length else b""
+        return kind, self._exact(length, deadline, what) if length else b""
 
     def failure(self, what: str) -> DirectError:
-        code = self.kill()
+        code = self.kill(what)
         why = ""
         if code is not None and code < 0:
             sig = -code
@@ -147,7 +177,9 @@ class _Child:
         last = f" ({tail[-1][:300]})" if tail else ""
         return DirectError(f"{self.label}: {what}{why}{last}")
 
-    def kill(self) -> int | None:
+    def kill(self, why: str = "closed") -> int | None:
+        if self.stopped is None:
+            self.stopped = why
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
@@ -214,9 +246,11 @@ class DirectFS(TreeImageFS):
 
     def _load(self) -> dict[str, object]:
         deadline = time.monotonic() + self._limits.open_timeout
+        bound = (f"with the tree within the open bound of {self._limits.open_timeout:g} s "
+                 f"(${OPEN_TIMEOUT_ENV})")
         count = 0
         while True:
-            kind, payload = self._child.frame(max(deadline - time.monotonic(), 0.001))
+            kind, payload = self._child.frame(deadline, bound)
             if kind == b"T":
                 try:
                     for rec in _records(payload):
@@ -229,12 +263,15 @@ class DirectFS(TreeImageFS):
                         else:
                             self._add(rec)
                 except proto.ProtocolError as exc:
-                    self._child.kill()
+                    self._child.kill("malformed tree")
                     raise DirectError(f"{self.info.source}: malformed tree from the parser: "
                                       f"{exc}") from exc
                 continue
             if kind == b"I":
-                details = json.loads(payload)
+                try:
+                    details = json.loads(payload)
+                except ValueError:
+                    details = None
                 if not isinstance(details, dict):
                     raise DirectError(f"{self.info.source}: malformed details from the parser")
                 return details
@@ -251,14 +288,17 @@ class DirectFS(TreeImageFS):
         while remaining > 0:
             want = min(remaining, proto.MAX_READ_CHUNK)
             self._child.send(proto.encode_read(handle, pos, want))
-            kind, payload = self._child.frame(self._limits.read_timeout)
+            kind, payload = self._child.frame(
+                time.monotonic() + self._limits.read_timeout,
+                f"a read of {path} within {self._limits.read_timeout:g} s "
+                f"(${READ_TIMEOUT_ENV})")
             if kind == b"E":
                 raise ImageFSError(f"{path}: cannot read: "
                                    f"{payload.decode('utf-8', 'replace')[:500]}")
             if kind != b"D":
                 raise _answer_error(self._child, self.info.source, kind, payload)
             if len(payload) > want:
-                self._child.kill()
+                self._child.kill("it sent more than was asked")
                 raise DirectError(f"{self.info.source}: the parser sent more than was asked")
             if not payload:
                 break
@@ -282,12 +322,12 @@ def _records(payload: bytes) -> list[proto.Record]:
 def _answer_error(child: _Child, source: str, kind: bytes, payload: bytes) -> DirectError:
     text = payload.decode("utf-8", "replace")[:proto.MAX_ERROR_BYTES]
     if kind == b"U":
-        child.kill()
+        child.kill("it does not read this image")
         return DirectUnsupported(f"{source}: not read by the direct reader: {text}", text)
     if kind == b"E":
-        child.kill()
+        child.kill(f"it failed: {text[:300]}")
         return DirectError(f"{source}: {text}")
-    child.kill()
+    child.kill(f"unexpected answer {kind!r}")
     return DirectError(f"{source}: unexpected answer {kind!r} from the parser")
 
 
@@ -342,6 +382,7 @@ def open_direct(path: str | Path, *, offset: int = 0, length: int | None = None,
     try:
         details = fs._load()
     except BaseException:
+        child.kill("the open failed")  # at once: a child still sending would hold close()
         fs.close()
         raise
     notes = details.pop("notes", [])
