@@ -132,6 +132,9 @@ def confine(settings: Settings, preload: object = None) -> Applied:
     applied.rlimits = True
     if settings.network_namespace:
         applied.netns = new_netns(libc)
+        if applied.netns.startswith("no"):
+            # The seccomp filter still forbids every socket call; said, not hidden.
+            applied.problems.append(f"no network namespace: {applied.netns[4:]}")
     if settings.drop_root:
         try:
             applied.user = drop_root()
