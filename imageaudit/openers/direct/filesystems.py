@@ -97,7 +97,8 @@ class Filesystem:
 
     def children(self, entry: Entry) -> Iterator[tuple[bytes, Entry] | OSError]:
         """``(name, entry)`` of each child (no ``.``/``..``); an :class:`OSError` for one that
-        cannot be read (undecodable name, corrupt directory block)."""
+        cannot be read (undecodable name, corrupt directory block, an inode the library
+        refuses), an :class:`EntryError` saying which one when the count is known."""
         try:
             count = entry.get_number_of_sub_file_entries()
         except OSError as exc:
@@ -108,7 +109,7 @@ class Filesystem:
                 child = entry.get_sub_file_entry(i)
                 name = child.get_name().encode("utf-8")
             except OSError as exc:
-                yield exc
+                yield EntryError(i, count, exc)
                 continue
             yield name, child
 
@@ -126,6 +127,16 @@ class Filesystem:
             return self.volume.get_file_entry_by_path(path)
         except OSError:
             return None
+
+
+class EntryError(OSError):
+    """Entry ``index`` (from 0) of the ``count`` a directory holds could not be read."""
+
+    def __init__(self, index: int, count: int, cause: OSError) -> None:
+        super().__init__(str(cause))
+        self.index = index
+        self.count = count
+        self.cause = cause
 
 
 def short_error(exc: BaseException) -> str:

@@ -14,6 +14,7 @@ records (:mod:`.protocol`) through a callback.
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
 import re
 import stat as stat_mod
@@ -21,8 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from imageaudit.openers.direct import protocol as proto
-from imageaudit.openers.direct.blockdev import DiskError, Unsupported
-from imageaudit.openers.direct.filesystems import READABLE, Filesystem, short_error
+from imageaudit.openers.direct.blockdev import DiskError, Unsupported, libyal_reason
+from imageaudit.openers.direct.filesystems import (
+    READABLE,
+    EntryError,
+    Filesystem,
+    short_error,
+)
 from imageaudit.openers.direct.volumes import Layout, Volume
 
 MAX_FSTAB = 1024 * 1024
@@ -161,6 +167,18 @@ class WalkState:
     notes: list[str] = field(default_factory=list)
 
 
+def _unlistable(device: str, path: bytes, entry: object, exc: OSError) -> DiskError:
+    """The error of a directory that cannot be listed: which one (path and inode), which
+    entry of it when known, and why."""
+    where = path.decode("utf-8", "replace") or "/"
+    with contextlib.suppress(OSError):
+        where += f" (inode {entry.get_inode_number()})"  # type: ignore[attr-defined]
+    if isinstance(exc, EntryError):
+        return DiskError(f"{device}: directory {where} cannot be listed: entry "
+                         f"{exc.index + 1} of {exc.count}: {libyal_reason(exc.cause)}")
+    return DiskError(f"{device}: directory {where} cannot be listed: {short_error(exc)}")
+
+
 def walk(plan: Plan, filesystems: dict[str, Filesystem], max_entries: int,
          emit: Callable[[bytes], None]) -> WalkState:
     """Emit a record for every entry under ``/`` (the root itself included, path ``/``)."""
@@ -216,9 +234,7 @@ def walk(plan: Plan, filesystems: dict[str, Filesystem], max_entries: int,
             if isinstance(item, OSError):
                 if "UTF-8" not in str(item):
                     # A directory we cannot list fully would be a silently incomplete tree.
-                    where = path.decode("utf-8", "replace") or "/"
-                    raise DiskError(f"{device}: directory {where} cannot be listed: "
-                                    f"{short_error(item)}")
+                    raise _unlistable(device, path, entry, item)
                 state.undecodable += 1
                 continue
             name, child = item

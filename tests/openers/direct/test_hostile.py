@@ -4,6 +4,7 @@ with the parser child reaped; the image is never changed."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -166,9 +167,24 @@ def test_ext4_directory_loop_is_noted_not_followed(tmp_path: Path) -> None:
         assert len(walked) < 20
 
 
-def test_inode_with_absurd_size(tmp_path: Path) -> None:
-    image = _ext4(tmp_path, "size", "sif /etc/big size 0x7fffffffffffffff")
-    _refused(image, r"directory /etc cannot be listed: .*out of bounds")
+def _inode(image: Path, path: str) -> int:
+    out = subprocess.run(["debugfs", "-R", f"stat {path}", str(image)], check=True,
+                         capture_output=True, text=True).stdout
+    return int(out.split("Inode:", 1)[1].split()[0])
+
+
+@pytest.mark.parametrize(("victim", "directory", "entries"),
+                         [("/etc/big", "/etc", 2), ("/d/f", "/d", 1), ("/a", "/", 4)])
+def test_inode_with_absurd_size(victim: str, directory: str, entries: int,
+                                tmp_path: Path) -> None:
+    """The chosen behaviour: the whole open fails, naming the image, the directory (path and
+    inode) and which of its entries libfsext refuses; never a tree without the file."""
+    image = _ext4(tmp_path, "size", f"sif {victim} size 0x7fffffffffffffff")
+    ino = _inode(image, directory)
+    err = _refused(image, rf"^{image}: /dev/sda: directory {re.escape(directory)} \(inode "
+                          rf"{ino}\) cannot be listed: entry \d of {entries}: invalid inode - "
+                          r"data size value out of bounds; ")
+    assert type(err) is DirectError
 
 
 def test_btrfs_is_unsupported_not_an_error(tmp_path: Path) -> None:
