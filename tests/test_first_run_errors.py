@@ -79,7 +79,8 @@ def test_missing_libguestfs(tmp_path: Path) -> None:
     # --system-site-packages (or a machine without python3-guestfs) gives.
     code = ("import sys; sys.modules['guestfs'] = None; "
             "from imageaudit.cli.main import main; sys.exit(main())")
-    proc = run(["scan", "vm.qcow2"], tmp_path, prefix=[str(VENV / "python"), "-I", "-c", code])
+    proc = run(["scan", "vm.qcow2", "--opener", "guestfs"], tmp_path,
+               prefix=[str(VENV / "python"), "-I", "-c", code])
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [f"imageaudit: error: {GUESTFS_MISSING}"]
 
@@ -152,8 +153,8 @@ def test_kvm_unusable_is_one_note_line(tmp_path: Path, monkeypatch: pytest.Monke
     from imageaudit.example import build_disk
 
     disk = build_disk(write_tree(CLEAN, tmp_path / "root"), tmp_path / "clean.qcow2", size_mb=32)
-    proc = run(["scan", str(disk), "--require", "basic", "--format", "json", "-o", "r.json"],
-               tmp_path)
+    proc = run(["scan", str(disk), "--opener", "guestfs", "--require", "basic", "--format",
+                "json", "-o", "r.json"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     notes = [line for line in proc.stderr.splitlines() if line.startswith("note: libguestfs")]
     if not notes:

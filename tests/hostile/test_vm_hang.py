@@ -106,7 +106,7 @@ def test_stuck_kvm_falls_back_to_tcg_and_a_stuck_read_ends(
     monkeypatch.setenv(kvm.KVM_TIMEOUT_ENV, str(KVM_BOUND))
     disk = _disk()
     start = time.monotonic()
-    fs = open_image(str(disk))
+    fs = open_image(str(disk), opener="guestfs")
     opened = time.monotonic() - start
     try:
         assert isinstance(fs, GuestfsFS)
@@ -153,7 +153,7 @@ def test_stuck_kvm_falls_back_to_tcg_and_a_stuck_read_ends(
 
 def _scan(tmp: Path, env: dict[str, str], disk: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "imageaudit", "scan", str(disk), "-q"],
+        [sys.executable, "-m", "imageaudit", "scan", str(disk), "-q", "--opener", "guestfs"],
         cwd=tmp, env={**os.environ, **env}, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )

@@ -40,7 +40,7 @@ from imageaudit.imagefs import (
 from imageaudit.openers import formatparse as fp
 from imageaudit.openers.direct import protocol as proto
 from imageaudit.openers.direct.confine import Settings
-from imageaudit.openers.formatcheck import DEFAULT_MAX_VIRTUAL_SIZE
+from imageaudit.openers.formatcheck import DEFAULT_MAX_VIRTUAL_SIZE, UnsafeImageError
 
 DEFAULT_MAX_READ_BYTES = 16 * 1024**3
 STDERR_KEEP = 4096
@@ -55,6 +55,11 @@ DEFAULT_READ_TIMEOUT = 120.0
 
 class DirectError(ImageFSError):
     """The direct reader could not open or read the image; the message says which and why."""
+
+
+class UnsafeDisk(DirectError, UnsafeImageError):
+    """The header check refused the disk (backing file, oversized...): it is refused whatever
+    reads it, so ``auto`` never hands it to libguestfs."""
 
 
 class DirectUnsupported(DirectError):
@@ -343,9 +348,9 @@ def check_header(fd: int, label: str, offset: int, length: int,
     try:
         fmt, vsize, details = fp.detect(read, length)
     except fp.Refused as exc:
-        raise DirectError(f"{label}: {exc}") from None
+        raise UnsafeDisk(f"{label}: {exc}") from None
     if vsize > max_virtual_size:
-        raise DirectError(f"{label}: virtual size {vsize} bytes is over the cap of "
+        raise UnsafeDisk(f"{label}: virtual size {vsize} bytes is over the cap of "
                           f"{max_virtual_size} bytes")
     return fmt, vsize, details
 
