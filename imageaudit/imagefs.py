@@ -20,6 +20,7 @@ same rules.
 from __future__ import annotations
 
 import fnmatch
+import os
 import posixpath
 import stat as stat_mod
 from abc import ABC, abstractmethod
@@ -137,6 +138,21 @@ class OpenInfo:
     source: str  # what the user named
     notes: list[str] = field(default_factory=list)
     details: dict[str, object] = field(default_factory=dict)
+
+
+def env_seconds(name: str, default: float) -> float:
+    """A bound in seconds from the environment variable ``name``, ``default`` when unset; an
+    :class:`ImageFSError` naming the variable for anything but a finite number above 0."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ImageFSError(f"${name}: {raw!r} is not a number of seconds") from exc
+    if not 0 < value < float("inf"):
+        raise ImageFSError(f"${name}: {raw!r} must be more than 0 seconds")
+    return value
 
 
 def normalize(path: str) -> str:

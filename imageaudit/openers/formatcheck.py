@@ -78,13 +78,19 @@ def sniff(path: str | Path, offset: int = 0, length: int | None = None,
             length = file_size - offset
         if offset < 0 or length < 0 or offset + length > file_size:
             raise UnsafeImageError(f"{name}: byte range {offset}+{length} outside the file")
-        win = _Window(fd, offset, length)
-        try:
-            fmt, vsize, details = fp.detect(win.read, length)
-        except fp.Refused as exc:
-            raise UnsafeImageError(f"{name}: {exc}") from None
+        return sniff_fd(fd, name, offset, length, max_virtual_size)
     finally:
         os.close(fd)
+
+
+def sniff_fd(fd: int, name: str, offset: int, length: int,
+             max_virtual_size: int = DEFAULT_MAX_VIRTUAL_SIZE) -> FormatInfo:
+    """:func:`sniff` on an open descriptor, for the ``length`` bytes at ``offset``."""
+    win = _Window(fd, offset, length)
+    try:
+        fmt, vsize, details = fp.detect(win.read, length)
+    except fp.Refused as exc:
+        raise UnsafeImageError(f"{name}: {exc}") from None
     if vsize > max_virtual_size:
         raise UnsafeImageError(
             f"{name}: virtual size {vsize} bytes is over the cap of {max_virtual_size} bytes"

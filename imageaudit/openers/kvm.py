@@ -33,7 +33,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from imageaudit.imagefs import ImageFSError
+from imageaudit.imagefs import ImageFSError, env_seconds
 
 TCG_ENV = "IMAGEAUDIT_GUESTFS_TCG"
 TCG_CACHE_NAME = "guestfs-force-tcg"
@@ -70,23 +70,10 @@ class Bounds:
     def from_env(cls) -> Bounds:
         """The bounds from :data:`KVM_TIMEOUT_ENV` and friends, defaults where unset."""
         return cls(
-            kvm_launch=_seconds(KVM_TIMEOUT_ENV, DEFAULT_KVM_TIMEOUT),
-            launch=_seconds(LAUNCH_TIMEOUT_ENV, DEFAULT_LAUNCH_TIMEOUT),
-            call=_seconds(CALL_TIMEOUT_ENV, DEFAULT_CALL_TIMEOUT),
+            kvm_launch=env_seconds(KVM_TIMEOUT_ENV, DEFAULT_KVM_TIMEOUT),
+            launch=env_seconds(LAUNCH_TIMEOUT_ENV, DEFAULT_LAUNCH_TIMEOUT),
+            call=env_seconds(CALL_TIMEOUT_ENV, DEFAULT_CALL_TIMEOUT),
         )
-
-
-def _seconds(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ImageFSError(f"${name}: {raw!r} is not a number of seconds") from exc
-    if not value > 0:
-        raise ImageFSError(f"${name}: {raw!r} must be more than 0 seconds")
-    return value
 
 
 def tcg_cache() -> Path:

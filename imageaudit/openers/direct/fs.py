@@ -1,7 +1,7 @@
 """The parent side: check the header, start the confined parser child, hold the tree it sends.
 
 :func:`open_direct` opens the image once (``O_NOFOLLOW``), runs the pure-Python header check
-of :mod:`imageaudit.openers.formatparse` on *that* descriptor (no second open of the path
+of :mod:`imageaudit.openers.formatcheck` on *that* descriptor (no second open of the path
 that could be swapped in between), and hands the descriptor to the child, which never sees a
 path. The tree comes back in bounded frames and fills a :class:`TreeImageFS`; reads are
 requests to the child, answered in chunks of at most :data:`~.protocol.MAX_READ_CHUNK`.
@@ -36,11 +36,11 @@ from imageaudit.imagefs import (
     ImageFSError,
     OpenInfo,
     TreeImageFS,
+    env_seconds,
 )
-from imageaudit.openers import formatparse as fp
 from imageaudit.openers.direct import protocol as proto
 from imageaudit.openers.direct.confine import Settings
-from imageaudit.openers.formatcheck import DEFAULT_MAX_VIRTUAL_SIZE, UnsafeImageError
+from imageaudit.openers.formatcheck import DEFAULT_MAX_VIRTUAL_SIZE, UnsafeImageError, sniff_fd
 
 DEFAULT_MAX_READ_BYTES = 16 * 1024**3
 STDERR_KEEP = 4096
@@ -73,28 +73,15 @@ class DirectUnsupported(DirectError):
         self.reason = reason
 
 
-def _seconds(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise DirectError(f"${name}: {raw!r} is not a number of seconds") from exc
-    if not 0 < value < float("inf"):
-        raise DirectError(f"${name}: {raw!r} must be more than 0 seconds")
-    return value
-
-
 @dataclass
 class Limits:
     max_entries: int = DEFAULT_WALK_LIMIT
     max_virtual_size: int = DEFAULT_MAX_VIRTUAL_SIZE
     max_read_bytes: int = DEFAULT_MAX_READ_BYTES
     open_timeout: float = field(
-        default_factory=lambda: _seconds(OPEN_TIMEOUT_ENV, DEFAULT_OPEN_TIMEOUT))
+        default_factory=lambda: env_seconds(OPEN_TIMEOUT_ENV, DEFAULT_OPEN_TIMEOUT))
     read_timeout: float = field(
-        default_factory=lambda: _seconds(READ_TIMEOUT_ENV, DEFAULT_READ_TIMEOUT))
+        default_factory=lambda: env_seconds(READ_TIMEOUT_ENV, DEFAULT_READ_TIMEOUT))
     confine: Settings = field(default_factory=Settings)
 
 
@@ -336,25 +323,6 @@ def _answer_error(child: _Child, source: str, kind: bytes, payload: bytes) -> Di
     return DirectError(f"{source}: unexpected answer {kind!r} from the parser")
 
 
-def check_header(fd: int, label: str, offset: int, length: int,
-                 max_virtual_size: int) -> tuple[str, int, dict[str, object]]:
-    """The pure-Python header check of :mod:`~imageaudit.openers.formatparse`, on ``fd``."""
-
-    def read(pos: int, size: int) -> bytes:
-        if pos < 0 or pos >= length:
-            return b""
-        return os.pread(fd, min(size, length - pos), offset + pos)
-
-    try:
-        fmt, vsize, details = fp.detect(read, length)
-    except fp.Refused as exc:
-        raise UnsafeDisk(f"{label}: {exc}") from None
-    if vsize > max_virtual_size:
-        raise UnsafeDisk(f"{label}: virtual size {vsize} bytes is over the cap of "
-                          f"{max_virtual_size} bytes")
-    return fmt, vsize, details
-
-
 def open_direct(path: str | Path, *, offset: int = 0, length: int | None = None,
                 limits: Limits | None = None, source: str | None = None) -> DirectFS:
     """Open a VM disk (or a disk at ``offset``/``length`` inside a file, e.g. an OVA member)
@@ -372,9 +340,12 @@ def open_direct(path: str | Path, *, offset: int = 0, length: int | None = None,
             length = size - offset
         if offset < 0 or length < 0 or offset + length > size:
             raise DirectError(f"{label}: byte range {offset}+{length} outside the file")
-        fmt, vsize, _details = check_header(fd, label, offset, length, limits.max_virtual_size)
+        try:
+            header = sniff_fd(fd, label, offset, length, limits.max_virtual_size)
+        except UnsafeImageError as exc:
+            raise UnsafeDisk(str(exc)) from None
         config = {
-            "fd": fd, "offset": offset, "length": length, "format": fmt,
+            "fd": fd, "offset": offset, "length": length, "format": header.format,
             "max_entries": limits.max_entries, "max_read_bytes": limits.max_read_bytes,
             "confine": asdict(limits.confine),
         }
@@ -382,7 +353,7 @@ def open_direct(path: str | Path, *, offset: int = 0, length: int | None = None,
         child = _Child(fd, config, label)
     finally:
         os.close(fd)  # the child holds its own copy
-    info = OpenInfo(kind="vm", format=fmt, source=label)
+    info = OpenInfo(kind="vm", format=header.format, source=label)
     fs = DirectFS(info, child, limits)
     try:
         details = fs._load()
@@ -398,6 +369,6 @@ def open_direct(path: str | Path, *, offset: int = 0, length: int | None = None,
         info.notes.extend(f"confinement: {p}" for p in problems)
     info.details.update(details)
     info.details["opener"] = "direct"
-    info.details["virtual_size"] = vsize
+    info.details["virtual_size"] = header.virtual_size
     info.details["total_open_s"] = round(time.monotonic() - start, 3)
     return fs

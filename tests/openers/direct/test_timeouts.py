@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from imageaudit.imagefs import ImageFSError
 from imageaudit.openers.direct import DirectError, Limits, open_direct
 from imageaudit.openers.direct.fs import (
     DEFAULT_OPEN_TIMEOUT,
@@ -104,6 +105,6 @@ def test_bounds_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
 def test_a_bad_bound_is_refused(raw: str, direct_images: dict[str, Path],
                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(READ_TIMEOUT_ENV, raw)
-    with pytest.raises(DirectError, match=rf"^\${READ_TIMEOUT_ENV}: '{raw}' "):
+    with pytest.raises(ImageFSError, match=rf"^\${READ_TIMEOUT_ENV}: '{raw}' "):
         open_direct(direct_images["qcow2"])
     assert _children_alive() == []
