@@ -65,3 +65,20 @@ def assert_same_tree(a: ImageFS, b: ImageFS, *, mtime: bool = False) -> None:
     """Fail with every difference listed when ``a`` and ``b`` do not show the same tree."""
     diffs = tree_differences(a, b, mtime=mtime)
     assert not diffs, "trees differ:\n" + "\n".join(diffs[:50])
+
+
+FS_ROOT_EXTRAS = ("lost+found",)
+
+
+def without_fs_extras(snap: dict[str, Row]) -> dict[str, Row]:
+    """Drop what mkfs adds (lost+found at each filesystem root) from a :func:`snapshot`."""
+    out: dict[str, Row] = {}
+    for path, row in snap.items():
+        if any(f"/{extra}" in path for extra in FS_ROOT_EXTRAS):
+            continue
+        if row[0] == "dir":
+            names = row[-1]
+            assert isinstance(names, tuple)
+            row = (*row[:-1], tuple(n for n in names if n not in FS_ROOT_EXTRAS))
+        out[path] = row
+    return out

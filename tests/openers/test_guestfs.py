@@ -13,35 +13,18 @@ import pytest
 
 from imageaudit.openers.directory import DirectoryFS
 from imageaudit.openers.guestfs import GuestfsFS
-from tests.builders.compare import snapshot
+from tests.builders.compare import snapshot, without_fs_extras
 from tests.builders.vm import SHARED_IMAGES, STANDARD, directory_of, sha256_file
 
 pytestmark = [pytest.mark.guestfs, pytest.mark.slow]
-
-FS_ROOT_EXTRAS = ("lost+found",)
-
-
-def _without_fs_extras(snap: dict[str, tuple[object, ...]]) -> dict[str, tuple[object, ...]]:
-    """Drop what mkfs adds (lost+found at each filesystem root)."""
-    out: dict[str, tuple[object, ...]] = {}
-    for path, row in snap.items():
-        if any(f"/{extra}" in path for extra in FS_ROOT_EXTRAS):
-            continue
-        if row[0] == "dir":
-            names = row[-1]
-            assert isinstance(names, tuple)
-            row = (*row[:-1], tuple(n for n in names if n not in FS_ROOT_EXTRAS))
-        out[path] = row
-    return out
-
 
 @pytest.mark.parametrize("name", list(SHARED_IMAGES))
 def test_same_tree_as_directory(name: str, shared_vms: Any, tmp_path: Path) -> None:
     fs, _path, _sha = shared_vms[name]
     layout, _fmt = SHARED_IMAGES[name]
     with DirectoryFS(directory_of(STANDARD, layout, tmp_path / "root")) as ref:
-        expected = _without_fs_extras(snapshot(ref))
-    got = _without_fs_extras(snapshot(fs))
+        expected = without_fs_extras(snapshot(ref))
+    got = without_fs_extras(snapshot(fs))
     diffs = [p for p in sorted(expected.keys() | got.keys()) if expected.get(p) != got.get(p)]
     assert not diffs, [(p, expected.get(p), got.get(p)) for p in diffs[:10]]
 

@@ -8,33 +8,18 @@ import pytest
 
 from imageaudit.openers.direct import open_direct
 from imageaudit.openers.directory import DirectoryFS
-from tests.builders.compare import snapshot
+from tests.builders.compare import snapshot, without_fs_extras
 from tests.builders.vm import CANARY_HOST_PATH, STANDARD, directory_of, sha256_file
 from tests.openers.direct.conftest import APPLIANCE_BUILT, EXT_IMAGES
-
-FS_ROOT_EXTRAS = ("lost+found",)
-
-
-def _without_fs_extras(snap: dict[str, tuple[object, ...]]) -> dict[str, tuple[object, ...]]:
-    out: dict[str, tuple[object, ...]] = {}
-    for path, row in snap.items():
-        if any(f"/{extra}" in path for extra in FS_ROOT_EXTRAS):
-            continue
-        if row[0] == "dir":
-            names = row[-1]
-            assert isinstance(names, tuple)
-            row = (*row[:-1], tuple(n for n in names if n not in FS_ROOT_EXTRAS))
-        out[path] = row
-    return out
 
 
 def _check(image: Path, layout: str, tmp_path: Path) -> None:
     before = sha256_file(image)
     tree = directory_of(STANDARD, layout, tmp_path / "root")  # type: ignore[arg-type]
     with DirectoryFS(tree) as ref:
-        expected = _without_fs_extras(snapshot(ref))
+        expected = without_fs_extras(snapshot(ref))
     with open_direct(image) as fs:
-        got = _without_fs_extras(snapshot(fs))
+        got = without_fs_extras(snapshot(fs))
         assert fs.info.kind == "vm"
         assert fs.info.details["opener"] == "direct"
     diffs = [p for p in sorted(expected.keys() | got.keys()) if expected.get(p) != got.get(p)]
