@@ -14,7 +14,7 @@ from typing import Any
 
 from imageaudit.cli.options import add_open_options
 from imageaudit.errors import UsageError
-from imageaudit.report.sbom import FORMATS, sbom_of_facts
+from imageaudit.report import SBOM_FORMATS
 
 
 def cmd_sbom(args: argparse.Namespace) -> int:
@@ -22,6 +22,7 @@ def cmd_sbom(args: argparse.Namespace) -> int:
     from imageaudit.identity import identify_image
     from imageaudit.openers.detect import is_daemon_input
     from imageaudit.pipeline import gather_facts
+    from imageaudit.report.sbom import sbom_of_facts
 
     facts = gather_facts(args.image, progress=not args.quiet, input_kind=args.input_kind,
                          opener=args.opener)
@@ -48,7 +49,7 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument(
         "image", help="VM disk, container archive, OCI layout, docker://REF or directory"
     )
-    p.add_argument("--format", choices=list(FORMATS), default=FORMATS[0])
+    p.add_argument("--format", choices=list(SBOM_FORMATS), default=SBOM_FORMATS[0])
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     add_open_options(p)

@@ -20,6 +20,9 @@ FORMATS: dict[str, str] = {
     "html": "html",
 }
 
+# SBOM formats written by :mod:`imageaudit.report.sbom` (from the facts, not the report).
+SBOM_FORMATS = ("cyclonedx-json",)
+
 
 def render(report: Report, fmt: str) -> str:
     """The report in format ``fmt`` (one of :data:`FORMATS`)."""
@@ -32,4 +35,4 @@ def render(report: Report, fmt: str) -> str:
     return text
 
 
-__all__ = ["FORMATS", "render"]
+__all__ = ["FORMATS", "SBOM_FORMATS", "render"]

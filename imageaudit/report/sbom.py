@@ -26,8 +26,9 @@ from packageurl import PackageURL
 from imageaudit import __version__
 from imageaudit.facts.os import os_value
 from imageaudit.facts.packages.model import InstalledPackage
+from imageaudit.report import SBOM_FORMATS
 
-FORMATS = ("cyclonedx-json",)
+FORMATS = SBOM_FORMATS
 _PURL_TYPE = {"dpkg": "deb", "rpm": "rpm", "apk": "apk"}
 # os-release IDs whose purl namespace differs from the ID (purl-spec "rpm" namespaces).
 _NAMESPACE = {"rhel": "redhat", "ol": "oracle", "opensuse-leap": "opensuse",
