@@ -7,6 +7,7 @@ import dataclasses
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,18 +110,30 @@ class Judge:
 
 
 def scan_one(spec: str, judge: Judge, options: ScanOptions) -> Report:
-    """Open, collect, judge and certify one image."""
-    facts = gather_facts(spec, progress=options.progress, input_kind=options.input_kind,
-                         opener=options.opener)
-    console = Console(stderr=True) if options.progress else None
-    if options.feeds_dir is not None:
-        from imageaudit.vulns.match import assess
+    """Open, collect, judge and certify one image.
 
-        with _status(console, f"Matching packages against the feeds in {options.feeds_dir}"):
-            facts = dataclasses.replace(facts, vulnerabilities=assess(facts, options.feeds_dir))
-    with _status(console, f"Hashing {spec}"):
-        daemon = is_daemon_input(spec, options.input_kind)
-        identity = None if daemon else identify_image(spec)
+    The image file is hashed in a thread while its facts are collected: hashing releases the
+    GIL, and a VM disk is parsed in a child process, so the two overlap.
+    """
+    daemon = is_daemon_input(spec, options.input_kind)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="imageaudit-hash") as pool:
+        hashing = None if daemon else pool.submit(identify_image, spec)
+        try:
+            facts = gather_facts(spec, progress=options.progress, input_kind=options.input_kind,
+                                 opener=options.opener)
+        except BaseException:
+            if hashing is not None:
+                hashing.cancel()
+            raise
+        console = Console(stderr=True) if options.progress else None
+        if options.feeds_dir is not None:
+            from imageaudit.vulns.match import assess
+
+            with _status(console, f"Matching packages against the feeds in {options.feeds_dir}"):
+                facts = dataclasses.replace(facts,
+                                            vulnerabilities=assess(facts, options.feeds_dir))
+        with _status(console, f"Hashing {spec}"):
+            identity = None if hashing is None else hashing.result()
     judging = f"Judging {spec} with {len(judge.rules)} rules (password checks included)"
     with _status(console, judging):
         return scan_facts(
