@@ -6,6 +6,7 @@ error."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -38,13 +39,46 @@ print(json.dumps(out))
 
 def _run(image: Path, *wrapper: str) -> dict[str, object]:
     env = {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(image.parent),
-           "PYTHONPATH": str(REPO), "LANG": "C.UTF-8"}
-    proc = subprocess.run([*wrapper, sys.executable, "-c", SCRIPT, str(image)], env=env,
+           "LANG": "C.UTF-8"}
+    python = image.parent / "venv" / "bin" / "python"
+    proc = subprocess.run([*wrapper, str(python), "-I", "-c", SCRIPT, str(image)], env=env,
                           cwd=image.parent, capture_output=True, text=True, timeout=120,
                           check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result: dict[str, object] = json.loads(proc.stdout)
     return result
+
+
+# What the reader imports beyond the standard library and the system's site packages (the
+# seccomp binding), copied beside the package where nobody may read them.
+THIRD_PARTY = ("pyfsext", "pyfsxfs", "pyvhdi", "pyvmdk", "pyvslvm", "zstandard")
+
+
+def _nobody_python(where: Path) -> None:
+    """A virtual environment under ``where`` that nobody can run the reader from, whatever the
+    project's own venv permits (it may live under a 0700 home): the system Python, a copy of
+    the package and of the reader's libraries, found through a .pth file."""
+    lib = where / "lib"
+    shutil.copytree(REPO / "imageaudit", lib / "imageaudit",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in THIRD_PARTY:
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.origin is not None, name
+        origin = Path(spec.origin)
+        if spec.submodule_search_locations:
+            shutil.copytree(origin.parent, lib / name,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copyfile(origin, lib / origin.name)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages",
+                    str(where / "venv")], check=True)
+    purelib = subprocess.run(
+        [str(where / "venv" / "bin" / "python"), "-c",
+         "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True).stdout.strip()
+    Path(purelib, "imageaudit-nobody.pth").write_text(f"{lib}\n")
+    for path in [where, *where.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else (path.stat().st_mode | 0o444))
 
 
 AS_NOBODY = ("setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups")
@@ -57,6 +91,7 @@ def shared(direct_images: dict[str, Path]) -> Iterator[Path]:
         pytest.skip("needs root and setpriv to become nobody")
     where = Path(tempfile.mkdtemp(prefix="imageaudit-nobody-"))
     try:
+        _nobody_python(where)
         where.chmod(0o755)
         image = where / "disk.qcow2"
         shutil.copyfile(direct_images["qcow2"], image)
