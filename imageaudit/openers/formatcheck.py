@@ -73,14 +73,21 @@ def sniff(path: str | Path, offset: int = 0, length: int | None = None,
     except OSError as exc:
         raise UnsafeImageError(f"{name}: cannot open: {exc.strerror}") from exc
     try:
-        file_size = os.fstat(fd).st_size
-        if length is None:
-            length = file_size - offset
-        if offset < 0 or length < 0 or offset + length > file_size:
-            raise UnsafeImageError(f"{name}: byte range {offset}+{length} outside the file")
+        length = byte_range(fd, name, offset, length)
         return sniff_fd(fd, name, offset, length, max_virtual_size)
     finally:
         os.close(fd)
+
+
+def byte_range(fd: int, name: str, offset: int, length: int | None) -> int:
+    """The length of the image at ``offset`` in the open file (to its end when ``None``);
+    :class:`UnsafeImageError` when the range does not lie inside the file."""
+    file_size = os.fstat(fd).st_size
+    if length is None:
+        length = file_size - offset
+    if offset < 0 or length < 0 or offset + length > file_size:
+        raise UnsafeImageError(f"{name}: byte range {offset}+{length} outside the file")
+    return length
 
 
 def sniff_fd(fd: int, name: str, offset: int, length: int,

@@ -40,7 +40,12 @@ from imageaudit.imagefs import (
 )
 from imageaudit.openers.direct import protocol as proto
 from imageaudit.openers.direct.confine import Settings
-from imageaudit.openers.formatcheck import DEFAULT_MAX_VIRTUAL_SIZE, UnsafeImageError, sniff_fd
+from imageaudit.openers.formatcheck import (
+    DEFAULT_MAX_VIRTUAL_SIZE,
+    UnsafeImageError,
+    byte_range,
+    sniff_fd,
+)
 
 DEFAULT_MAX_READ_BYTES = 16 * 1024**3
 STDERR_KEEP = 4096
@@ -335,12 +340,8 @@ def open_direct(path: str | Path, *, offset: int = 0, length: int | None = None,
     except OSError as exc:
         raise DirectError(f"{label}: cannot open: {exc.strerror}") from exc
     try:
-        size = os.fstat(fd).st_size
-        if length is None:
-            length = size - offset
-        if offset < 0 or length < 0 or offset + length > size:
-            raise DirectError(f"{label}: byte range {offset}+{length} outside the file")
         try:
+            length = byte_range(fd, label, offset, length)
             header = sniff_fd(fd, label, offset, length, limits.max_virtual_size)
         except UnsafeImageError as exc:
             raise UnsafeDisk(str(exc)) from None
