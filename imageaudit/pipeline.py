@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -116,14 +117,14 @@ def scan_one(spec: str, judge: Judge, options: ScanOptions) -> Report:
     GIL, and a VM disk is parsed in a child process, so the two overlap.
     """
     daemon = is_daemon_input(spec, options.input_kind)
+    stop = threading.Event()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="imageaudit-hash") as pool:
-        hashing = None if daemon else pool.submit(identify_image, spec)
+        hashing = None if daemon else pool.submit(identify_image, spec, stop=stop)
         try:
             facts = gather_facts(spec, progress=options.progress, input_kind=options.input_kind,
                                  opener=options.opener)
         except BaseException:
-            if hashing is not None:
-                hashing.cancel()
+            stop.set()  # an image that cannot be read is reported now, not after its hash
             raise
         console = Console(stderr=True) if options.progress else None
         if options.feeds_dir is not None:
