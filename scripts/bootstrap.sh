@@ -13,7 +13,7 @@ debs=(python3 python3-venv python3-seccomp python3-guestfs libguestfs-tools libg
       fdisk lvm2 btrfs-progs libcrypt1 openssl "linux-image-$(dpkg --print-architecture)" gpgv
       debian-archive-keyring)
 if (( want_tests )); then
-    debs+=(mmdebstrap docker.io dpkg-dev apt-utils chromium postgresql rpm db-util gpg gpg-agent)
+    debs+=(mmdebstrap docker.io docker-registry dpkg-dev apt-utils chromium postgresql rpm db-util gpg gpg-agent)
 fi
 missing=()
 for p in "${debs[@]}"; do
