@@ -110,16 +110,18 @@ class Judge:
         return cls(rules, load_levels(levels_file), waivers)
 
 
-def scan_one(spec: str, judge: Judge, options: ScanOptions) -> Report:
+def scan_one(spec: str, judge: Judge, options: ScanOptions, source: str | None = None) -> Report:
     """Open, collect, judge and certify one image.
 
     The image file is hashed in a thread while its facts are collected: hashing releases the
-    GIL, and a VM disk is parsed in a child process, so the two overlap.
+    GIL, and a VM disk is parsed in a child process, so the two overlap. ``source`` is what
+    the report names the image by when that is not ``spec`` (a batch names a fetched image by
+    its URL, not by its place in the cache).
     """
     daemon = is_daemon_input(spec, options.input_kind)
     stop = threading.Event()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="imageaudit-hash") as pool:
-        hashing = None if daemon else pool.submit(identify_image, spec, stop=stop)
+        hashing = None if daemon else pool.submit(identify_image, spec, source, stop=stop)
         try:
             facts = gather_facts(spec, progress=options.progress, input_kind=options.input_kind,
                                  opener=options.opener)
@@ -142,7 +144,7 @@ def scan_one(spec: str, judge: Judge, options: ScanOptions) -> Report:
             judge.rules,
             judge.levels,
             judge.waivers,
-            identity or ImageIdentity(source=spec),
+            identity or ImageIdentity(source=source or spec),
             validity_days=options.expiry_days,
         )
 

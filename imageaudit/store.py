@@ -1,4 +1,5 @@
-"""The results database: every published report, and the outbox of reports still to deliver.
+"""The results database: every published report, the outbox of reports still to deliver, and
+what batches audited (so that a batch resumes and never audits the same image twice).
 
 SQLite by default (``$XDG_DATA_HOME/imageaudit/results.db``), PostgreSQL by URL. Written with
 SQLAlchemy Core so the same statements run on both. The outbox has one row per (report id,
@@ -12,7 +13,7 @@ from __future__ import annotations
 import enum
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +59,36 @@ outbox_table = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False),
 )
 
+# What a batch audited: one row per audit key (the image's SHA-512 and everything the result
+# depends on: rules, levels, feeds, waivers, tool version). A key found here is not audited
+# again; the row names the stored report, or the reason the image could not be audited.
+audits_table = sa.Table(
+    "audits",
+    metadata,
+    sa.Column("audit_key", sa.String(64), primary_key=True),
+    sa.Column("image_sha512", sa.String(128), nullable=False, index=True),
+    sa.Column(
+        "report_id",
+        sa.String(64),
+        sa.ForeignKey("reports.report_id", ondelete="CASCADE"),
+        nullable=True,
+    ),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+# The SHA-512 of local image files, so that a second batch over the same files decides what is
+# already audited without reading them: valid while path, size, mtime and inode are unchanged.
+file_hashes_table = sa.Table(
+    "file_hashes",
+    metadata,
+    sa.Column("path", sa.String(4096), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("mtime_ns", sa.BigInteger, nullable=False),
+    sa.Column("inode", sa.BigInteger, nullable=False),
+    sa.Column("sha512", sa.String(128), nullable=False),
+)
+
 meta_table = sa.Table(
     "store_meta",
     metadata,
@@ -89,6 +120,17 @@ class OutboxEntry:
     last_error: str | None
     next_attempt: datetime | None
     sent_at: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """A finished audit: the report it produced, or why the image could not be audited."""
+
+    audit_key: str
+    image_sha512: str
+    report_id: str | None
+    error: str | None
     created_at: datetime
 
 
@@ -375,6 +417,57 @@ class ResultsStore:
         with self.engine.begin() as conn:
             return int(conn.execute(query.values(state=OutboxState.PENDING.value)).rowcount)
 
+    # Audits (batch)
+
+    def record_audit(self, audit_key: str, image_sha512: str, *, report_id: str | None = None,
+                     error: str | None = None, replace: bool = False) -> None:
+        """Remember a finished audit (its report must be saved first). An existing row is kept
+        unless ``replace`` (``batch --force``), so a repeated record changes nothing."""
+        row = {
+            "audit_key": audit_key,
+            "image_sha512": image_sha512[:128],
+            "report_id": report_id,
+            "error": None if error is None else error[:4096],
+            "created_at": _naive(utcnow()),
+        }
+        with self.engine.begin() as conn:
+            if replace:
+                conn.execute(audits_table.delete().where(audits_table.c.audit_key == audit_key))
+            conn.execute(self._insert_ignore(audits_table).values(**row))
+
+    def audits(self, audit_keys: Iterable[str]) -> dict[str, AuditRecord]:
+        """The finished audits among ``audit_keys``."""
+        keys = list(dict.fromkeys(audit_keys))
+        found: dict[str, AuditRecord] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), 500):
+                rows = conn.execute(sa.select(audits_table).where(
+                    audits_table.c.audit_key.in_(keys[start:start + 500])))
+                for r in rows:
+                    found[r.audit_key] = AuditRecord(
+                        audit_key=r.audit_key, image_sha512=r.image_sha512,
+                        report_id=r.report_id, error=r.error,
+                        created_at=_aware(r.created_at) or utcnow(),
+                    )
+        return found
+
+    def known_hash(self, path: str, *, size: int, mtime_ns: int, inode: int) -> str | None:
+        """The SHA-512 remembered for this file, if it has not changed since."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(file_hashes_table).where(
+                file_hashes_table.c.path == path)).first()
+        if row is None or (row.size, row.mtime_ns, row.inode) != (size, mtime_ns, inode):
+            return None
+        return str(row.sha512)
+
+    def remember_hash(self, path: str, *, size: int, mtime_ns: int, inode: int,
+                      sha512: str) -> None:
+        """Remember a file's SHA-512 (replacing what was remembered for the path)."""
+        with self.engine.begin() as conn:
+            conn.execute(file_hashes_table.delete().where(file_hashes_table.c.path == path))
+            conn.execute(self._insert_ignore(file_hashes_table).values(
+                path=path, size=size, mtime_ns=mtime_ns, inode=inode, sha512=sha512))
+
     def _insert_ignore(self, table: sa.Table) -> Any:
         # INSERT ... ON CONFLICT DO NOTHING: a concurrent publisher's row wins quietly, and
         # the transaction stays usable (a failed INSERT aborts it on PostgreSQL).
@@ -415,6 +508,7 @@ class ResultsStore:
 
 
 __all__ = [
+    "AuditRecord",
     "OutboxEntry",
     "OutboxState",
     "ResultsStore",
