@@ -91,6 +91,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from imageaudit.cli.batch import add_parsers as add_batch_parsers
     from imageaudit.cli.feeds import add_parsers as add_feeds_parsers
     from imageaudit.cli.publish import add_parsers as add_publish_parsers
     from imageaudit.cli.publish import add_scan_arguments
@@ -137,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_scan_arguments(p)
     p.set_defaults(func=cmd_scan)
 
+    add_batch_parsers(sub)
     add_publish_parsers(sub)
     add_feeds_parsers(sub)
     add_sbom_parsers(sub)

@@ -1,0 +1,98 @@
+"""The process that audits one image of a batch: ``python -m imageaudit.batch.child REQUEST
+RESULT``.
+
+A batch worker starts one of these per image (:mod:`imageaudit.batch.task`) so that an image
+that crashes the reader, exhausts memory or never finishes takes only this process with it: the
+worker kills it, reports an error for that image and goes on. It reads the request (JSON: the
+image, how to judge it, which outputs to render), runs the same pipeline as ``imageaudit scan``
+and writes the result (JSON) to the file it was given, atomically; nothing is written on
+stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+
+def _options(request: dict[str, Any]) -> Any:
+    from imageaudit.pipeline import ScanOptions
+
+    def path(key: str) -> Path | None:
+        value = request.get(key)
+        return Path(value) if value else None
+
+    return ScanOptions(
+        rules_dir=path("rules_dir"),
+        levels_file=path("levels_file"),
+        waivers_file=path("waivers_file"),
+        feeds_dir=path("feeds_dir"),
+        expiry_days=request.get("expiry_days"),
+        progress=False,
+        input_kind=request.get("input_kind") or "auto",
+        opener=request.get("opener") or "auto",
+    )
+
+
+def audit(request: dict[str, Any]) -> dict[str, Any]:
+    """Scan the image the request names; the report and its rendered outputs, or an error."""
+    from imageaudit.errors import describe_user_error
+    from imageaudit.pipeline import Judge, scan_one
+    from imageaudit.report import render
+
+    try:
+        options = _options(request)
+        judge = Judge.load(options)
+        report = scan_one(request["path"], judge, options, source=request.get("source"))
+        rendered = {fmt: render(report, fmt) for fmt in request.get("formats", [])}
+    except MemoryError:
+        return {"error": "ran out of memory while auditing the image", "retryable": True}
+    except Exception as exc:
+        known = describe_user_error(exc)
+        if known is not None:
+            # The image (or the configuration) is at fault: the same audit fails the same way.
+            return {"error": known, "retryable": False}
+        detail = traceback.format_exception_only(exc)[-1].strip()
+        return {"error": f"internal error: {detail}", "retryable": True}
+    return {"report": report.to_json(), "rendered": rendered}
+
+
+PARENT_ENV = "IMAGEAUDIT_BATCH_PARENT"
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to kill this process when the worker that started it dies, so that a
+    worker killed mid-audit leaves no orphan audit running."""
+    import ctypes
+    import os
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    expected = os.environ.get(PARENT_ENV)
+    if expected and os.getppid() != int(expected):
+        os._exit(1)  # the worker died before the request was even read
+
+
+def main(argv: list[str]) -> int:
+    _die_with_parent()
+    if len(argv) != 2:
+        print("usage: python -m imageaudit.batch.child REQUEST.json RESULT.json", file=sys.stderr)
+        return 2
+    request_path, result_path = (Path(a) for a in argv)
+    request = json.loads(request_path.read_text(encoding="utf-8"))
+    result = audit(request)
+    tmp = result_path.with_name(result_path.name + ".tmp")
+    tmp.write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(result_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
