@@ -150,11 +150,13 @@ def _directory_items(spec: str, path: Path) -> tuple[list[BatchItem], list[str]]
     if len(entries) > MAX_DIRECTORY_ENTRIES:
         raise SourceError(f"{spec}: more than {MAX_DIRECTORY_ENTRIES} entries")
     for entry in entries:
-        if not entry.is_file(follow_symlinks=False) or entry.name.startswith("."):
+        if not entry.is_file() or entry.name.startswith("."):
             continue
-        child = Path(entry.path)
+        # A link in the directory (``latest.qcow2``) is read as the file it names: the image
+        # readers open no symbolic link themselves.
+        child = Path(os.path.realpath(entry.path))
         if _is_image_file(child):
-            items.append(BatchItem(source=str(child), kind="path", locator=str(child),
+            items.append(BatchItem(source=entry.path, kind="path", locator=str(child),
                                    inputs=(spec,)))
         else:
             skipped += 1
