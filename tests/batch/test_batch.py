@@ -63,7 +63,7 @@ def by_source(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def table_count(tmp: Path, table: str) -> int:
     with sqlite3.connect(tmp / "results.db") as db:
-        return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
+        return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
 
 def test_lists_wrong_checksum_404_and_a_shared_image(images: list[Path], tmp_path: Path) -> None:
@@ -184,7 +184,7 @@ def test_time_and_memory_caps_are_the_image_s_errors(images: list[Path], tmp_pat
 
 def _alive(proc: psutil.Process) -> bool:
     try:
-        return proc.status() != psutil.STATUS_ZOMBIE
+        return bool(proc.status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
 
@@ -267,7 +267,7 @@ def test_external_scheduler_survives_a_worker_killed_mid_image(
             time.sleep(0.2)
         assert worker is not None, "no worker ever fetched the victim"
         worker.kill()
-        out, err = driver.communicate(timeout=300)
+        _, err = driver.communicate(timeout=300)
     assert driver.returncode == 0, err
     results = by_source(summary(tmp_path))
     dead = results[slow.url(f"/{victim.name}")]["error"]
