@@ -43,6 +43,7 @@ from integrations.appdb.schemas import (
     SuspendRequest,
     TokenCreated,
     TokenRequest,
+    VersionSummary,
     VoRequest,
     format_time,
     json_detail,
@@ -243,6 +244,14 @@ def create_app(catalogue: Catalogue, settings: Settings | None = None) -> FastAP
                     q: Annotated[str | None, Query(max_length=200)] = None,
                     limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> list[ImageSummary]:
         return [summary(st) for st in catalogue.standings(vo=vo, search=q, limit=limit)]
+
+    @app.get(f"{API_PREFIX}/versions", response_model=list[VersionSummary])
+    def list_versions(vo: Annotated[str | None, Query(max_length=63)] = None,
+                      limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+                      offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> list[VersionSummary]:
+        # Every registered image file, current or not: what a batch audit of the catalogue
+        # fetches. Paged like the image listing, with an offset for the next page.
+        return catalogue.versions(vo=vo, limit=limit, offset=offset)
 
     @app.get(f"{API_PREFIX}/images/{{image_id}}", response_model=ImageSummary,
              responses={404: {}})

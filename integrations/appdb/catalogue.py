@@ -44,6 +44,7 @@ from integrations.appdb.schemas import (
     ImportResult,
     PublishRequest,
     PublishResult,
+    VersionSummary,
 )
 from integrations.appdb.verify import (
     known_levels,
@@ -373,6 +374,27 @@ class Catalogue:
                                 r.expires if r else None, sus, listed,
                                 r.signer if r else None))
         return out
+
+    def versions(self, *, vo: str | None = None, limit: int | None = None,
+                 offset: int = 0) -> list[VersionSummary]:
+        """Every registered version of the images (of ``vo``), not only the current ones.
+
+        Ordered by image identifier, then registration, so that ``offset`` pages are stable
+        while nothing is imported.
+        """
+        q = (select(Image.identifier, Vo.name, Version.version, Version.title, Version.uri,
+                    Version.size, Version.sha512,
+                    (Version.id == Image.current_version_id).label("current"))
+             .join(Image, Image.id == Version.image_id).join(Vo, Vo.id == Image.vo_id)
+             .order_by(Image.identifier, Version.created, Version.id).offset(offset))
+        if vo is not None:
+            q = q.where(Vo.name == vo)
+        if limit is not None:
+            q = q.limit(limit)
+        with self.sessions() as s:
+            return [VersionSummary(image_id=r[0], vo=r[1], version=r[2], title=r[3], uri=r[4],
+                                   size=r[5], sha512=r[6], current=bool(r[7]))
+                    for r in s.execute(q)]
 
     def standing(self, identifier: str) -> Standing:
         """One image's standing (404 when unknown)."""

@@ -199,6 +199,19 @@ class ImageSummary(BaseModel):
     signer: str | None = None
 
 
+class VersionSummary(BaseModel):
+    """One registered image file (a version of an image, current or not), for batch audits."""
+
+    image_id: str
+    vo: str
+    version: str
+    title: str
+    uri: str
+    size: int | None
+    sha512: str
+    current: bool
+
+
 class AuditorKeyInfo(BaseModel):
     auditor: str
     key_id: str
