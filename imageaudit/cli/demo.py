@@ -25,9 +25,9 @@ from imageaudit.pipeline import ScanOptions, scan_images
 
 VO = "demo.example.org"
 AUDITOR = "demo-auditor"
-# Where the demo list says the images are: sites never fetch them, but a list's hv:uri must
-# be an http(s) URL.
-IMAGES_URL = "http://127.0.0.1/demo"
+# Where the demo list says the images are: the README's tour serves the demo's directory there
+# (``python3 -m http.server 8000 --directory out``) to audit the list with ``imageaudit batch``.
+IMAGES_URL = "http://127.0.0.1:8000"
 
 
 def say(message: str) -> None:
