@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -276,3 +277,46 @@ def test_external_scheduler_survives_a_worker_killed_mid_image(
         assert results[fast.url(f"/{p.name}")]["error"] is None
     # The nanny replaced the worker: the cluster has two again.
     _wait_workers(address, 2, timeout=60)
+
+
+def _on_a_terminal(cmd: list[str], env: dict[str, str], timeout: float = 300) -> str:
+    """Run ``cmd`` with its stderr on a pseudo-terminal; what it wrote there."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**env, "COLUMNS": "160", "TERM": "xterm"},
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    proc.wait(10)
+    os.close(master)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_progress_bar_on_a_terminal_lines_in_a_log_nothing_with_q(images: list[Path],
+                                                                  tmp_path: Path) -> None:
+    shown = _on_a_terminal(_batch_cmd(tmp_path, str(images[0]), str(images[1]),
+                                      str(tmp_path / "missing.qcow2"), "--workers", "1"),
+                           _env(tmp_path))
+    assert "3/3" in shown and "1 failed" in shown and "/min" in shown and "ETA" in shown, shown
+    logged = run_batch(tmp_path, str(images[0]), str(tmp_path / "missing.qcow2"),
+                       "--workers", "1")
+    lines = [ln for ln in logged.stderr.splitlines() if "] " in ln]
+    assert len(lines) == 2 and all(re.match(r"^\d\d:\d\d:\d\d \[\d/2\] ", ln) for ln in lines)
+    assert any("ERROR" in ln and "missing.qcow2" in ln for ln in lines), lines
+    quiet = run_batch(tmp_path, str(images[0]), "--workers", "1", "-q")
+    assert quiet.returncode == 0 and quiet.stderr == ""
