@@ -4,16 +4,19 @@ It serves ``files`` (path -> bytes), answers ``Range: bytes=N-`` and ``bytes=N-M
 a ``Content-Range`` (416 past the end), and 404 for any other path. The tests can make it fail
 the next N requests with 503, cut the next body off after K bytes (closing the connection),
 ignore Range (answering 200 with the whole file), send no Content-Length, wait before a body,
-and redirect. Every request it saw is kept in ``requests``.
+and redirect. Every request it saw is kept in ``requests``. Given a certificate and key it
+serves https.
 """
 
 from __future__ import annotations
 
 import re
+import ssl
 import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 
 _RANGE = re.compile(r"^bytes=([0-9]+)-([0-9]*)$")
@@ -32,7 +35,8 @@ class Seen:
 class FileServer:
     """``with FileServer({"/a.img": data}) as srv: fetch(srv.url("/a.img"), ...)``."""
 
-    def __init__(self, files: dict[str, bytes] | None = None) -> None:
+    def __init__(self, files: dict[str, bytes] | None = None, *,
+                 tls: tuple[Path, Path] | None = None) -> None:
         self.files = dict(files or {})
         self.redirects: dict[str, str] = {}
         self.requests: list[Seen] = []
@@ -43,13 +47,19 @@ class FileServer:
         self._cut: int | None = None
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.scheme = "http"
+        if tls is not None:  # (certificate, key): serve https
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(tls[0]), str(tls[1]))
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self.scheme = "https"
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self._server.server_address[1]}"
 
     def url(self, path: str) -> str:
         return self.base + path

@@ -320,3 +320,41 @@ def test_progress_bar_on_a_terminal_lines_in_a_log_nothing_with_q(images: list[P
     assert any("ERROR" in ln and "missing.qcow2" in ln for ln in lines), lines
     quiet = run_batch(tmp_path, str(images[0]), "--workers", "1", "-q")
     assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_signed_lists_over_https_verified_one_from_another_ca_refused(
+        images: list[Path], tmp_path: Path) -> None:
+    from tests.builders.pki import CA_DN, ENDORSER_DN, make_pki, openssl
+
+    pki = make_pki(tmp_path / "pki")
+    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+            str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1")
+    first, second = images[0], images[1]
+    with FileServer({f"/{first.name}": first.read_bytes(), f"/{second.name}": second.read_bytes()},
+                    tls=(cert, key)) as srv:
+        good = image_list([("signed-img", srv.url(f"/{first.name}"), first)], dn=ENDORSER_DN,
+                          ca=CA_DN, identifier="signed-list")
+        other = image_list([("other-img", srv.url(f"/{second.name}"), second)], dn=ENDORSER_DN,
+                           ca=CA_DN, identifier="other-list")
+        srv.files["/good.list"] = pki.sign(good)
+        srv.files["/plain.list"] = other  # not signed: refused under --verify-with
+        env = {**_env(tmp_path), "SSL_CERT_FILE": str(cert)}
+        done = subprocess.run(
+            _batch_cmd(tmp_path, srv.url("/good.list"), srv.url("/plain.list"),
+                       "--verify-with", str(pki.ca_dir), "--workers", "1", "--strict"),
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 1, done.stderr  # one input could not be audited
+        results = by_source(summary(tmp_path))
+        audited = results[srv.url(f"/{first.name}")]
+        assert audited["error"] is None and audited["identifier"] == "signed-img"
+        plain = results[srv.url("/plain.list")]["error"]
+        assert "refused" in plain and "not signed" in plain, plain
+        refused = subprocess.run(
+            _batch_cmd(tmp_path, srv.url("/good.list"), "--verify-with", str(pki.other_ca_dir),
+                       "--workers", "1"),
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert refused.returncode == 0, refused.stderr  # not --strict
+    (only,) = summary(tmp_path)["images"]
+    assert only["source"] == srv.url("/good.list") and "refused" in only["error"], only

@@ -48,15 +48,16 @@ def sha512_of(path: Path) -> str:
 
 
 def image_list(entries: list[tuple[str, str, Path]], *, identifier: str = "a1b2c3d4-list",
-               vo: str | None = None) -> bytes:
-    """A plain (unsigned) HEPiX image list; ``entries`` are (identifier, uri, file), each listed
-    with the file's real SHA-512 and size."""
+               vo: str | None = None, dn: str = "/DC=org/CN=Test Endorser",
+               ca: str = "/DC=org/CN=Test CA") -> bytes:
+    """A plain (unsigned) HEPiX image list by endorser ``dn`` under ``ca``; ``entries`` are
+    (identifier, uri, file), each listed with the file's real SHA-512 and size."""
     from integrations.appdb.imagelist_write import Endorser, image_entry
     from integrations.appdb.imagelist_write import image_list as build_list
 
     images = [image_entry(ident, path, title=f"image {ident}", description="", fmt="qcow2",
                           vo=vo, uri=uri) for ident, uri, path in entries]
-    endorser = Endorser(dn="/DC=org/CN=Test Endorser", ca="/DC=org/CN=Test CA",
+    endorser = Endorser(dn=dn, ca=ca,
                         creator="Test Endorser", email="endorser@example.org")
     doc = build_list(images, identifier=identifier, title="batch test list", description="",
                      endorser=endorser, source="https://example.org/",
