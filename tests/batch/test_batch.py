@@ -358,3 +358,56 @@ def test_signed_lists_over_https_verified_one_from_another_ca_refused(
     assert refused.returncode == 0, refused.stderr  # not --strict
     (only,) = summary(tmp_path)["images"]
     assert only["source"] == srv.url("/good.list") and "refused" in only["error"], only
+
+
+def test_the_audit_key_follows_rules_and_force_audits_again(images: list[Path],
+                                                           tmp_path: Path) -> None:
+    import shutil
+
+    image = str(images[0])
+    assert run_batch(tmp_path, image, "--workers", "1").returncode == 0
+    assert not summary(tmp_path)["images"][0]["cached"]
+    assert summary(tmp_path)["images"][0]["level"] == "none"
+    assert run_batch(tmp_path, image, "--workers", "1").returncode == 0
+    assert summary(tmp_path)["images"][0]["cached"]
+    # Other rules (one rule's text changed): the earlier result does not apply.
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    rule = next(rules.glob("*/password_empty.yaml"))
+    rule.write_text(rule.read_text() + "\n# reviewed\n")
+    assert run_batch(tmp_path, image, "--workers", "1", "--rules", str(rules)).returncode == 0
+    assert not summary(tmp_path)["images"][0]["cached"]
+    assert table_count(tmp_path, "audits") == 2
+    # --force audits again and replaces the row: nothing stored twice.
+    assert run_batch(tmp_path, image, "--workers", "1", "--force").returncode == 0
+    assert not summary(tmp_path)["images"][0]["cached"]
+    assert table_count(tmp_path, "audits") == 2
+
+
+def test_an_audit_process_that_crashes_is_that_image_s_error(images: list[Path]) -> None:
+    import threading
+
+    from imageaudit.batch.task import TaskSettings, run_child
+
+    crashed: list[int] = []
+
+    def crash_the_child() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not crashed:
+            for proc in psutil.Process().children(recursive=True):
+                try:
+                    if "imageaudit.batch.child" in proc.cmdline():
+                        proc.send_signal(signal.SIGSEGV)
+                        crashed.append(proc.pid)
+                        return
+                except psutil.Error:
+                    continue
+            time.sleep(0.005)
+
+    killer = threading.Thread(target=crash_the_child)
+    killer.start()
+    result = run_child(str(images[0]), "crash-test", TaskSettings(cache_dir="/nonexistent",
+                                                                 max_image_bytes=2**30))
+    killer.join()
+    assert crashed, "the audit process was never seen"
+    assert result == {"error": "the audit process died of SIGSEGV"}
