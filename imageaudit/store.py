@@ -89,6 +89,15 @@ file_hashes_table = sa.Table(
     sa.Column("sha512", sa.String(128), nullable=False),
 )
 
+# The SHA-512 of images named by an immutable remote address (an OCI manifest digest), learnt
+# when the image was first audited: a later batch knows the image is done without pulling it.
+content_ids_table = sa.Table(
+    "content_ids",
+    metadata,
+    sa.Column("address", sa.String(4096), primary_key=True),
+    sa.Column("sha512", sa.String(128), nullable=False),
+)
+
 meta_table = sa.Table(
     "store_meta",
     metadata,
@@ -467,6 +476,19 @@ class ResultsStore:
             conn.execute(file_hashes_table.delete().where(file_hashes_table.c.path == path))
             conn.execute(self._insert_ignore(file_hashes_table).values(
                 path=path, size=size, mtime_ns=mtime_ns, inode=inode, sha512=sha512))
+
+    def known_content(self, address: str) -> str | None:
+        """The SHA-512 learnt for an immutable address (``oci:HOST/REPO@sha256:…``)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(content_ids_table.c.sha512).where(
+                content_ids_table.c.address == address)).first()
+        return None if row is None else str(row.sha512)
+
+    def remember_content(self, address: str, sha512: str) -> None:
+        """Remember the SHA-512 of the image at an immutable address (first one kept)."""
+        with self.engine.begin() as conn:
+            conn.execute(self._insert_ignore(content_ids_table).values(address=address,
+                                                                      sha512=sha512))
 
     def _insert_ignore(self, table: sa.Table) -> Any:
         # INSERT ... ON CONFLICT DO NOTHING: a concurrent publisher's row wins quietly, and

@@ -730,6 +730,17 @@ def pull_disk(ref: OciRef, cache_dir: Path, *, max_bytes: int,
                       media_type=layer["mediaType"], size=size)
 
 
+def resolve(ref: OciRef, *, insecure: bool = False) -> str:
+    """The digest of the image manifest :func:`pull_disk` would read for ``ref`` (a tag is
+    resolved; an index gives its linux/amd64 entry), without downloading any layer."""
+    with _talking(ref, "connecting"):
+        client = _Client(ref, insecure)
+    manifest = _fetch_manifest(client, ref.reference, MANIFEST_TYPES + INDEX_TYPES)
+    if manifest.media_type in INDEX_TYPES:
+        return _platform_entry(ref, manifest)
+    return manifest.digest
+
+
 # --- referrers -------------------------------------------------------------------------------
 
 

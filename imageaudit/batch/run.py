@@ -227,6 +227,10 @@ class Recorder:
             self.store.record_audit(self.context.key(sha512), sha512, report_id=rid,
                                     replace=self.options.force)
             self._remember_file(item, sha512)
+            if item.kind == "oci" and outcome.oci_manifest:
+                address = self._oci_address(item, outcome.oci_manifest)
+                if address is not None:
+                    self.store.remember_content(address, sha512)
         reports = self._write_reports(item, sha512, report, outcome.rendered)
         return self.from_report(item, report, rid, reports, cached=False,
                                 seconds=outcome.seconds)
@@ -241,9 +245,24 @@ class Recorder:
                 self.store.remember_hash(path, size=st.st_size, mtime_ns=st.st_mtime_ns,
                                          inode=st.st_ino, sha512=sha512)
 
+    def _oci_address(self, item: BatchItem, manifest: str | None = None) -> str | None:
+        """``oci:HOST/REPO@DIGEST`` of the manifest the item's artefact resolves to."""
+        from imageaudit.batch.registry import RegistryError, parse_oci_ref, resolve
+
+        ref = parse_oci_ref(item.locator)
+        if manifest is None:
+            try:
+                manifest = resolve(ref, insecure=self.options.insecure_registry)
+            except RegistryError:
+                return None  # the task will say why, as the image's error
+        return f"oci:{ref.registry}/{ref.repository}@{manifest}"
+
     def known_sha512(self, item: BatchItem) -> str | None:
         if item.sha512:
             return item.sha512.lower()
+        if item.kind == "oci":
+            address = self._oci_address(item)
+            return None if address is None else self.store.known_content(address)
         if item.kind != "path":
             return None
         path = os.path.realpath(item.locator)
