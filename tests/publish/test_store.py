@@ -100,3 +100,37 @@ def test_unusable_store_is_a_clear_error(tmp_path: Path) -> None:
         conn.execute(sa.text("UPDATE store_meta SET value = '99'"))
     with pytest.raises(StoreError, match="schema version 99, this imageaudit knows 1"):
         ResultsStore.open(url)
+
+
+def test_batch_audits_are_kept_once_and_replaced_only_when_asked(store: ResultsStore) -> None:
+    report = make_report(SHA)
+    rid = report_id(report)
+    store.save_report(rid, report)
+    store.record_audit("k1", SHA, report_id=rid)
+    store.record_audit("k1", SHA, error="should not replace")  # a repeat changes nothing
+    store.record_audit("k2", SHA, error="unreadable image")
+    found = store.audits(["k1", "k2", "k3"])
+    assert sorted(found) == ["k1", "k2"]
+    assert (found["k1"].report_id, found["k1"].error) == (rid, None)
+    assert (found["k2"].report_id, found["k2"].error) == (None, "unreadable image")
+    store.record_audit("k2", SHA, report_id=rid, replace=True)
+    assert store.audits(["k2"])["k2"].report_id == rid
+    many = [f"key-{i}" for i in range(1200)]  # more than one IN (...) batch
+    for key in many[::100]:
+        store.record_audit(key, SHA, report_id=rid)
+    assert sorted(store.audits(many)) == sorted(many[::100])
+
+
+def test_file_hashes_and_content_ids_are_remembered(store: ResultsStore) -> None:
+    store.remember_hash("/images/a.qcow2", size=10, mtime_ns=5, inode=7, sha512=SHA)
+    assert store.known_hash("/images/a.qcow2", size=10, mtime_ns=5, inode=7) == SHA
+    # A changed file is not taken for the one hashed before.
+    assert store.known_hash("/images/a.qcow2", size=10, mtime_ns=6, inode=7) is None
+    assert store.known_hash("/images/a.qcow2", size=11, mtime_ns=5, inode=7) is None
+    store.remember_hash("/images/a.qcow2", size=11, mtime_ns=6, inode=7, sha512="e" * 128)
+    assert store.known_hash("/images/a.qcow2", size=11, mtime_ns=6, inode=7) == "e" * 128
+    address = "oci:127.0.0.1:5000/egi/vm@sha256:" + "1" * 64
+    assert store.known_content(address) is None
+    store.remember_content(address, SHA)
+    store.remember_content(address, "f" * 128)  # an immutable address keeps its first hash
+    assert store.known_content(address) == SHA
