@@ -25,6 +25,10 @@ from imageaudit.findings import (
     CheckResult,
     Finding,
     ImageRef,
+    Inventory,
+    InventoryFile,
+    InventoryPackage,
+    NotHashedFiles,
     Report,
     Rule,
     RuleOutcome,
@@ -293,6 +297,46 @@ def outcomes(rules: Iterable[Rule], findings: Sequence[Finding]) -> tuple[RuleOu
     )
 
 
+def inventory_of(facts: FactsLike) -> Inventory | None:
+    """The packages and file hashes a report carries for the catalogue's campaigns; None when
+    neither family was collected."""
+    from imageaudit.report.purl import purl_for
+    from imageaudit.vulns.osv_ecosystems import image_ecosystem, osv_name
+
+    packages = getattr(facts, "packages", None)
+    hashes = getattr(facts, "filehashes", None)
+    if packages is None and hashes is None:
+        return None
+    os_facts = getattr(facts, "os", None)
+    key = image_ecosystem(os_facts)
+    ecosystem = osv_name(key) if key else None
+    listed = tuple(
+        InventoryPackage(name=printable(p.name), version=printable(p.full_version),
+                         arch=p.arch, source_name=p.source_name,
+                         source_version=p.source_version, manager=p.manager,
+                         ecosystem=ecosystem, purl=purl_for(p, os_facts).to_string())
+        for p in (packages.packages if packages is not None else ()) if p.present
+    )
+    files = tuple(
+        InventoryFile(path=printable(f.path), sha256=f.sha256, sha1=f.sha1, md5=f.md5,
+                      size=f.size, kinds=f.kinds)
+        for f in (hashes.files if hashes is not None else ())
+    )
+    if hashes is None:
+        not_hashed = NotHashedFiles(count=1,
+                                    examples=(("/", "the file hashes were not collected"),))
+        limits: tuple[tuple[str, int], ...] = ()
+    else:
+        not_hashed = NotHashedFiles(
+            count=hashes.not_hashed_count,
+            examples=tuple((printable(n.path), n.reason) for n in hashes.not_hashed))
+        limits = (("max_file_bytes", hashes.max_file_bytes),
+                  ("max_total_bytes", hashes.max_total_bytes), ("max_files", hashes.max_files))
+    complete = hashes is not None and hashes.complete and packages is not None
+    return Inventory(packages=listed, files=files, complete=complete, not_hashed=not_hashed,
+                     limits=limits)
+
+
 def scan_facts(
     facts: FactsLike,
     rules: RuleSet,
@@ -341,8 +385,9 @@ def scan_facts(
         findings=tuple(findings),
         collector_errors=errors,
         warnings=(*level_warnings(rules, levels), *warnings),
+        inventory=inventory_of(facts),
     )
 
 
-__all__ = ["FactsLike", "evaluate", "evaluate_rule", "outcomes", "rule_status", "scan_facts",
-           "worst_status"]
+__all__ = ["FactsLike", "evaluate", "evaluate_rule", "inventory_of", "outcomes", "rule_status",
+           "scan_facts", "worst_status"]

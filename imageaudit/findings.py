@@ -221,6 +221,51 @@ class ImageRef:
 
 
 @dataclass(frozen=True, slots=True)
+class InventoryPackage:
+    """One installed package as a report lists it (``ecosystem``: an OSV ecosystem name)."""
+
+    name: str
+    version: str
+    arch: str | None
+    source_name: str | None
+    source_version: str | None
+    manager: str
+    ecosystem: str | None
+    purl: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryFile:
+    """One hashed file as a report lists it; ``kinds`` say why it was hashed."""
+
+    path: str
+    sha256: str
+    sha1: str
+    md5: str
+    size: int
+    kinds: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NotHashedFiles:
+    count: int
+    examples: tuple[tuple[str, str], ...] = ()  # (path, reason), the first few
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    """What the image holds, for the catalogue's campaigns: its packages and the hashes of its
+    executables, libraries, scripts, persistence files and files in writable or home
+    directories. ``complete`` is false when files that should have been hashed were not."""
+
+    packages: tuple[InventoryPackage, ...]
+    files: tuple[InventoryFile, ...]
+    complete: bool
+    not_hashed: NotHashedFiles
+    limits: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     """Everything a scan produced; every output format renders this and nothing else."""
 
@@ -230,6 +275,7 @@ class Report:
     findings: tuple[Finding, ...]
     collector_errors: tuple[CollectorError, ...] = ()
     warnings: tuple[str, ...] = ()
+    inventory: Inventory | None = None
     schema: str = REPORT_SCHEMA
 
     def counts(self) -> dict[str, int]:
@@ -244,6 +290,13 @@ class Report:
         data: dict[str, Any] = {"schema": self.schema}
         body = to_jsonable(self)
         body.pop("schema")
+        if self.inventory is None:
+            body.pop("inventory")
+        else:
+            inv = body["inventory"]
+            inv["not_hashed"]["examples"] = [
+                {"path": p, "reason": r} for p, r in self.inventory.not_hashed.examples]
+            inv["limits"] = dict(self.inventory.limits)
         data.update(body)
         data["summary"] = self.counts()
         return data
@@ -258,8 +311,12 @@ __all__ = [
     "Evidence",
     "Finding",
     "ImageRef",
+    "Inventory",
+    "InventoryFile",
+    "InventoryPackage",
     "LevelResult",
     "MissingPolicy",
+    "NotHashedFiles",
     "Report",
     "Rule",
     "RuleOutcome",

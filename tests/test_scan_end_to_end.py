@@ -20,7 +20,7 @@ from imageaudit.openers import open_image
 from imageaudit.pipeline import Judge, ScanOptions
 from tests.builders.container import docker_archive
 from tests.builders.example_tree import clean_scenario, weak_scenario
-from tests.scenario import write_tree
+from tests.scenario import File, write_tree
 
 Row = tuple[str, str, str | None]
 
@@ -142,3 +142,28 @@ def test_weak_and_clean_qcow2(shared_vms: Any, judge: Judge) -> None:
     report = scan(clean, judge)
     assert bad(report) == NO_FEEDS
     assert report.certification.level == "basic"
+
+
+def test_the_report_carries_the_inventory_campaigns_query(judge: Judge, tmp_path: Path) -> None:
+    import hashlib
+    import json
+
+    import jsonschema
+
+    from imageaudit.report import render
+    from imageaudit.report.json_report import report_schema
+
+    report = _scan_kind("container", weak_scenario(), judge, tmp_path)
+    data = json.loads(render(report, "json"))
+    jsonschema.Draft202012Validator(report_schema()).validate(data)
+    inventory = data["inventory"]
+    packages = {p["name"]: p for p in inventory["packages"]}
+    assert packages and all(p["ecosystem"] == "Debian:12" for p in packages.values())
+    assert all(p["purl"].startswith("pkg:deb/debian/") for p in packages.values())
+    files = {f["path"]: f for f in inventory["files"]}
+    cron = files["/etc/cron.daily/cleanup"]
+    assert "persistence" in cron["kinds"] and "script" in cron["kinds"]
+    written = weak_scenario()["/etc/cron.daily/cleanup"]
+    assert isinstance(written, File)
+    assert cron["sha256"] == hashlib.sha256(written.data).hexdigest()
+    assert inventory["complete"] is True and inventory["not_hashed"]["count"] == 0

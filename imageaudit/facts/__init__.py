@@ -17,6 +17,7 @@ from imageaudit.facts import (
     credentials,
     exports,
     files,
+    filehashes,
     firewall,
     listeners,
     packages,
@@ -43,6 +44,7 @@ COLLECTORS: tuple[Collector, ...] = (
     samba.COLLECTOR,
     files.COLLECTOR,
     credentials.COLLECTOR,
+    filehashes.COLLECTOR,
 )
 
 
@@ -81,6 +83,7 @@ class Facts:
     samba: samba.SambaFacts | None = None
     files: files.FilesFacts | None = None
     credentials: credentials.CredentialsFacts | None = None
+    filehashes: filehashes.FileHashesFacts | None = None
     # Not read from the image: the installed packages matched against update and advisory
     # feeds the user supplied (``scan --feeds``); attached by the pipeline after collection.
     vulnerabilities: Any = None

@@ -80,6 +80,27 @@ def image_ecosystem(os_facts: Any) -> EcosystemKey | None:
     return None
 
 
+def osv_name(key: EcosystemKey) -> str:
+    """An OSV ecosystem string for a key, one that :func:`ecosystem_key` reads back to it
+    (``("debian", "12")`` -> ``Debian:12``): how inventories name a package's ecosystem."""
+    family, release = key
+    simple = {v: k for k, v in _SIMPLE.items()}
+    if family in simple:
+        return f"{simple[family]}:{release}"
+    if family == "ubuntu":
+        return f"Ubuntu:{release}"
+    if family == "alpine":
+        return f"Alpine:v{release}"
+    if family == "redhat":
+        return f"Red Hat:enterprise_linux:{release}"
+    if family == "suse":
+        major, _, sp = release.partition(".")
+        return f"SUSE:Linux Enterprise Server {major}" + (f" SP{sp}" if sp else "")
+    if family == "opensuse":
+        return f"openSUSE:{release}"
+    return f"{family}:{release}"
+
+
 def describe_key(key: EcosystemKey) -> str:
     """A human name for a key (``Debian 12``), for messages."""
     names = {

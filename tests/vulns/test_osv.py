@@ -286,3 +286,14 @@ def test_rhel_main_stream_only_and_suse_modules() -> None:
     found = match_osv([gzip], _os("sles", "15.5"), index)
     assert [(m.id, m.fixed_version) for m in found] == [("SUSE-SU-2024:0001-1", "1.10-150200.10.1")]
     assert match_osv([gzip], _os("sles", "15.6"), index) == ()
+
+
+@pytest.mark.parametrize("key", [
+    ("debian", "12"), ("ubuntu", "22.04"), ("alpine", "3.19"), ("rocky", "9"),
+    ("almalinux", "8"), ("redhat", "9"), ("suse", "15.5"), ("suse", "12"),
+    ("opensuse", "leap 15.5"), ("opensuse", "tumbleweed"),
+])
+def test_an_inventory_s_ecosystem_name_reads_back_to_its_key(key: tuple[str, str]) -> None:
+    from imageaudit.vulns.osv_ecosystems import osv_name
+
+    assert ecosystem_key(osv_name(key)) == key
