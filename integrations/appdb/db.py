@@ -189,6 +189,97 @@ class AuditEntry(Base):
     detail: Mapped[str] = mapped_column(Text)
 
 
+class Inventory(Base):
+    """What a report said an image version holds: one per image content (SHA-512), from the
+    first accepted report that carried one; its packages and hashed files are the two tables
+    below. ``version_id`` is the version the report was bound to; every version with the same
+    SHA-512 has the same content, so campaigns reach them all through it."""
+
+    __tablename__ = "inventories"
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), primary_key=True,
+                                            autoincrement=False)
+    report_id: Mapped[str] = mapped_column(String(128))
+    complete: Mapped[bool] = mapped_column(Boolean)
+    not_hashed: Mapped[int] = mapped_column(Integer)
+    packages: Mapped[int] = mapped_column(Integer)
+    files: Mapped[int] = mapped_column(Integer)
+    stored: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class InventoryPackage(Base):
+    """One installed package of an inventory; found by binary or source name."""
+
+    __tablename__ = "inventory_packages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"))
+    name: Mapped[str] = mapped_column(String(255), index=True)
+    version: Mapped[str] = mapped_column(String(4096))
+    arch: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    source_name: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    source_version: Mapped[str | None] = mapped_column(String(4096), nullable=True)
+    manager: Mapped[str] = mapped_column(String(32))
+    ecosystem: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    purl: Mapped[str | None] = mapped_column(String(4096), nullable=True)
+
+
+class InventoryFile(Base):
+    """One hashed file of an inventory; found by any of its hashes or by its name."""
+
+    __tablename__ = "inventory_files"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"))
+    path: Mapped[str] = mapped_column(String(4096))
+    basename: Mapped[str] = mapped_column(String(255), index=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    sha1: Mapped[str] = mapped_column(String(40), index=True)
+    md5: Mapped[str] = mapped_column(String(32), index=True)
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    kinds: Mapped[str] = mapped_column(String(255))  # comma-separated, sorted
+
+
+class Campaign(Base):
+    """A saved campaign: a query (JSON) that can be run again to see who is newly affected."""
+
+    __tablename__ = "campaigns"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    query: Mapped[str] = mapped_column(Text)
+    created: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(255))
+
+
+class CampaignRun(Base):
+    """One run of a saved campaign; the versions it found are in ``campaign_run_versions``."""
+
+    __tablename__ = "campaign_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    by: Mapped[str] = mapped_column(String(255))
+    affected: Mapped[int] = mapped_column(Integer)
+    newly_affected: Mapped[int] = mapped_column(Integer)
+
+
+class CampaignRunVersion(Base):
+    __tablename__ = "campaign_run_versions"
+    run_id: Mapped[int] = mapped_column(ForeignKey("campaign_runs.id"), primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), primary_key=True)
+
+
+class Notification(Base):
+    """An endorser told about an affected version of a campaign (at most once per three)."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (UniqueConstraint("campaign_id", "endorser_email", "version_id",
+                                       name="uq_notifications_campaign_email_version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    endorser_email: Mapped[str] = mapped_column(String(512))
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"))
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    message_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
 def normalise_url(url: str) -> str:
     """``postgresql://`` means psycopg 3 here (SQLAlchemy's default driver is psycopg2)."""
     if url.startswith("postgresql://") or url.startswith("postgres://"):

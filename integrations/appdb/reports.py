@@ -1,5 +1,6 @@
 """Storing a published report, after checking everything the publisher claims (``verify.py``)
-and the auditor's signature (``auditors.py``).
+and the auditor's signature (``auditors.py``); its image's inventory goes beside it
+(``inventory.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from imageaudit.store import canonical_json
 from integrations.appdb import auditors
 from integrations.appdb.db import Image, Report, Version, utcnow
+from integrations.appdb.inventory import InventoryInvalid, parse_inventory, store_inventory
 from integrations.appdb.principal import CatalogueError, Principal
 from integrations.appdb.schemas import PublishRequest, PublishResult, parse_time
 from integrations.appdb.verify import ReportInvalid, check_binding, check_id, check_level
@@ -53,7 +55,8 @@ def add_report(cat: ReportStore, req: PublishRequest, who: Principal,
     Refused (422, with the reason) unless the id is the report's SHA-256, the signature is
     a registered auditor key's, every SHA-512 agrees and the level follows from the
     findings. Since the id is recomputed, an id names one body: a forged body cannot take
-    a genuine report's id.
+    a genuine report's id. A malformed ``inventory`` refuses the report too; a well-formed
+    one is stored with it unless its content has one already.
     """
     report = raw if raw is not None else req.report.model_dump(by_alias=True,
                                                                 exclude_unset=True)
@@ -64,7 +67,8 @@ def add_report(cat: ReportStore, req: PublishRequest, who: Principal,
                                                     who.name, who.role)
         check_binding(report, None)
         check_level(report, cat.levels)
-    except ReportInvalid as exc:
+        inventory = parse_inventory(report.get("inventory"))
+    except (ReportInvalid, InventoryInvalid) as exc:
         raise CatalogueError(422, f"report refused: {exc}") from exc
     except auditors.KeyRefused as exc:
         raise CatalogueError(exc.status, exc.message) from exc
@@ -103,9 +107,11 @@ def add_report(cat: ReportStore, req: PublishRequest, who: Principal,
                          expires=parse_time(cert.expires), source=who.name[:255],
                          received=utcnow(), body=canonical_json(report), signer=signer,
                          signer_key=signer_key, signature=json.dumps(sig, sort_keys=True)))
+            stored = inventory is not None and store_inventory(s, version.id, version.sha512,
+                                                               rid, inventory)
             cat.audit(s, who, "report.add", "image", image.identifier, report_id=rid,
                        level=cert.level, sha512=cert.image_sha512, signer=signer,
-                       key_id=signer_key)
+                       key_id=signer_key, inventory_stored=stored)
     except IntegrityError:
         again = cat._existing_report(rid)  # a concurrent twin won the race
         if again is None:

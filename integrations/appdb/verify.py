@@ -58,7 +58,11 @@ def known_levels(extra: Iterable[Path] = ()) -> dict[str, Levels]:
 
 def check_id(report: Mapping[str, Any], claimed: str) -> str:
     """The recomputed id; :class:`ReportInvalid` when ``claimed`` is not it."""
-    actual = report_digest(report)
+    try:
+        actual = report_digest(report)
+    except UnicodeEncodeError as exc:  # JSON may escape a lone surrogate; UTF-8 cannot hold it
+        raise ReportInvalid("the report holds text that is not valid Unicode (a lone "
+                            f"surrogate at character {exc.start} of its canonical form)") from exc
     if claimed != actual:
         raise ReportInvalid(f"report_id {claimed[:16]}... is not the SHA-256 of the canonical "
                             f"report ({actual[:16]}...)")
