@@ -1,8 +1,10 @@
 """The catalogue's HTTP service: JSON API under ``/api/v1`` and the operators' web page at ``/``.
 
-Reads are public (sites sync image lists without credentials); every write needs a bearer token
-of the right role: auditor publishes reports, operator suspends and manages VOs and image lists,
-admin may do everything and create tokens. A client address that presents wrong tokens
+Reads are public (sites sync image lists without credentials), except campaigns (which images
+hold a vulnerable package or a known-bad file, and who endorsed them), which need a token of any
+role (reader and above); every write needs a bearer token of the right role: auditor publishes
+reports, operator suspends, manages VOs and image lists and saves and runs campaigns, admin may
+do everything and create tokens. A client address that presents wrong tokens
 ``auth_failures`` times within ``auth_window`` seconds gets 429 (with Retry-After) for every
 authenticated call until the window has passed.
 
@@ -14,6 +16,7 @@ may set). Every response carries ``X-Content-Type-Options``, ``X-Frame-Options``
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,7 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -35,6 +39,11 @@ from integrations.appdb.imagelist import ImageListError, parse_imagelist
 from integrations.appdb.ratelimit import AuthThrottle
 from integrations.appdb.schemas import (
     NAME_PATTERN,
+    CampaignHit,
+    CampaignInfo,
+    CampaignQuery,
+    CampaignRunResult,
+    CampaignSaveRequest,
     Health,
     ImageSummary,
     ImportResult,
@@ -58,8 +67,12 @@ DOCS_CSP = ("default-src 'none'; script-src https://cdn.jsdelivr.net 'unsafe-inl
             "style-src https://cdn.jsdelivr.net 'unsafe-inline'; img-src 'self' data: "
             "https://fastapi.tiangolo.com; connect-src 'self'; frame-ancestors 'none'")
 LIST_CACHE_S = 10
+MAX_IOC_BODY = 8 * 1024 * 1024
+READERS = ("reader", "auditor", "operator")
 ImageId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")]
 VoName = Annotated[str, PathParam(pattern=NAME_PATTERN)]
+CampaignRef = Annotated[str, PathParam(pattern=NAME_PATTERN)]
+CampaignFilter = Annotated[str | None, Query(max_length=1024)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +86,7 @@ class Settings:
     name: str = "imageaudit catalogue"
     auth_failures: int = AUTH_FAILURES
     auth_window: float = AUTH_WINDOW
+    feeds: Path | None = None  # the feed snapshot resolving campaigns' CVEs and OSV ids
 
 
 class BodyLimit:
@@ -162,32 +176,35 @@ def create_app(catalogue: Catalogue, settings: Settings | None = None) -> FastAP
     bearer = HTTPBearer(auto_error=False)
     throttle = AuthThrottle(cfg.auth_failures, cfg.auth_window)
 
-    def require(*roles: str) -> Callable[..., Principal]:
+    def authorize(request: Request, token: str | None, roles: tuple[str, ...]) -> Principal:
         allowed = set(roles) | {"admin"}
+        client = request.client.host if request.client else "unknown"
+        wait = throttle.blocked(client)
+        if wait:
+            raise HTTPException(429, "too many failed authentications from this address; "
+                                     f"try again in {wait} s",
+                                headers={"Retry-After": str(wait)})
+        who = catalogue.authenticate(token) if token is not None else None
+        if who is None:
+            if token is not None:
+                throttle.failed(client)
+            raise HTTPException(401, "a valid bearer token is required",
+                                headers={"WWW-Authenticate": "Bearer"})
+        if who.role not in allowed:
+            raise HTTPException(403, f"role {who.role} may not do this; needs "
+                                     f"{' or '.join(sorted(allowed))}")
+        return who
 
+    def require(*roles: str) -> Callable[..., Principal]:
         def dep(request: Request,
                 cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:  # noqa: B008
-            client = request.client.host if request.client else "unknown"
-            wait = throttle.blocked(client)
-            if wait:
-                raise HTTPException(429, "too many failed authentications from this address; "
-                                         f"try again in {wait} s",
-                                    headers={"Retry-After": str(wait)})
-            who = catalogue.authenticate(cred.credentials) if cred is not None else None
-            if who is None:
-                if cred is not None:
-                    throttle.failed(client)
-                raise HTTPException(401, "a valid bearer token is required",
-                                    headers={"WWW-Authenticate": "Bearer"})
-            if who.role not in allowed:
-                raise HTTPException(403, f"role {who.role} may not do this; needs "
-                                         f"{' or '.join(sorted(allowed))}")
-            return who
+            return authorize(request, cred.credentials if cred is not None else None, roles)
 
         return dep
 
     list_cache: dict[tuple[str, str, int, int], bytes] = {}
     as_auditor, as_operator, as_admin = require("auditor"), require("operator"), require("admin")
+    as_reader = require(*READERS)
 
     @app.exception_handler(CatalogueError)
     async def _refused(_: Request, exc: CatalogueError) -> JSONResponse:
@@ -347,9 +364,102 @@ def create_app(catalogue: Catalogue, settings: Settings | None = None) -> FastAP
 
         return await run_in_threadpool(work)
 
+    # --- campaigns ----------------------------------------------------------------------
+
+    def campaign_query(**filters: Any) -> CampaignQuery:
+        try:
+            return CampaignQuery(**filters)
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors()) from exc
+
+    def hits(result: Any) -> JSONResponse:
+        return JSONResponse([h.to_json() for h in result.hits])
+
+    def run_result(outcome: Any, status: int) -> JSONResponse:
+        return JSONResponse({"campaign": outcome.campaign.model_dump(),
+                             "affected": [h.to_json() for h in outcome.result.hits],
+                             "newly_affected": [h.to_json() for h in outcome.new]},
+                            status_code=status)
+
+    campaign_errors: dict[int | str, dict[str, Any]] = {
+        401: {}, 403: {}, 404: {}, 409: {}, 422: {}, 429: {}}
+
+    @app.get(f"{API_PREFIX}/campaigns", response_model=list[CampaignHit],
+             responses=campaign_errors)
+    def query_campaign(package: CampaignFilter = None, affected: CampaignFilter = None,
+                       cve: CampaignFilter = None, osv_id: CampaignFilter = None,
+                       endorser_dn: CampaignFilter = None,
+                       who: Principal = Depends(as_reader)) -> JSONResponse:  # noqa: B008
+        from integrations.appdb.campaigns import run_query
+
+        query = campaign_query(package=package, affected=affected, cve=cve, osv_id=osv_id,
+                               endorser_dn=endorser_dn)
+        return hits(run_query(catalogue, query, feeds=cfg.feeds))
+
+    @app.post(f"{API_PREFIX}/campaigns/ioc", response_model=list[CampaignHit],
+              responses={**campaign_errors, 413: {}}, openapi_extra={"requestBody": {
+                  "required": True, "content": {"application/octet-stream": {
+                      "schema": {"type": "string", "format": "binary"}}}}})
+    async def ioc_campaign(request: Request, package: CampaignFilter = None,
+                           affected: CampaignFilter = None, cve: CampaignFilter = None,
+                           osv_id: CampaignFilter = None, endorser_dn: CampaignFilter = None,
+                           only_to_ids: bool = False,
+                           who: Principal = Depends(as_reader)) -> JSONResponse:  # noqa: B008
+        from integrations.appdb.campaigns import read_indicator_file, run_query
+
+        data = await request.body()
+        if len(data) > MAX_IOC_BODY:
+            raise CatalogueError(413, f"an indicator file is at most {MAX_IOC_BODY} bytes")
+
+        def work() -> JSONResponse:
+            with tempfile.TemporaryDirectory(prefix="imageaudit-ioc-") as tmp:
+                path = Path(tmp) / "indicators"
+                path.write_bytes(data)
+                ioc, _ = read_indicator_file(path, only_to_ids=only_to_ids,
+                                             shown_as="the indicator file")
+            query = campaign_query(package=package, affected=affected, cve=cve, osv_id=osv_id,
+                                   endorser_dn=endorser_dn, ioc=ioc)
+            return hits(run_query(catalogue, query, feeds=cfg.feeds))
+
+        return await run_in_threadpool(work)
+
+    @app.post(f"{API_PREFIX}/campaigns", response_model=CampaignRunResult, status_code=201,
+              responses=campaign_errors)
+    def save_campaign(req: CampaignSaveRequest,
+                      who: Principal = Depends(as_operator)) -> JSONResponse:  # noqa: B008
+        from integrations.appdb import campaigns
+
+        outcome = campaigns.save_campaign(catalogue, req.name, req.query, who, feeds=cfg.feeds)
+        return run_result(outcome, 201)
+
+    @app.get(f"{API_PREFIX}/campaigns/saved", response_model=list[CampaignInfo],
+             responses=campaign_errors)
+    def saved_campaigns(who: Principal = Depends(as_reader)) -> list[CampaignInfo]:  # noqa: B008
+        from integrations.appdb.campaigns import campaigns
+
+        return campaigns(catalogue)
+
+    @app.get(f"{API_PREFIX}/campaigns/saved/{{campaign}}", response_model=CampaignInfo,
+             responses=campaign_errors)
+    def saved_campaign(campaign: CampaignRef,
+                       who: Principal = Depends(as_reader)) -> CampaignInfo:  # noqa: B008
+        from integrations.appdb import campaigns
+
+        return campaigns.campaign(catalogue, campaign)
+
+    @app.post(f"{API_PREFIX}/campaigns/saved/{{campaign}}/runs", response_model=CampaignRunResult,
+              responses=campaign_errors)
+    def run_campaign(campaign: CampaignRef,
+                     who: Principal = Depends(as_operator)) -> JSONResponse:  # noqa: B008
+        from integrations.appdb import campaigns
+
+        return run_result(campaigns.run_campaign(catalogue, campaign, who, feeds=cfg.feeds), 200)
+
     from integrations.appdb.web import add_web_routes
 
-    add_web_routes(app, catalogue)
+    add_web_routes(app, catalogue, reader=lambda request, token: authorize(request, token,
+                                                                           READERS),
+                   feeds=cfg.feeds)
     app.add_middleware(BodyLimit, limit=cfg.max_body)
     app.add_middleware(SecurityHeaders, docs_path=f"{API_PREFIX}/docs")
     return app

@@ -104,6 +104,15 @@ def meets(level: str, levels: list[str], minimum: str) -> bool:
     return levels.index(level) >= levels.index(minimum)
 
 
+def listed_now(*, suspended: bool, level: str | None, levels: list[str],
+               expires: datetime | None, minimum: str, now: datetime) -> bool:
+    """The listing rule for an image's current version: not suspended, an unexpired report
+    (``level`` None when there is none), the version itself not expired, and the report's
+    level at or above the VO's ``minimum``."""
+    return (not suspended and level is not None and (expires is None or expires > now)
+            and meets(level, levels, minimum))
+
+
 class Catalogue:
     """The catalogue over one database."""
 
@@ -365,9 +374,9 @@ class Catalogue:
             level = r.level if r is not None else "none"
             sus = suspended.get(row.image_id)
             names = levels_cache.setdefault(r.levels, json.loads(r.levels)) if r else []
-            listed = (sus is None and r is not None
-                      and (row.expires is None or row.expires > now)
-                      and meets(level, names, mins[row.image_vo_id]))
+            listed = listed_now(suspended=sus is not None, level=r.level if r else None,
+                                levels=names, expires=row.expires,
+                                minimum=mins[row.image_vo_id], now=now)
             image = ImageRef(row.image_id, row.image_identifier, row.image_vo_id,
                              VoRef(row.vo_name))
             out.append(Standing(image, row, level, r.report_id if r else None,

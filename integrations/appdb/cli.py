@@ -1,4 +1,5 @@
-"""``imageaudit catalogue ...``: serve, import image lists, suspend, tokens, auditors' keys.
+"""``imageaudit catalogue ...``: serve, import image lists, suspend, tokens, auditors' keys,
+campaigns (``campaign_cli``).
 
 Commands act on the database directly (``--db``, default ``$IMAGEAUDIT_CATALOGUE_DB`` or
 ``sqlite:///catalogue.db``) or, with ``--url`` and ``--token``, through a running catalogue.
@@ -20,12 +21,14 @@ from integrations.appdb import (
     DEFAULT_MIN_LEVEL,
     default_db,
 )
+from integrations.appdb.campaign_cli import add_campaign_parsers
 from integrations.appdb.schemas import ROLES
 
 if TYPE_CHECKING:
     from integrations.appdb.catalogue import Catalogue, Principal
 
-# Building the parser imports only the names above (the schemas for ROLES, the token roles):
+# Building the parser imports only the names above (the schemas for ROLES, the token roles,
+# and the campaign commands' parser, which imports nothing more):
 # the service, its database layer and the image-list reader are imported by the commands that
 # use them, so that every other imageaudit command starts without them.
 EXIT_REFUSED = 2
@@ -63,7 +66,7 @@ def _read_source(src: str) -> bytes:
 
 
 def _remote(url: str, token: str, method: str, path: str, body: bytes | None,
-            ctype: str = "application/json") -> tuple[int, Any]:
+            ctype: str = "application/json", limit: int = 1 << 20) -> tuple[int, Any]:
     import urllib.error
     import urllib.request
 
@@ -72,7 +75,7 @@ def _remote(url: str, token: str, method: str, path: str, body: bytes | None,
                                           "Content-Type": ctype})
     try:
         with urllib.request.urlopen(req, timeout=FETCH_TIMEOUT) as resp:
-            return resp.status, json.loads(resp.read(1 << 20) or b"null")
+            return resp.status, json.loads(resp.read(limit) or b"null")
     except urllib.error.HTTPError as exc:
         try:
             detail = json.loads(exc.read(1 << 20)).get("detail")
@@ -94,7 +97,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         serve(args.db, host=args.host, port=args.port, sign_cert=args.sign_cert,
               sign_key=args.sign_key, ca_dir=args.ca_dir, base_url=args.base_url,
               min_level=args.min_level, levels_files=args.levels,
-              auth_failures=args.auth_failures, auth_window=args.auth_window)
+              auth_failures=args.auth_failures, auth_window=args.auth_window,
+              feeds=args.feeds)
     except ValueError as exc:
         return _fail(str(exc))
     return 0
@@ -236,6 +240,9 @@ def add_parsers(subparsers: Any) -> None:
                    help="wrong tokens from one address before it gets 429 (default %(default)s)")
     s.add_argument("--auth-window", type=float, default=AUTH_WINDOW, metavar="SECONDS",
                    help="window for --auth-failures (default %(default)s)")
+    s.add_argument("--feeds", type=Path, metavar="DIR",
+                   help="feed snapshot (imageaudit feeds sync --osv) resolving the CVEs and OSV "
+                        "ids of campaigns")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("import-imagelist", help="import a HEPiX image list (plain or signed)")
@@ -263,6 +270,8 @@ def add_parsers(subparsers: Any) -> None:
     s.add_argument("--name", help="who holds it (default: the role)")
     db_opt(s)
     s.set_defaults(func=cmd_token_create)
+
+    add_campaign_parsers(sub, remote_opts)
 
     a = sub.add_parser("auditor", help="auditors' report-signing keys")
     asub = a.add_subparsers(dest="auditor_command", required=True)

@@ -223,6 +223,182 @@ class Health(BaseModel):
     status: Literal["ok"]
 
 
+def error_sentence(errors: list[Any]) -> str:
+    """pydantic errors as one line for people: ``field: reason; ...`` (no input echo)."""
+    parts = []
+    for e in errors:
+        msg = str(e.get("msg", "")).removeprefix("Value error, ")
+        loc = ".".join(str(x) for x in e.get("loc", ()))
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)
+
+
 def json_detail(errors: list[Any]) -> list[dict[str, Any]]:
     """pydantic errors without the input echo (which may be large or hostile)."""
     return [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))} for e in errors]
+
+
+# --- campaigns ------------------------------------------------------------------------------
+
+MAX_INDICATORS = 100_000
+MAX_PROVENANCE = 16
+PackageName = Annotated[str, StringConstraints(pattern=r"^[^\s\x00-\x1f\x7f]{1,1024}$")]
+Cve = Annotated[str, StringConstraints(pattern=r"^CVE-[0-9]{4}-[0-9]{4,19}$")]
+AdvisoryId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$")]
+Dn = Annotated[Text, StringConstraints(min_length=1, max_length=1024)]
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Sha1 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{40}$")]
+Md5 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+FileName = Annotated[str, StringConstraints(pattern=r"^[^/\x00]{1,1024}$")]
+FilePath = Annotated[str, StringConstraints(pattern=r"^[^\x00]*/[^\x00]*$", max_length=4096)]
+Provenance = Annotated[list[Annotated[Text, StringConstraints(max_length=4096)]],
+                       Field(max_length=MAX_PROVENANCE)]
+CampaignName = Name
+
+
+class IndicatorSet(BaseModel):
+    """Indicators of compromise, as ``imageaudit.ioc`` reads them: file hashes, file names (in
+    any directory) and paths (absolute, or relative: matching the end of a path); where each
+    came from (``provenance``: value -> sources, shown with every match); and the names and
+    paths a source gave only together with hashes (``paired``: value -> ``algorithm:hex``),
+    which are evidence only beside one of those hashes."""
+
+    model_config = ConfigDict(extra="forbid")
+    sha256: list[Sha256] = Field(default_factory=list, max_length=MAX_INDICATORS)
+    sha1: list[Sha1] = Field(default_factory=list, max_length=MAX_INDICATORS)
+    md5: list[Md5] = Field(default_factory=list, max_length=MAX_INDICATORS)
+    names: list[FileName] = Field(default_factory=list, max_length=MAX_INDICATORS)
+    paths: list[FilePath] = Field(default_factory=list, max_length=MAX_INDICATORS)
+    provenance: dict[Annotated[str, StringConstraints(max_length=4096)], Provenance] = Field(
+        default_factory=dict, max_length=MAX_INDICATORS)
+    paired: dict[Annotated[str, StringConstraints(max_length=4096)], Provenance] = Field(
+        default_factory=dict, max_length=MAX_INDICATORS)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> IndicatorSet:
+        total = (len(self.sha256) + len(self.sha1) + len(self.md5) + len(self.names)
+                 + len(self.paths))
+        if total == 0:
+            raise ValueError("no indicator given")
+        if total > MAX_INDICATORS:
+            raise ValueError(f"{total} indicators; at most {MAX_INDICATORS} in one query")
+        for value in (*self.names, *self.paths):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(f"file name {value[:80]!r} is not valid Unicode") from None
+        return self
+
+    def count(self) -> int:
+        return (len(self.sha256) + len(self.sha1) + len(self.md5) + len(self.names)
+                + len(self.paths))
+
+
+class CampaignQuery(BaseModel):
+    """What a campaign looks for; every filter given must hold (``affected`` needs
+    ``package``). ``affected`` is a version range (``<< 3.0.15-1~deb12u1``, see
+    ``versionrange``); ``cve`` and ``osv_id`` are resolved through the OSV advisories of a feed
+    snapshot."""
+
+    model_config = ConfigDict(extra="forbid")
+    package: PackageName | None = None
+    affected: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    cve: Cve | None = None
+    osv_id: AdvisoryId | None = None
+    endorser_dn: Dn | None = None
+    ioc: IndicatorSet | None = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> CampaignQuery:
+        from integrations.appdb.versionrange import parse_range
+
+        if self.affected is not None:
+            if self.package is None:
+                raise ValueError("affected (a version range) needs a package")
+            parse_range(self.affected)  # RangeInvalid is a ValueError: a 422 with its reason
+        if not (self.package or self.cve or self.osv_id or self.endorser_dn or self.ioc):
+            raise ValueError("give a package, a CVE, an OSV id, indicators or an endorser DN")
+        return self
+
+    def describe(self) -> str:
+        """The query in one line, for listings."""
+        parts = []
+        if self.package:
+            parts.append(f"package {self.package}" + (f" {self.affected}" if self.affected
+                                                      else ""))
+        parts += [f"{label} {value}" for label, value in (
+            ("CVE", self.cve), ("OSV", self.osv_id), ("endorser", self.endorser_dn)) if value]
+        if self.ioc is not None:
+            parts.append(f"{self.ioc.count()} indicator(s)")
+        return ", ".join(parts)
+
+
+class MatchedItem(BaseModel):
+    """What made a version affected: a package (``name``, ``version``, ``via`` binary or
+    source name, the ``advisory`` and its ``fixed`` version), a file (``path``, ``by`` which
+    hash or name, the ``indicator`` and its ``provenance``), or its endorser (``dn``)."""
+
+    kind: Literal["package", "file", "endorser"]
+    name: str | None = None
+    version: str | None = None
+    source_name: str | None = None
+    source_version: str | None = None
+    manager: str | None = None
+    ecosystem: str | None = None
+    via: Literal["binary", "source"] | None = None
+    advisory: str | None = None
+    fixed: str | None = None
+    path: str | None = None
+    by: Literal["sha256", "sha1", "md5", "name", "path"] | None = None
+    indicator: str | None = None
+    provenance: list[str] | None = None
+    paired_with: list[str] | None = None
+    dn: str | None = None
+
+
+class CampaignHit(BaseModel):
+    """One affected image version: who endorsed it, whether it is listed, what matched."""
+
+    image_id: str
+    version: str
+    title: str
+    sha512: str
+    vos: list[str]
+    endorser_dn: str | None
+    endorser_name: str | None
+    endorser_email: str | None
+    level: str
+    listed: bool
+    current: bool
+    suspended: bool
+    matched: list[MatchedItem]
+    fix: str | None
+
+
+class CampaignSaveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: CampaignName
+    query: CampaignQuery
+
+
+class CampaignRunInfo(BaseModel):
+    at: str
+    by: str
+    affected: int
+    newly_affected: int
+
+
+class CampaignInfo(BaseModel):
+    name: str
+    query: dict[str, Any]
+    created: str
+    created_by: str
+    runs: list[CampaignRunInfo]
+
+
+class CampaignRunResult(BaseModel):
+    """A run of a saved campaign: every affected version, and those the previous run had not."""
+
+    campaign: CampaignInfo
+    affected: list[CampaignHit]
+    newly_affected: list[CampaignHit]

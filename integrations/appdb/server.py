@@ -48,11 +48,11 @@ def serve(url: str, *, host: str = "127.0.0.1", port: int = 8080, sign_cert: Pat
           sign_key: Path | None = None, ca_dir: Path | None = None, base_url: str | None = None,
           min_level: str = DEFAULT_MIN_LEVEL, workers_log: str = "info",
           levels_files: Sequence[Path] = (), auth_failures: int = AUTH_FAILURES,
-          auth_window: float = AUTH_WINDOW) -> None:
+          auth_window: float = AUTH_WINDOW, feeds: Path | None = None) -> None:
     """Run the service until interrupted.
 
     Image-list URLs are built from ``base_url`` (default: the bind address), never from a
-    request's Host header.
+    request's Host header. ``feeds`` is the feed snapshot campaigns resolve advisories with.
     """
     import uvicorn
 
@@ -65,6 +65,7 @@ def serve(url: str, *, host: str = "127.0.0.1", port: int = 8080, sign_cert: Pat
         signer = Signer(SigningIdentity.load(sign_cert, sign_key))
     app = create_app(open_catalogue(url, min_level=min_level, levels_files=levels_files),
                      Settings(base_url=base, signer=signer, ca_dir=ca_dir,
-                              auth_failures=auth_failures, auth_window=auth_window))
+                              auth_failures=auth_failures, auth_window=auth_window,
+                              feeds=feeds))
     uvicorn.run(app, host=host, port=port, log_level=workers_log, server_header=False,
                 proxy_headers=False)

@@ -1,23 +1,36 @@
-"""The operators' web page: images with level badges, expiry, suspension, findings; search.
+"""The operators' web page: images with level badges, expiry, suspension, findings; search; and
+the security team's campaign search (``/campaigns``).
 
 Templates are Jinja2 with autoescape on for every template, so image strings (titles, paths,
 finding messages: all attacker-controlled) are always escaped.
+
+Campaigns name endorsers and the images that are vulnerable, so, as in the API, they need a
+token of any role: the form posts it with the filters (never in a URL, where it would stay in
+logs and history) and the page never shows it back.
 """
 
 from __future__ import annotations
 
+import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from integrations.appdb.catalogue import Catalogue, CatalogueError
-from integrations.appdb.schemas import format_time
+from integrations.appdb.principal import Principal
+from integrations.appdb.schemas import error_sentence, format_time
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 PAGE_SIZE = 500
+CAMPAIGN_ROWS = 2000
+MAX_FORM = 64 * 1024
+CAMPAIGN_FIELDS = ("package", "affected", "cve", "osv_id", "endorser_dn")
 SEVERITY_ORDER = {"critical": 0, "high": 1, "moderate": 2, "low": 3, "info": 4}
 STATUS_ORDER = {"FAIL": 0, "ERROR": 1, "WAIVED": 2, "PASS": 3, "NOT_APPLICABLE": 4}
 
@@ -30,9 +43,55 @@ def environment() -> Environment:
     return env
 
 
-def add_web_routes(app: FastAPI, catalogue: Catalogue) -> None:
-    """Mount ``/`` (image table, ``?q=`` search) and ``/images/{id}`` (findings)."""
+def add_web_routes(app: FastAPI, catalogue: Catalogue, *,
+                   reader: Callable[[Request, str | None], Principal] | None = None,
+                   feeds: Path | None = None) -> None:
+    """Mount ``/`` (image table, ``?q=`` search), ``/images/{id}`` (findings) and
+    ``/campaigns`` (a form; results for a token ``reader`` accepts, or raises HTTPException
+    about)."""
     env = environment()
+
+    def campaign_page(fields: dict[str, str], status: int = 200, error: str | None = None,
+                      result: Any = None) -> HTMLResponse:
+        from integrations.appdb.campaign_output import describe_item
+
+        env.globals["describe"] = describe_item
+        html = env.get_template("campaigns.html").render(
+            fields=fields, error=error, result=result, limit=CAMPAIGN_ROWS,
+            hits=result.hits[:CAMPAIGN_ROWS] if result is not None else ())
+        return HTMLResponse(html, status_code=status)
+
+    @app.get("/campaigns", response_class=HTMLResponse, include_in_schema=False)
+    def campaigns_form() -> HTMLResponse:
+        return campaign_page(dict.fromkeys(CAMPAIGN_FIELDS, ""))
+
+    @app.post("/campaigns", response_class=HTMLResponse, include_in_schema=False)
+    async def campaigns_search(request: Request) -> HTMLResponse:
+        from integrations.appdb.campaigns import run_query
+        from integrations.appdb.schemas import CampaignQuery
+
+        body = await request.body()
+        fields = dict.fromkeys(CAMPAIGN_FIELDS, "")
+        if len(body) > MAX_FORM:
+            return campaign_page(fields, 413, f"the form is larger than {MAX_FORM} bytes")
+        form = urllib.parse.parse_qs(body.decode("utf-8", "replace"), max_num_fields=16)
+        fields.update({k: form[k][0].strip()[:1024] for k in CAMPAIGN_FIELDS if form.get(k)})
+        token = (form.get("token") or [""])[0].strip() or None
+        if reader is None:
+            return campaign_page(fields, 403, "campaigns are not served here")
+        try:
+            reader(request, token)
+        except HTTPException as exc:
+            return campaign_page(fields, exc.status_code, str(exc.detail))
+        try:
+            query = CampaignQuery.model_validate({k: v or None for k, v in fields.items()})
+        except ValidationError as exc:
+            return campaign_page(fields, 422, error_sentence(exc.errors()))
+        try:
+            result = await run_in_threadpool(run_query, catalogue, query, feeds=feeds)
+        except CatalogueError as exc:
+            return campaign_page(fields, exc.status, exc.message)
+        return campaign_page(fields, result=result)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index(q: Annotated[str | None, Query(max_length=200)] = None) -> HTMLResponse:
