@@ -212,13 +212,13 @@ class InventoryPackage(Base):
     __tablename__ = "inventory_packages"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"))
-    name: Mapped[str] = mapped_column(String(255), index=True)
+    name: Mapped[str] = mapped_column(String(1024), index=True)
     version: Mapped[str] = mapped_column(String(4096))
-    arch: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    source_name: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    arch: Mapped[str | None] = mapped_column(String(4096), nullable=True)
+    source_name: Mapped[str | None] = mapped_column(String(1024), nullable=True, index=True)
     source_version: Mapped[str | None] = mapped_column(String(4096), nullable=True)
     manager: Mapped[str] = mapped_column(String(32))
-    ecosystem: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    ecosystem: Mapped[str | None] = mapped_column(String(4096), nullable=True)
     purl: Mapped[str | None] = mapped_column(String(4096), nullable=True)
 
 
@@ -229,7 +229,7 @@ class InventoryFile(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"))
     path: Mapped[str] = mapped_column(String(4096))
-    basename: Mapped[str] = mapped_column(String(255), index=True)
+    basename: Mapped[str] = mapped_column(String(1024), index=True)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     sha1: Mapped[str] = mapped_column(String(40), index=True)
     md5: Mapped[str] = mapped_column(String(32), index=True)

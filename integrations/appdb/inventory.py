@@ -4,9 +4,10 @@ so that campaigns find in seconds the images that hold a package or a file.
 The inventory comes from the publisher, so it is checked whole before anything is stored: every
 field's type, every string's length and characters, every hash's form, and the counts; the first
 problem refuses the report (422) with the place it was found (``inventory.files[12].sha256``).
-The strings the database indexes (package and source names, file names) are held to 255
-characters, which no real name exceeds and which keeps them under PostgreSQL's limit on an
-index entry.
+The strings the database indexes (package and source names, file names) are held to
+1,024 bytes of UTF-8: a 255-byte file name with every byte escaped (``\\xNN``, as reports write
+undecodable bytes) fits, and an index entry stays under PostgreSQL's limit. Tab and newline,
+which reports keep in names, are accepted; other control characters are not.
 
 An inventory describes the content of an image, which its SHA-512 names: it is stored once,
 from the first accepted report that carries one, and later reports of the same content (a
@@ -29,7 +30,8 @@ from integrations.appdb.db import Inventory, InventoryFile, InventoryPackage, Ve
 MAX_PACKAGES = 50_000
 MAX_FILES = 200_000
 MAX_TEXT = 4096
-MAX_NAME = 255
+MAX_INDEXED_BYTES = 1024
+MAX_KEY = 255
 MAX_EXAMPLES = 100
 MAX_LIMITS = 32
 MAX_COUNT = 2**31 - 1
@@ -38,9 +40,9 @@ INSERT_CHUNK = 5000
 KINDS = frozenset({"elf", "exec", "script", "persistence", "writable", "home"})
 HASHES = {"sha256": 64, "sha1": 40, "md5": 32}
 _HEX = {name: re.compile(f"[0-9a-f]{{{length}}}") for name, length in HASHES.items()}
-# Package metadata has no control characters; PostgreSQL text holds neither NUL nor a lone
-# surrogate (what a JSON "\udc80" becomes), so no string may have those.
-_BAD_TEXT = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+# Reports escape control characters but tab and newline; PostgreSQL text holds neither NUL nor
+# a lone surrogate (what a JSON "\udc80" becomes), so no string may have those.
+_BAD_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
 # A file name may hold any character but NUL (and a lone surrogate, which is not text).
 _BAD_PATH = re.compile(r"[\x00\ud800-\udfff]")
 _MANAGER = re.compile(r"[a-z][a-z0-9._-]{0,31}")
@@ -61,7 +63,7 @@ class ParsedInventory:
 
 
 def _text(obj: Mapping[str, Any], key: str, where: str, *, limit: int = MAX_TEXT,
-          required: bool = False) -> str | None:
+          required: bool = False, indexed: bool = False) -> str | None:
     value = obj.get(key)
     if value is None:
         if required:
@@ -75,6 +77,8 @@ def _text(obj: Mapping[str, Any], key: str, where: str, *, limit: int = MAX_TEXT
         raise InventoryInvalid(f"{where}.{key} is longer than {limit} characters")
     if _BAD_TEXT.search(value):
         raise InventoryInvalid(f"{where}.{key} has a control character or is not valid Unicode")
+    if indexed and len(value.encode("utf-8")) > MAX_INDEXED_BYTES:
+        raise InventoryInvalid(f"{where}.{key} is longer than {MAX_INDEXED_BYTES} bytes")
     return value
 
 
@@ -102,13 +106,13 @@ def _package(item: object, where: str) -> dict[str, Any]:
     if not _MANAGER.fullmatch(manager):
         raise InventoryInvalid(f"{where}.manager {manager!r} is not a package manager's name")
     return {
-        "name": _text(item, "name", where, limit=MAX_NAME, required=True),
+        "name": _text(item, "name", where, required=True, indexed=True),
         "version": _text(item, "version", where, required=True),
-        "arch": _text(item, "arch", where, limit=MAX_NAME),
-        "source_name": _text(item, "source_name", where, limit=MAX_NAME) or None,
+        "arch": _text(item, "arch", where),
+        "source_name": _text(item, "source_name", where, indexed=True) or None,
         "source_version": _text(item, "source_version", where) or None,
         "manager": manager,
-        "ecosystem": _text(item, "ecosystem", where, limit=MAX_NAME) or None,
+        "ecosystem": _text(item, "ecosystem", where) or None,
         "purl": _text(item, "purl", where),
     }
 
@@ -124,9 +128,9 @@ def _file(item: object, where: str, seen: set[str]) -> dict[str, Any]:
     if _BAD_PATH.search(path):
         raise InventoryInvalid(f"{where}.path has a NUL or is not valid Unicode")
     basename = path.rsplit("/", 1)[1]
-    if not basename or len(basename) > MAX_NAME:
-        raise InventoryInvalid(f"{where}.path does not end in a file name of 1 to {MAX_NAME} "
-                               "characters")
+    if not basename or len(basename.encode("utf-8")) > MAX_INDEXED_BYTES:
+        raise InventoryInvalid(f"{where}.path does not end in a file name of 1 to "
+                               f"{MAX_INDEXED_BYTES} bytes")
     if path in seen:
         raise InventoryInvalid(f"{where}.path {path[:200]!r} is listed twice")
     seen.add(path)
@@ -186,9 +190,9 @@ def parse_inventory(raw: object) -> ParsedInventory | None:
             raise InventoryInvalid(f"inventory.limits is not an object of at most {MAX_LIMITS} "
                                    "numbers")
         for key, value in limits.items():
-            if len(key) > MAX_NAME:
+            if len(key) > MAX_KEY:
                 raise InventoryInvalid("inventory.limits has a name longer than "
-                                       f"{MAX_NAME} characters")
+                                       f"{MAX_KEY} characters")
             _count(value, f"inventory.limits.{key}", MAX_SIZE)
     seen: set[str] = set()
     return ParsedInventory(

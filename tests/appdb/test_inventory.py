@@ -84,6 +84,23 @@ def test_a_large_inventory_goes_in_whole(catalogue: Catalogue) -> None:
     print(f"published 2,000 packages and 20,000 files in {elapsed:.2f} s")
 
 
+def test_names_as_reports_escape_them(catalogue: Catalogue) -> None:
+    # a 255-byte file name of undecodable bytes, escaped as \xNN; a newline, which reports keep
+    odd = "/tmp/" + "\\xff" * 255
+    register(catalogue, [image_entry("img-a", SHA["a"], "fedcloud", "A")])
+    add_auditor(catalogue)
+    store_report(catalogue, report_with(SHA["a"], "basic", inventory(
+        [package("\u00e9" * 512, "1.0")],
+        [hashed_file(odd, b"odd"), hashed_file("/tmp/two\nlines", b"two")])))
+    from integrations.appdb.campaigns import query_indicators, query_package
+
+    assert [h.image_id for h in query_indicators(catalogue, names={"\\xff" * 255}).hits] == [
+        "img-a"]
+    assert [h.matched[0]["path"] for h in query_indicators(catalogue, paths={odd}).hits] == [odd]
+    assert len(query_indicators(catalogue, names={"two\nlines"}).hits) == 1
+    assert len(query_package(catalogue, "\u00e9" * 512).hits) == 1
+
+
 def broken(path: list[Any], value: Any) -> dict[str, Any]:
     inv = copy.deepcopy(INV)
     target: Any = inv
@@ -104,8 +121,10 @@ CASES = [
     (broken(["packages", 1], "libssl3"), "inventory.packages[1] is not an object"),
     (broken(["packages", 0, "version"], KeyError), "inventory.packages[0].version is missing"),
     (broken(["packages", 0, "name"], ""), "inventory.packages[0].name is empty"),
-    (broken(["packages", 0, "name"], "x" * 256),
-     "inventory.packages[0].name is longer than 255 characters"),
+    (broken(["packages", 0, "name"], "é" * 513),
+     "inventory.packages[0].name is longer than 1024 bytes"),
+    (broken(["packages", 0, "version"], "x" * 4097),
+     "inventory.packages[0].version is longer than 4096 characters"),
     (broken(["packages", 0, "version"], "1.0\x1b[31m"),
      "inventory.packages[0].version has a control character or is not valid Unicode"),
     (broken(["packages", 0, "arch"], 64), "inventory.packages[0].arch is not a string"),
@@ -119,7 +138,9 @@ CASES = [
     (broken(["files", 0, "path"], "usr/bin/ls"),
      "inventory.files[0].path is missing or not an absolute path"),
     (broken(["files", 0, "path"], "/usr/bin/"),
-     "inventory.files[0].path does not end in a file name of 1 to 255 characters"),
+     "inventory.files[0].path does not end in a file name of 1 to 1024 bytes"),
+    (broken(["files", 0, "path"], "/tmp/" + "\\xff" * 257),
+     "inventory.files[0].path does not end in a file name of 1 to 1024 bytes"),
     (broken(["files", 0, "path"], "/usr/bin/l\x00s"),
      "inventory.files[0].path has a NUL or is not valid Unicode"),
     (broken(["files", 1, "path"], "/usr/bin/ls"), "inventory.files[1].path '/usr/bin/ls' is "

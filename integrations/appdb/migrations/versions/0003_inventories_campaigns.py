@@ -30,19 +30,19 @@ def upgrade() -> None:
         sa.Column("stored", UTCDateTime(), nullable=False),
     )
     # Campaigns find packages by name and files by hash or name: those are the indexes. The
-    # indexed texts are bounded at 255 characters (1,020 bytes at most), under PostgreSQL's
-    # limit on a B-tree entry.
+    # indexed texts are held to 1,024 bytes (inventory.py), under PostgreSQL's limit on a
+    # B-tree entry.
     op.create_table(
         "inventory_packages",
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("version_id", sa.Integer(), sa.ForeignKey("versions.id"), nullable=False),
-        sa.Column("name", sa.String(255), nullable=False),
+        sa.Column("name", sa.String(1024), nullable=False),
         sa.Column("version", sa.String(4096), nullable=False),
-        sa.Column("arch", sa.String(255), nullable=True),
-        sa.Column("source_name", sa.String(255), nullable=True),
+        sa.Column("arch", sa.String(4096), nullable=True),
+        sa.Column("source_name", sa.String(1024), nullable=True),
         sa.Column("source_version", sa.String(4096), nullable=True),
         sa.Column("manager", sa.String(32), nullable=False),
-        sa.Column("ecosystem", sa.String(255), nullable=True),
+        sa.Column("ecosystem", sa.String(4096), nullable=True),
         sa.Column("purl", sa.String(4096), nullable=True),
     )
     op.create_index("ix_inventory_packages_name", "inventory_packages", ["name"])
@@ -52,7 +52,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("version_id", sa.Integer(), sa.ForeignKey("versions.id"), nullable=False),
         sa.Column("path", sa.String(4096), nullable=False),
-        sa.Column("basename", sa.String(255), nullable=False),
+        sa.Column("basename", sa.String(1024), nullable=False),
         sa.Column("sha256", sa.String(64), nullable=False),
         sa.Column("sha1", sa.String(40), nullable=False),
         sa.Column("md5", sa.String(32), nullable=False),
