@@ -297,6 +297,10 @@ def outcomes(rules: Iterable[Rule], findings: Sequence[Finding]) -> tuple[RuleOu
     )
 
 
+def _opt(text: str | None) -> str | None:
+    return None if text is None else printable(text)
+
+
 def inventory_of(facts: FactsLike) -> Inventory | None:
     """The packages and file hashes a report carries for the catalogue's campaigns; None when
     neither family was collected."""
@@ -312,8 +316,8 @@ def inventory_of(facts: FactsLike) -> Inventory | None:
     ecosystem = osv_name(key) if key else None
     listed = tuple(
         InventoryPackage(name=printable(p.name), version=printable(p.full_version),
-                         arch=p.arch, source_name=p.source_name,
-                         source_version=p.source_version, manager=p.manager,
+                         arch=_opt(p.arch), source_name=_opt(p.source_name),
+                         source_version=_opt(p.source_version), manager=p.manager,
                          ecosystem=ecosystem, purl=purl_for(p, os_facts).to_string())
         for p in (packages.packages if packages is not None else ()) if p.present
     )

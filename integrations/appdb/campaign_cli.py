@@ -321,3 +321,110 @@ def add_campaign_parsers(sub: Any, remote_opts: Any) -> None:
     fmt(s)
     remote_opts(s)
     s.set_defaults(func=cmd_run)
+
+    add_action_parsers(csub)
+
+
+def cmd_notify(args: argparse.Namespace) -> int:
+    """``campaign notify CAMPAIGN``: one mail per endorser, never twice (local catalogue)."""
+    from datetime import date, timedelta
+
+    from integrations.appdb.cli import _local, _open
+    from integrations.appdb.db import utcnow
+    from integrations.appdb.mail import MailError, SmtpSettings
+    from integrations.appdb.notify import notify_campaign
+    from integrations.appdb.principal import CatalogueError
+
+    deadline = (date.fromisoformat(args.deadline) if args.deadline
+                else utcnow().date() + timedelta(days=args.days))
+    try:
+        settings = None if args.dry_run and not args.smtp_host else SmtpSettings.from_options(
+            host=args.smtp_host, sender=args.mail_from, port=args.smtp_port,
+            security=args.smtp_security, user=args.smtp_user,
+            password_file=args.smtp_password_file)
+        outcome = notify_campaign(_open(args.db), args.campaign, _local(), settings=settings,
+                                  deadline=deadline, catalogue_url=args.catalogue_url,
+                                  dry_run=args.dry_run, feeds=_feeds(args))
+    except (CatalogueError, MailError) as exc:
+        return _fail(getattr(exc, "message", None) or str(exc))
+    if args.dry_run:
+        for _address, message, _hits in outcome.messages:
+            print(message.as_string())
+    for address in outcome.sent:
+        print(f"notified {address}", file=sys.stderr)
+    for address, why in outcome.refused:
+        print(f"not notified {address}: {why}", file=sys.stderr)
+    for hit in outcome.no_address:
+        print(f"no endorser e-mail for {hit.image_id} version {hit.version}", file=sys.stderr)
+    if outcome.interrupted:
+        print(f"{outcome.interrupted} notification(s) of an interrupted run were not sent "
+              "again (they may have gone out)", file=sys.stderr)
+    count = len(outcome.messages) if args.dry_run else len(outcome.sent)
+    verb = "would send" if args.dry_run else "sent"
+    print(f"campaign {args.campaign}: {verb} {count} message(s); {outcome.already} "
+          "version(s) already notified", file=sys.stderr)
+    return 1 if outcome.refused else 0
+
+
+def cmd_withdraw(args: argparse.Namespace) -> int:
+    """``campaign withdraw CAMPAIGN --reason``: suspend the affected images (local)."""
+    from integrations.appdb.cli import _local, _open
+    from integrations.appdb.notify import withdraw_campaign
+    from integrations.appdb.principal import CatalogueError
+
+    try:
+        outcome = withdraw_campaign(_open(args.db), args.campaign, _local(), reason=args.reason,
+                                    dry_run=args.dry_run, feeds=_feeds(args))
+    except CatalogueError as exc:
+        return _fail(exc.message)
+    verb = "would suspend" if args.dry_run else "suspended"
+    for image_id in outcome.suspended:
+        print(f"{verb} {image_id}")
+    for image_id in outcome.already:
+        print(f"already suspended {image_id}")
+    for hit in outcome.not_current:
+        print(f"not listed anyway: {hit.image_id} version {hit.version} (not its current one)")
+    return 0
+
+
+def add_action_parsers(csub: Any) -> None:
+    """``campaign notify`` and ``campaign withdraw`` (on the catalogue's own database)."""
+    from integrations.appdb import default_db
+
+    def db_opt(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--db", default=default_db(), metavar="URL",
+                       help="sqlite:///FILE or postgresql://... (default: %(default)s)")
+
+    s = csub.add_parser(
+        "notify", help="mail each endorser their affected image versions (never twice)",
+        description="Runs the saved campaign again and mails each endorser one message listing "
+                    "their affected image versions, what was found, the fix and the deadline. "
+                    "A version an endorser was told about is not mailed again; newly affected "
+                    "ones are. SMTP settings default to $IMAGEAUDIT_SMTP_HOST, _PORT, _SECURITY, "
+                    "_USER, _PASSWORD_FILE and $IMAGEAUDIT_MAIL_FROM.")
+    s.add_argument("campaign", metavar="CAMPAIGN")
+    s.add_argument("--dry-run", action="store_true", help="print the mails, send nothing")
+    s.add_argument("--deadline", metavar="YYYY-MM-DD", help="date to act by")
+    s.add_argument("--days", type=int, default=7,
+                   help="deadline in days from today, without --deadline (default: 7, the EGI "
+                        "deadline for a critical vulnerability)")
+    s.add_argument("--catalogue-url", metavar="URL", help="named in the mail for the reports")
+    s.add_argument("--smtp-host")
+    s.add_argument("--smtp-port", type=int)
+    s.add_argument("--smtp-security", choices=("starttls", "tls", "none"),
+                   help="default: starttls")
+    s.add_argument("--smtp-user")
+    s.add_argument("--smtp-password-file", metavar="FILE")
+    s.add_argument("--mail-from", metavar="ADDRESS")
+    s.add_argument("--feeds", metavar="DIR", help="feed snapshot for --cve/--osv-id campaigns")
+    db_opt(s)
+    s.set_defaults(func=cmd_notify)
+
+    s = csub.add_parser("withdraw", help="suspend the images whose current version the "
+                                         "campaign finds (they leave the VO image lists)")
+    s.add_argument("campaign", metavar="CAMPAIGN")
+    s.add_argument("--reason", required=True, help="recorded with each suspension")
+    s.add_argument("--dry-run", action="store_true", help="say what would be suspended")
+    s.add_argument("--feeds", metavar="DIR", help="feed snapshot for --cve/--osv-id campaigns")
+    db_opt(s)
+    s.set_defaults(func=cmd_withdraw)

@@ -1,0 +1,113 @@
+"""End to end: the weak and clean example images are published to a real catalogue; a campaign
+on a package only the weak image has finds it; ``campaign notify`` mails its endorser through a
+real SMTP server (once, however often it runs); ``campaign withdraw`` takes it out of the VO's
+image list while the clean image stays."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from integrations.appdb.process import CatalogueProcess
+from tests.appdb.smtp_server import PASSWORD, USER, smtp_server
+from tests.batch.httpserver import FileServer
+from tests.batch.test_batch import run_batch
+from tests.builders.batch import build_images, image_list
+from tests.builders.debian import cache_root
+
+pytest.importorskip("uvicorn")
+
+ROOT = Path(__file__).resolve().parents[2]
+VO = "campaign.test.vo"
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([sys.executable, "-m", "imageaudit", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False,
+                          env={**os.environ, **(env or {})})
+    return done
+
+
+def ok(*args: str, env: dict[str, str] | None = None) -> str:
+    done = cli(*args, env=env)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def listed(url: str) -> list[str]:
+    with urllib.request.urlopen(f"{url}/api/v1/vos/{VO}/image.list", timeout=30) as response:
+        doc: Any = json.loads(response.read())
+    return sorted(e["hv:image"]["dc:identifier"] for e in doc["hv:imagelist"]["hv:images"])
+
+
+def test_campaign_finds_notifies_once_and_withdraws(tmp_path: Path) -> None:
+    weak, clean = build_images(cache_root() / "batch", 2)
+    db = f"sqlite:///{tmp_path / 'catalogue.db'}"
+    with FileServer({"/weak.qcow2": weak.read_bytes(), "/clean.qcow2": clean.read_bytes()}) as srv:
+        listing = tmp_path / "vo.list"
+        listing.write_bytes(image_list([("camp-weak", srv.url("/weak.qcow2"), weak),
+                                        ("camp-clean", srv.url("/clean.qcow2"), clean)], vo=VO))
+        ok("catalogue", "import-imagelist", str(listing), "--db", db)
+        auditor = ok("catalogue", "token", "create", "--role", "auditor", "--name", "a",
+                     "--db", db).strip().split()[-1]
+        operator = ok("catalogue", "token", "create", "--role", "operator", "--name", "o",
+                      "--db", db).strip().split()[-1]
+        key = tmp_path / "a.key"
+        ok("keys", "generate", str(key))
+        ok("catalogue", "auditor", "add", "a", "--public-key", f"{key}.pub", "--db", db)
+        with CatalogueProcess(db, tmp_path / "catalogue.log", cwd=ROOT) as server:
+            # This VO lists any audited image, so that the weak one is listed until withdrawn.
+            request = urllib.request.Request(
+                f"{server.url}/api/v1/vos/{VO}", method="PUT",
+                data=json.dumps({"min_level": "none"}).encode(),
+                headers={"Authorization": f"Bearer {operator}",
+                         "Content-Type": "application/json"})
+            urllib.request.urlopen(request, timeout=30).close()
+            published = run_batch(tmp_path, f"catalogue:{server.url}/vo/{VO}", "--workers", "2",
+                                  "--publish", server.url, "--token", auditor, "--signing-key",
+                                  str(key))
+            assert published.returncode == 0, published.stderr
+            assert listed(server.url) == ["camp-clean", "camp-weak"]
+
+            found = json.loads(ok("catalogue", "campaign", "query", "--package", "telnetd",
+                                  "--save", "telnetd-2026", "--format", "json", "--db", db))
+            assert [(h["image_id"], h["endorser_email"], h["listed"])
+                    for h in found["affected"]] == [
+                ("camp-weak", "endorser@example.org", True)]
+
+            dry = ok("catalogue", "campaign", "notify", "telnetd-2026", "--dry-run",
+                     "--deadline", "2026-12-10", "--db", db)
+            assert "To: Test Endorser <endorser@example.org>" in dry and "camp-weak" in dry
+            with smtp_server(tmp_path) as mail:
+                env = {"IMAGEAUDIT_SMTP_HOST": mail.host, "IMAGEAUDIT_SMTP_PORT": str(mail.port),
+                       "IMAGEAUDIT_SMTP_USER": USER, "IMAGEAUDIT_MAIL_FROM": "csirt@example.org",
+                       "IMAGEAUDIT_SMTP_PASSWORD_FILE": str(tmp_path / "smtp.pw"),
+                       "SSL_CERT_FILE": str(mail.cafile)}
+                (tmp_path / "smtp.pw").write_text(PASSWORD)
+                args = ("catalogue", "campaign", "notify", "telnetd-2026", "--deadline",
+                        "2026-12-10", "--catalogue-url", server.url, "--db", db)
+                first = cli(*args, env=env)
+                assert first.returncode == 0, first.stderr
+                again = cli(*args, env=env)
+                assert again.returncode == 0, again.stderr
+                received = mail.received.messages
+            assert len(received) == 1, "notify twice, mail once"
+            sender, rcpt, message = received[0]
+            assert (sender, rcpt) == ("csirt@example.org", ["endorser@example.org"])
+            payload = message.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            body = payload.decode()
+            assert "camp-weak" in body and "telnetd" in body and "camp-clean" not in body
+            assert "sent 0 message(s); 1 version(s) already notified" in again.stderr
+
+            withdrawn = ok("catalogue", "campaign", "withdraw", "telnetd-2026", "--reason",
+                           "telnetd enabled (test)", "--db", db)
+            assert withdrawn.strip() == "suspended camp-weak"
+            assert listed(server.url) == ["camp-clean"]
