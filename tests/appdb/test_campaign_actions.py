@@ -48,9 +48,11 @@ def listed(url: str) -> list[str]:
 
 
 def test_campaign_finds_notifies_once_and_withdraws(tmp_path: Path) -> None:
-    weak, clean = build_images(cache_root() / "batch", 2)
+    weak, clean, weak2 = build_images(cache_root() / "batch", 3)  # variants 0 and 2 are weak
     db = f"sqlite:///{tmp_path / 'catalogue.db'}"
-    with FileServer({"/weak.qcow2": weak.read_bytes(), "/clean.qcow2": clean.read_bytes()}) as srv:
+    files = {"/weak.qcow2": weak.read_bytes(), "/clean.qcow2": clean.read_bytes(),
+             "/weak2.qcow2": weak2.read_bytes()}
+    with FileServer(files) as srv:
         listing = tmp_path / "vo.list"
         listing.write_bytes(image_list([("camp-weak", srv.url("/weak.qcow2"), weak),
                                         ("camp-clean", srv.url("/clean.qcow2"), clean)], vo=VO))
@@ -97,8 +99,22 @@ def test_campaign_finds_notifies_once_and_withdraws(tmp_path: Path) -> None:
                 assert first.returncode == 0, first.stderr
                 again = cli(*args, env=env)
                 assert again.returncode == 0, again.stderr
+                # A second weak image of the same endorser appears: its own mail, only it.
+                second = tmp_path / "vo2.list"
+                second.write_bytes(image_list([("camp-weak2", srv.url("/weak2.qcow2"), weak2)],
+                                              vo=VO, identifier="second-list"))
+                ok("catalogue", "import-imagelist", str(second), "--db", db)
+                more = run_batch(tmp_path, f"catalogue:{server.url}/vo/{VO}", "--workers", "1",
+                                 "--publish", server.url, "--token", auditor, "--signing-key",
+                                 str(key))
+                assert more.returncode == 0, more.stderr
+                third = cli(*args, env=env)
+                assert third.returncode == 0, third.stderr
                 received = mail.received.messages
-            assert len(received) == 1, "notify twice, mail once"
+            assert len(received) == 2, "notify thrice, one mail per newly affected set"
+            late = received[1][2].get_payload(decode=True)
+            assert isinstance(late, bytes)
+            assert "camp-weak2" in late.decode() and "camp-weak " not in late.decode()
             sender, rcpt, message = received[0]
             assert (sender, rcpt) == ("csirt@example.org", ["endorser@example.org"])
             payload = message.get_payload(decode=True)
@@ -109,5 +125,5 @@ def test_campaign_finds_notifies_once_and_withdraws(tmp_path: Path) -> None:
 
             withdrawn = ok("catalogue", "campaign", "withdraw", "telnetd-2026", "--reason",
                            "telnetd enabled (test)", "--db", db)
-            assert withdrawn.strip() == "suspended camp-weak"
+            assert withdrawn.split("\n")[:2] == ["suspended camp-weak", "suspended camp-weak2"]
             assert listed(server.url) == ["camp-clean"]
