@@ -1,10 +1,11 @@
 """The catalogue's HTTP service: JSON API under ``/api/v1`` and the operators' web page at ``/``.
 
 Reads are public (sites sync image lists without credentials), except campaigns (which images
-hold a vulnerable package or a known-bad file, and who endorsed them), which need a token of any
-role (reader and above); every write needs a bearer token of the right role: auditor publishes
-reports, operator suspends, manages VOs and image lists and saves and runs campaigns, admin may
-do everything and create tokens. A client address that presents wrong tokens
+hold a vulnerable package or a known-bad file, and who endorsed them) and the sites' holdings
+(which site runs which image), which need a token of any role (reader and above); every write
+needs a bearer token of the right role: auditor publishes reports, operator suspends, manages
+VOs and image lists, saves and runs campaigns and stores a site's report of what it holds,
+admin may do everything and create tokens. A client address that presents wrong tokens
 ``auth_failures`` times within ``auth_window`` seconds gets 429 (with Retry-After) for every
 authenticated call until the window has passed.
 
@@ -31,7 +32,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from integrations.appdb import API_PREFIX, AUTH_FAILURES, AUTH_WINDOW
+from integrations.appdb import API_PREFIX, AUTH_FAILURES, AUTH_WINDOW, sites
 from integrations.appdb.catalogue import Catalogue, CatalogueError, Principal
 from integrations.appdb.db import utcnow
 from integrations.appdb.export import Signer, appdb_xml, build_imagelist, secant_xml
@@ -45,10 +46,12 @@ from integrations.appdb.schemas import (
     CampaignRunResult,
     CampaignSaveRequest,
     Health,
+    HoldingsReport,
     ImageSummary,
     ImportResult,
     PublishRequest,
     PublishResult,
+    SiteInfo,
     SuspendRequest,
     TokenCreated,
     TokenRequest,
@@ -59,6 +62,8 @@ from integrations.appdb.schemas import (
 )
 
 MAX_BODY = 16 * 1024 * 1024
+# A site's report of 100,000 holdings is some 17 MB of JSON: its own route takes more.
+MAX_HOLDINGS_BODY = 32 * 1024 * 1024
 # The web page needs only its own inline style and same-origin links and forms.
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; "
        "base-uri 'none'; frame-ancestors 'none'")
@@ -72,6 +77,7 @@ READERS = ("reader", "auditor", "operator")
 ImageId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")]
 VoName = Annotated[str, PathParam(pattern=NAME_PATTERN)]
 CampaignRef = Annotated[str, PathParam(pattern=NAME_PATTERN)]
+SiteName = Annotated[str, PathParam(pattern=NAME_PATTERN)]
 CampaignFilter = Annotated[str | None, Query(max_length=1024)]
 
 
@@ -87,20 +93,25 @@ class Settings:
     auth_failures: int = AUTH_FAILURES
     auth_window: float = AUTH_WINDOW
     feeds: Path | None = None  # the feed snapshot resolving campaigns' CVEs and OSV ids
+    max_holdings_body: int = MAX_HOLDINGS_BODY  # PUT /sites/{site}/holdings
 
 
 class BodyLimit:
-    """Refuse request bodies above ``limit`` bytes (413) whether or not Content-Length is sent."""
+    """Refuse request bodies above ``limit`` bytes (413) whether or not Content-Length is sent;
+    paths starting with a prefix of ``larger`` have that prefix's limit instead."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int,
+                 larger: tuple[tuple[str, int], ...] = ()) -> None:
+        self.app, self.limit, self.larger = app, limit, larger
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = scope.get("path", "")
+        limit = next((n for prefix, n in self.larger if path.startswith(prefix)), self.limit)
         for key, value in scope.get("headers", ()):
-            if key == b"content-length" and (not value.isdigit() or int(value) > self.limit):
+            if key == b"content-length" and (not value.isdigit() or int(value) > limit):
                 await _too_large(send)
                 return
         seen = 0
@@ -110,7 +121,7 @@ class BodyLimit:
             msg = await receive()
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     raise _TooLarge
             return msg
 
@@ -455,11 +466,26 @@ def create_app(catalogue: Catalogue, settings: Settings | None = None) -> FastAP
 
         return run_result(campaigns.run_campaign(catalogue, campaign, who, feeds=cfg.feeds), 200)
 
+    # --- sites --------------------------------------------------------------------------
+
+    @app.put(f"{API_PREFIX}/sites/{{site}}/holdings", response_model=SiteInfo,
+             responses={401: {}, 403: {}, 409: {}, 413: {}, 422: {}, 429: {}})
+    def put_holdings(site: SiteName, req: HoldingsReport,
+                     who: Principal = Depends(as_operator)) -> SiteInfo:  # noqa: B008
+        # The site's whole report: what it held before and leaves out is no longer held.
+        return sites.report_holdings(catalogue, site, req.holdings, who)
+
+    @app.get(f"{API_PREFIX}/sites", response_model=list[SiteInfo],
+             responses={401: {}, 403: {}, 429: {}})
+    def list_sites(who: Principal = Depends(as_reader)) -> list[SiteInfo]:  # noqa: B008
+        return sites.sites(catalogue)
+
     from integrations.appdb.web import add_web_routes
 
     add_web_routes(app, catalogue, reader=lambda request, token: authorize(request, token,
                                                                            READERS),
                    feeds=cfg.feeds)
-    app.add_middleware(BodyLimit, limit=cfg.max_body)
+    app.add_middleware(BodyLimit, limit=cfg.max_body,
+                       larger=((f"{API_PREFIX}/sites/", cfg.max_holdings_body),))
     app.add_middleware(SecurityHeaders, docs_path=f"{API_PREFIX}/docs")
     return app

@@ -72,14 +72,18 @@ def _call(args: argparse.Namespace, method: str, path: str, body: bytes | None =
 def _hit(doc: dict[str, Any]) -> Hit:
     """A hit as the API sent it."""
     from integrations.appdb.campaigns import Hit
+    from integrations.appdb.schemas import parse_time
+    from integrations.appdb.sites import SiteHolding
 
+    held = tuple(SiteHolding(str(x["site"]), int(x["copies"]), int(x["instances"]),
+                             parse_time(x["reported"])) for x in doc.get("sites") or ())
     return Hit(version_id=0, image_id=doc["image_id"], version=doc["version"],
                title=doc.get("title", ""), sha512=doc["sha512"], vos=tuple(doc["vos"]),
                endorser_dn=doc.get("endorser_dn"), endorser_name=doc.get("endorser_name"),
                endorser_email=doc.get("endorser_email"), level=doc["level"],
                listed=bool(doc["listed"]), current=bool(doc.get("current")),
                suspended=bool(doc.get("suspended")), matched=tuple(doc.get("matched") or ()),
-               fix=doc.get("fix"))
+               fix=doc.get("fix"), sites=held)
 
 
 def _print(result: CampaignResult, fmt: str, *, hits: tuple[Hit, ...] | None = None,

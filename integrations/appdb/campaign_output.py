@@ -18,7 +18,8 @@ from typing import Any, TextIO
 from integrations.appdb.campaigns import CampaignResult, Hit, Item
 
 CSV_COLUMNS = ("image_id", "version", "title", "sha512", "vos", "endorser_dn", "endorser_name",
-               "endorser_email", "level", "listed", "current", "suspended", "matched", "fix")
+               "endorser_email", "level", "listed", "current", "suspended", "matched", "fix",
+               "sites")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 CSV_CELL_MAX = 4000
 SHOWN_MAX = 200
@@ -55,6 +56,14 @@ def describe_item(item: Item) -> str:
     return f"endorsed by {item.get('dn')}"
 
 
+def describe_sites(hit: Hit, most: int = 5) -> str:
+    """The sites holding a hit's file, one a line: ``site-a:3 inst`` (instances running)."""
+    text = "\n".join(f"{shown(h.site, 63)}:{h.instances} inst" for h in hit.sites[:most])
+    if len(hit.sites) > most:
+        text += f"\n… {len(hit.sites) - most} more"
+    return text or "—"
+
+
 def render_json(result: CampaignResult) -> str:
     """A JSON list of hits (``schemas.CampaignHit``)."""
     return json.dumps([h.to_json() for h in result.hits], indent=1, ensure_ascii=False) + "\n"
@@ -79,6 +88,8 @@ def _csv_row(hit: Hit) -> list[str | int]:
     data: dict[str, Any] = hit.to_json()
     data["vos"] = ";".join(hit.vos)
     data["matched"] = "; ".join(describe_item(m) for m in hit.matched)
+    data["sites"] = "; ".join(f"{h.site} (copies {h.copies}, instances {h.instances})"
+                              for h in hit.sites)
     return [csv_cell(data[c]) for c in CSV_COLUMNS]
 
 
@@ -103,7 +114,8 @@ def render_table(result: CampaignResult, stream: TextIO, *,
     console = Console(file=stream, highlight=False, soft_wrap=False,
                       width=None if stream.isatty() else 240)
     table = Table(title=title, show_lines=False)
-    for column in ("Image", "Version", "VO", "Endorser", "Level", "State", "Matched", "Fix"):
+    for column in ("Image", "Version", "VO", "Endorser", "Level", "State", "Matched", "Fix",
+                   "Sites"):
         table.add_column(column, overflow="fold")
     for h in rows:
         state = ("suspended" if h.suspended else "listed" if h.listed
@@ -116,10 +128,15 @@ def render_table(result: CampaignResult, stream: TextIO, *,
             matched += f"\n… {len(h.matched) - 5} more"
         table.add_row(*(Text(x) for x in (shown(h.image_id, 80), shown(h.version, 40),
                                           shown(", ".join(h.vos), 60), who, h.level, state,
-                                          matched, shown(h.fix, 80))))
+                                          matched, shown(h.fix, 80), describe_sites(h))))
     console.print(table)
     listed = sum(h.listed for h in rows)
-    line = f"{len(rows)} affected image version(s), {listed} listed ({result.seconds:.2f} s)"
+    line = f"{len(rows)} affected image version(s), {listed} listed"
+    at = {h.site for hit in rows for h in hit.sites}
+    if at:
+        running = sum(h.instances for hit in rows for h in hit.sites)
+        line += f", {running} instance(s) running at {len(at)} site(s)"
+    line += f" ({result.seconds:.2f} s)"
     if result.advisories:
         line += "; advisories: " + ", ".join(result.advisories)
     console.print(Text(line))

@@ -11,8 +11,10 @@ found in every version with the same SHA-512, whichever image registered it.
 
 Every registered version is searched, not only the current ones (sites may still run the old
 ones); each hit says whether its version is current and listed, its level, its VO and its
-endorser (DN, name, e-mail). A saved campaign keeps its query; each run remembers the versions
-it found, so that the next one shows which are newly affected.
+endorser (DN, name, e-mail), and the cloud sites that reported holding its file with how many
+instances run from it there (:mod:`integrations.appdb.sites`). A saved campaign keeps its
+query; each run remembers the versions it found, so that the next one shows which are newly
+affected.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ from integrations.appdb.schemas import (
     error_sentence,
     format_time,
 )
+from integrations.appdb.sites import SiteHolding, holdings_for
 from integrations.appdb.versionrange import Constraint, fix_of, parse_range, within
 
 CHUNK = 900
@@ -90,6 +93,7 @@ class Hit:
     suspended: bool
     matched: tuple[Item, ...]
     fix: str | None
+    sites: tuple[SiteHolding, ...] = ()  # the sites holding its file, by name
 
     def to_json(self) -> dict[str, Any]:
         """The hit as the API and ``--format json`` give it (schemas.CampaignHit)."""
@@ -98,7 +102,9 @@ class Hit:
                 "endorser_name": self.endorser_name, "endorser_email": self.endorser_email,
                 "level": self.level, "listed": self.listed, "current": self.current,
                 "suspended": self.suspended, "matched": [dict(m) for m in self.matched],
-                "fix": self.fix}
+                "fix": self.fix,
+                "sites": [{"site": h.site, "copies": h.copies, "instances": h.instances,
+                           "reported": format_time(h.reported)} for h in self.sites]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,7 +336,8 @@ def same_content(s: Session, matched: Matched) -> Matched:
 # --- the answer: who, where, listed ------------------------------------------------------------
 
 def describe(cat: Catalogue, s: Session, matched: Matched) -> list[Hit]:
-    """One hit per version of ``matched``: image, VO, endorser, level, listed, what matched."""
+    """One hit per version of ``matched``: image, VO, endorser, level, listed, what matched,
+    and the sites holding its file."""
     now = utcnow()
     ids = sorted(matched)
     rows: list[Any] = []
@@ -355,6 +362,7 @@ def describe(cat: Catalogue, s: Session, matched: Matched) -> list[Hit]:
         images = sorted({r.image_pk for r in found})
         suspended.update(s.scalars(select(Suspension.image_id).where(
             Suspension.image_id.in_(images), Suspension.lifted_at.is_(None))))
+    held = holdings_for(s, {r.sha512 for r in rows})
     levels_cache: dict[str, list[str]] = {}
     hits = []
     for row in sorted(rows, key=lambda r: (r.identifier, r.id)):
@@ -375,7 +383,7 @@ def describe(cat: Catalogue, s: Session, matched: Matched) -> list[Hit]:
             sha512=row.sha512, vos=(row.vo,), endorser_dn=row.dn,
             endorser_name=row.endorser_name, endorser_email=row.email, level=level,
             listed=listed, current=current, suspended=is_suspended, matched=tuple(items),
-            fix=", ".join(fixes) or None))
+            fix=", ".join(fixes) or None, sites=tuple(held.get(row.sha512, ()))))
     return hits
 
 

@@ -280,6 +280,20 @@ class Notification(Base):
     message_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
+class SiteHolding(Base):
+    """One image version (by SHA-512) a cloud site reported holding: how many copies of it the
+    site keeps and how many instances run from it. A site's report replaces its rows whole."""
+
+    __tablename__ = "site_holdings"
+    __table_args__ = (UniqueConstraint("site", "sha512", name="uq_site_holdings_site_sha512"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site: Mapped[str] = mapped_column(String(63))
+    sha512: Mapped[str] = mapped_column(String(128), index=True)
+    copies: Mapped[int] = mapped_column(Integer)
+    instances: Mapped[int] = mapped_column(Integer)
+    reported_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 def normalise_url(url: str) -> str:
     """``postgresql://`` means psycopg 3 here (SQLAlchemy's default driver is psycopg2)."""
     if url.startswith("postgresql://") or url.startswith("postgres://"):

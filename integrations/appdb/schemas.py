@@ -356,6 +356,16 @@ class MatchedItem(BaseModel):
     dn: str | None = None
 
 
+class HitSite(BaseModel):
+    """A site holding an affected version: its copies, the instances running from it, and
+    when the site reported it."""
+
+    site: str
+    copies: int
+    instances: int
+    reported: str
+
+
 class CampaignHit(BaseModel):
     """One affected image version: who endorsed it, whether it is listed, what matched."""
 
@@ -373,6 +383,7 @@ class CampaignHit(BaseModel):
     suspended: bool
     matched: list[MatchedItem]
     fix: str | None
+    sites: list[HitSite]
 
 
 class CampaignSaveRequest(BaseModel):
@@ -402,3 +413,45 @@ class CampaignRunResult(BaseModel):
     campaign: CampaignInfo
     affected: list[CampaignHit]
     newly_affected: list[CampaignHit]
+
+
+# --- sites -----------------------------------------------------------------------------------
+
+MAX_HOLDINGS = 100_000
+MAX_SITE_COUNT = 10**7
+SiteCount = Annotated[int, Field(ge=0, le=MAX_SITE_COUNT)]
+
+
+class Holding(BaseModel):
+    """One image version a site holds: ``copies`` of its file, ``instances`` running from it."""
+
+    model_config = ConfigDict(extra="forbid")
+    sha512: Sha512
+    copies: SiteCount
+    instances: SiteCount
+
+
+class HoldingsReport(BaseModel):
+    """A site's whole report: every image version it holds now (each SHA-512 once)."""
+
+    model_config = ConfigDict(extra="forbid")
+    holdings: list[Holding] = Field(max_length=MAX_HOLDINGS)
+
+    @model_validator(mode="after")
+    def _once_each(self) -> HoldingsReport:
+        seen: set[str] = set()
+        for h in self.holdings:
+            if h.sha512 in seen:
+                raise ValueError(f"image {h.sha512[:16]}… is reported more than once")
+            seen.add(h.sha512)
+        return self
+
+
+class SiteInfo(BaseModel):
+    """A site's last report: when, how many image versions, copies and instances in all."""
+
+    site: str
+    reported: str
+    images: int
+    copies: int
+    instances: int

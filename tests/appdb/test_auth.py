@@ -24,6 +24,7 @@ WRITES = [
     ("POST", "/api/v1/imagelists", "{}", {"operator"}),
     ("POST", "/api/v1/campaigns", {"name": "c1", "query": {"package": "x"}}, {"operator"}),
     ("POST", "/api/v1/campaigns/saved/c1/runs", None, {"operator"}),
+    ("PUT", "/api/v1/sites/site-a/holdings", {"holdings": []}, {"operator"}),
     # a query, posted because its indicator file is the body: any role may
     ("POST", "/api/v1/campaigns/ioc", "filename\nkworker\n", {"reader", "auditor", "operator"}),
 ]
@@ -34,7 +35,8 @@ def test_write_endpoints_are_in_the_openapi_document(sqlite_catalogue: Catalogue
         paths = httpx.get(f"{url}/api/v1/openapi.json").json()["paths"]
     writes = {(m.upper(), p) for p, ops in paths.items() for m in ops if m != "get"}
     assert writes == {(m, p.replace("img-a", "{image_id}").replace("fedcloud", "{vo}")
-                       .replace("/saved/c1/", "/saved/{campaign}/")) for m, p, _, _ in WRITES}
+                       .replace("/saved/c1/", "/saved/{campaign}/")
+                       .replace("/sites/site-a/", "/sites/{site}/")) for m, p, _, _ in WRITES}
 
 
 @pytest.mark.parametrize(("method", "path", "payload", "roles"), WRITES,

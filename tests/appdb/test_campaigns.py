@@ -187,14 +187,14 @@ def test_hit_says_who_and_where(populated: Catalogue) -> None:
               "manager": "dpkg", "via": "source", "source_name": "openssl",
               "source_version": "3.0.11-1~deb12u2", "ecosystem": "Debian:12", "arch": "amd64",
               "fixed": "3.0.15-1~deb12u1"}],
-         "fix": "3.0.15-1~deb12u1"},
+         "fix": "3.0.15-1~deb12u1", "sites": []},
         # the old version of img-deb: no report of its own (the file's went to img-copy),
         # not current, and its image is suspended
         {"image_id": "img-deb", "version": "1.0", "title": "Debian 12", "sha512": SHA["deb-1"],
          "vos": ["fedcloud"], "endorser_dn": ALICE.dn, "endorser_name": "Alice Endorser",
          "endorser_email": "alice@example.org", "level": "none", "listed": False,
          "current": False, "suspended": True, "matched": result.hits[0].to_json()["matched"],
-         "fix": "3.0.15-1~deb12u1"}]
+         "fix": "3.0.15-1~deb12u1", "sites": []}]
 
 
 def write_osv_snapshot(tmp: Path) -> Path:
@@ -382,7 +382,7 @@ def test_saved_campaign_shows_only_newly_affected(populated: Catalogue,
                  "--db", db]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "image_id,version,title,sha512,vos,endorser_dn,endorser_name,endorser_email,level,"
-        "listed,current,suspended,matched,fix"]
+        "listed,current,suspended,matched,fix,sites"]
 
     assert main(["catalogue", "campaign", "list", "--db", db]) == 0
     listed = capsys.readouterr().out
