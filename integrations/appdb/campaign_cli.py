@@ -271,7 +271,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_campaign_parsers(sub: Any, remote_opts: Any) -> None:
+def add_campaign_parsers(sub: Any, remote_opts: Any, db_opt: Any) -> None:
     """Add ``campaign`` and its subcommands under ``catalogue``."""
     c = sub.add_parser("campaign", help="find the image versions a vulnerability or an "
                                         "indicator affects, and their endorsers")
@@ -326,7 +326,7 @@ def add_campaign_parsers(sub: Any, remote_opts: Any) -> None:
     remote_opts(s)
     s.set_defaults(func=cmd_run)
 
-    add_action_parsers(csub)
+    add_action_parsers(csub, db_opt)
 
 
 def cmd_notify(args: argparse.Namespace) -> int:
@@ -391,14 +391,8 @@ def cmd_withdraw(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_action_parsers(csub: Any) -> None:
+def add_action_parsers(csub: Any, db_opt: Any) -> None:
     """``campaign notify`` and ``campaign withdraw`` (on the catalogue's own database)."""
-    from integrations.appdb import default_db
-
-    def db_opt(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--db", default=default_db(), metavar="URL",
-                       help="sqlite:///FILE or postgresql://... (default: %(default)s)")
-
     s = csub.add_parser(
         "notify", help="mail each endorser their affected image versions (never twice)",
         description="Runs the saved campaign again and mails each endorser one message listing "

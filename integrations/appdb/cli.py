@@ -271,7 +271,7 @@ def add_parsers(subparsers: Any) -> None:
     db_opt(s)
     s.set_defaults(func=cmd_token_create)
 
-    add_campaign_parsers(sub, remote_opts)
+    add_campaign_parsers(sub, remote_opts, db_opt)
 
     a = sub.add_parser("auditor", help="auditors' report-signing keys")
     asub = a.add_subparsers(dest="auditor_command", required=True)

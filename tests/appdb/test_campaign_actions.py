@@ -6,9 +6,6 @@ image list while the clean image stays."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -20,25 +17,13 @@ from tests.appdb.smtp_server import PASSWORD, USER, smtp_server
 from tests.batch.httpserver import FileServer
 from tests.batch.test_batch import run_batch
 from tests.builders.batch import build_images, image_list
+from tests.builders.catalogue import cli, ok, ready_catalogue, token
 from tests.builders.debian import cache_root
 
 pytest.importorskip("uvicorn")
 
 ROOT = Path(__file__).resolve().parents[2]
 VO = "campaign.test.vo"
-
-
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([sys.executable, "-m", "imageaudit", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, check=False,
-                          env={**os.environ, **(env or {})})
-    return done
-
-
-def ok(*args: str, env: dict[str, str] | None = None) -> str:
-    done = cli(*args, env=env)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def listed(url: str) -> list[str]:
@@ -56,14 +41,8 @@ def test_campaign_finds_notifies_once_and_withdraws(tmp_path: Path) -> None:
         listing = tmp_path / "vo.list"
         listing.write_bytes(image_list([("camp-weak", srv.url("/weak.qcow2"), weak),
                                         ("camp-clean", srv.url("/clean.qcow2"), clean)], vo=VO))
-        ok("catalogue", "import-imagelist", str(listing), "--db", db)
-        auditor = ok("catalogue", "token", "create", "--role", "auditor", "--name", "a",
-                     "--db", db).strip().split()[-1]
-        operator = ok("catalogue", "token", "create", "--role", "operator", "--name", "o",
-                      "--db", db).strip().split()[-1]
-        key = tmp_path / "a.key"
-        ok("keys", "generate", str(key))
-        ok("catalogue", "auditor", "add", "a", "--public-key", f"{key}.pub", "--db", db)
+        auditor = ready_catalogue(db, listing, tmp_path, "a")
+        operator = token(db, "operator", "o")
         with CatalogueProcess(db, tmp_path / "catalogue.log", cwd=ROOT) as server:
             # This VO lists any audited image, so that the weak one is listed until withdrawn.
             request = urllib.request.Request(
@@ -73,8 +52,8 @@ def test_campaign_finds_notifies_once_and_withdraws(tmp_path: Path) -> None:
                          "Content-Type": "application/json"})
             urllib.request.urlopen(request, timeout=30).close()
             published = run_batch(tmp_path, f"catalogue:{server.url}/vo/{VO}", "--workers", "2",
-                                  "--publish", server.url, "--token", auditor, "--signing-key",
-                                  str(key))
+                                  "--publish", server.url, "--token", auditor.token,
+                                  "--signing-key", str(auditor.key))
             assert published.returncode == 0, published.stderr
             assert listed(server.url) == ["camp-clean", "camp-weak"]
 
@@ -105,8 +84,8 @@ def test_campaign_finds_notifies_once_and_withdraws(tmp_path: Path) -> None:
                                               vo=VO, identifier="second-list"))
                 ok("catalogue", "import-imagelist", str(second), "--db", db)
                 more = run_batch(tmp_path, f"catalogue:{server.url}/vo/{VO}", "--workers", "1",
-                                 "--publish", server.url, "--token", auditor, "--signing-key",
-                                 str(key))
+                                 "--publish", server.url, "--token", auditor.token,
+                                 "--signing-key", str(auditor.key))
                 assert more.returncode == 0, more.stderr
                 third = cli(*args, env=env)
                 assert third.returncode == 0, third.stderr

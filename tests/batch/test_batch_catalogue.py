@@ -5,8 +5,6 @@ and the catalogue withdraws the weak one. A second run publishes nothing twice."
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -18,18 +16,12 @@ from integrations.appdb.process import CatalogueProcess
 from tests.batch.httpserver import FileServer
 from tests.batch.test_batch import ROOT, run_batch, summary
 from tests.builders.batch import build_images, image_list
+from tests.builders.catalogue import ready_catalogue
 from tests.builders.debian import cache_root
 
 pytest.importorskip("uvicorn")
 
 VO = "batch.test.vo"
-
-
-def _cli(*args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "imageaudit", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def _get(url: str) -> Any:
@@ -44,15 +36,11 @@ def test_catalogue_vo_audited_published_once_and_weak_withdrawn(tmp_path: Path) 
         listing = tmp_path / "vo.list"
         listing.write_bytes(image_list([("batch-weak", srv.url("/weak.qcow2"), weak),
                                         ("batch-clean", srv.url("/clean.qcow2"), clean)], vo=VO))
-        _cli("catalogue", "import-imagelist", str(listing), "--db", db)
-        token = _cli("catalogue", "token", "create", "--role", "auditor", "--name", "batcher",
-                     "--db", db).strip().split()[-1]
-        key = tmp_path / "batcher.key"
-        _cli("keys", "generate", str(key))
-        _cli("catalogue", "auditor", "add", "batcher", "--public-key", f"{key}.pub", "--db", db)
+        auditor = ready_catalogue(db, listing, tmp_path)
         with CatalogueProcess(db, tmp_path / "catalogue.log", cwd=ROOT) as server:
             args = (f"catalogue:{server.url}/vo/{VO}", "--workers", "2", "--require", "basic",
-                    "--publish", server.url, "--token", token, "--signing-key", str(key))
+                    "--publish", server.url, "--token", auditor.token, "--signing-key",
+                    str(auditor.key))
             first = run_batch(tmp_path, *args)
             assert first.returncode == 3, first.stderr  # the weak image is below basic
             assert first.stderr.count("(stored)") == 2
