@@ -64,7 +64,7 @@ def _params(args: argparse.Namespace) -> str:
 
 def _call(args: argparse.Namespace, method: str, path: str, body: bytes | None = None,
           ctype: str = "application/json") -> tuple[int, Any]:
-    from integrations.appdb.cli import _remote
+    from integrations.appdb.cli_common import _remote
 
     return _remote(args.url, args.token, method, path, body, ctype, limit=MAX_ANSWER)
 
@@ -119,7 +119,7 @@ def _print_run(outcome: RunOutcome, fmt: str) -> None:
 def cmd_query(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from integrations.appdb.cli import _local, _open, _target
+    from integrations.appdb.cli_common import _local, _open, _target
     from integrations.appdb.principal import CatalogueError
     from integrations.appdb.schemas import error_sentence
 
@@ -190,7 +190,7 @@ def _remote_query(args: argparse.Namespace, query: CampaignQuery) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from integrations.appdb.cli import _open, _target
+    from integrations.appdb.cli_common import _open, _target
     from integrations.appdb.schemas import CampaignInfo, CampaignQuery
 
     if _target(args):
@@ -217,7 +217,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from integrations.appdb.cli import _open, _target
+    from integrations.appdb.cli_common import _open, _target
     from integrations.appdb.principal import CatalogueError
     from integrations.appdb.schemas import CampaignInfo, CampaignQuery
 
@@ -246,7 +246,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from integrations.appdb.campaigns import CampaignResult, RunOutcome
-    from integrations.appdb.cli import _local, _open, _target
+    from integrations.appdb.cli_common import _local, _open, _target
     from integrations.appdb.principal import CatalogueError
     from integrations.appdb.schemas import CampaignInfo, CampaignQuery
 
@@ -333,7 +333,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
     """``campaign notify CAMPAIGN``: one mail per endorser, never twice (local catalogue)."""
     from datetime import date, timedelta
 
-    from integrations.appdb.cli import _local, _open
+    from integrations.appdb.cli_common import _local, _open
     from integrations.appdb.db import utcnow
     from integrations.appdb.mail import MailError, SmtpSettings
     from integrations.appdb.notify import notify_campaign
@@ -372,7 +372,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
 def cmd_withdraw(args: argparse.Namespace) -> int:
     """``campaign withdraw CAMPAIGN --reason``: suspend the affected images (local)."""
-    from integrations.appdb.cli import _local, _open
+    from integrations.appdb.cli_common import _local, _open
     from integrations.appdb.notify import withdraw_campaign
     from integrations.appdb.principal import CatalogueError
 

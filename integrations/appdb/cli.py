@@ -8,48 +8,34 @@ Commands act on the database directly (``--db``, default ``$IMAGEAUDIT_CATALOGUE
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from integrations.appdb import (
-    API_PREFIX,
     AUTH_FAILURES,
     AUTH_WINDOW,
     DEFAULT_MIN_LEVEL,
     default_db,
 )
 from integrations.appdb.campaign_cli import add_campaign_parsers
+from integrations.appdb.cli_common import FETCH_TIMEOUT, _local, _open, _remote, _target
 from integrations.appdb.schemas import ROLES
 
 if TYPE_CHECKING:
-    from integrations.appdb.catalogue import Catalogue, Principal
+    pass
 
 # Building the parser imports only the names above (the schemas for ROLES, the token roles,
 # and the campaign commands' parser, which imports nothing more):
 # the service, its database layer and the image-list reader are imported by the commands that
 # use them, so that every other imageaudit command starts without them.
 EXIT_REFUSED = 2
-FETCH_TIMEOUT = 60
-
-
-def _local() -> Principal:
-    from integrations.appdb.catalogue import Principal
-
-    return Principal(f"cli:{getpass.getuser()}", "admin")
 
 
 def _fail(message: str) -> int:
     print(f"imageaudit: error: {message}", file=sys.stderr)
     return EXIT_REFUSED
-
-
-def _open(url: str) -> Catalogue:
-    from integrations.appdb.server import open_catalogue
-
-    return open_catalogue(url)
 
 
 def _read_source(src: str) -> bytes:
@@ -63,31 +49,6 @@ def _read_source(src: str) -> bytes:
         return data
     with Path(src).open("rb") as fh:
         return fh.read(MAX_LIST_BYTES + 1)
-
-
-def _remote(url: str, token: str, method: str, path: str, body: bytes | None,
-            ctype: str = "application/json", limit: int = 1 << 20) -> tuple[int, Any]:
-    import urllib.error
-    import urllib.request
-
-    req = urllib.request.Request(url.rstrip("/") + API_PREFIX + path, data=body, method=method,
-                                 headers={"Authorization": f"Bearer {token}",
-                                          "Content-Type": ctype})
-    try:
-        with urllib.request.urlopen(req, timeout=FETCH_TIMEOUT) as resp:
-            return resp.status, json.loads(resp.read(limit) or b"null")
-    except urllib.error.HTTPError as exc:
-        try:
-            detail = json.loads(exc.read(1 << 20)).get("detail")
-        except ValueError:
-            detail = exc.reason
-        return exc.code, {"detail": detail}
-
-
-def _target(args: argparse.Namespace) -> bool:
-    if args.url and not args.token:
-        raise SystemExit("imageaudit: error: --url needs --token")
-    return bool(args.url)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
