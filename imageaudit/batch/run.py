@@ -24,6 +24,7 @@ from typing import Any
 from imageaudit import __version__
 from imageaudit.batch.results import ImageResult
 from imageaudit.batch.sources import BatchItem, Expanded, expand
+from imageaudit.batch.summary import write_atomic
 from imageaudit.batch.task import TaskOutcome, TaskSettings, audit_item
 from imageaudit.errors import UsageError
 from imageaudit.model import Severity, Status
@@ -128,13 +129,6 @@ def _failed_by_severity(report: dict[str, Any]) -> dict[str, int]:
     return counts
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 class Recorder:
     """Turns task outcomes into stored results and report files, one image at a time."""
 
@@ -145,7 +139,7 @@ class Recorder:
         self.context = context
         self.levels = levels
 
-    def _reached(self, level: str | None) -> bool | None:
+    def reached(self, level: str | None) -> bool | None:
         required = self.options.require
         if required is None:
             return None
@@ -162,7 +156,9 @@ class Recorder:
         for fmt in REPORT_FORMATS:
             if fmt in texts:
                 rel = f"reports/{stem}.{fmt}"
-                _write_atomic(self.options.output_dir / rel, texts[fmt])
+                target = self.options.output_dir / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                write_atomic(target, texts[fmt])
                 written[fmt] = rel
         return written
 
@@ -188,19 +184,20 @@ class Recorder:
             item, sha512=cert.get("image_sha512") or item.sha512, level=level,
             counts=dict(report.get("summary") or {}), failed=_failed_by_severity(report),
             report_id=report_id, reports=reports, cached=cached, seconds=seconds,
-            reached_required=self._reached(level),
+            reached_required=self.reached(level),
         )
 
     def cached(self, item: BatchItem, sha512: str) -> ImageResult | None:
         """The earlier result for this image under this context, if there is one."""
         if self.options.force:
             return None
-        record = self.store.audits([self.context.key(sha512)]).get(self.context.key(sha512))
+        key = self.context.key(sha512)
+        record = self.store.audits([key]).get(key)
         if record is None:
             return None
         if record.error is not None or record.report_id is None:
             return self.result(item, sha512=sha512, error=record.error or "no report",
-                               cached=True, reached_required=self._reached(None))
+                               cached=True, reached_required=self.reached(None))
         stored = self.store.get_report(record.report_id)
         if stored is None:
             return None
@@ -218,7 +215,7 @@ class Recorder:
                 self.store.record_audit(self.context.key(outcome.sha512), outcome.sha512,
                                         error=error, replace=self.options.force)
             return self.result(item, sha512=outcome.sha512, error=error,
-                               seconds=outcome.seconds, reached_required=self._reached(None))
+                               seconds=outcome.seconds, reached_required=self.reached(None))
         report = outcome.report
         rid = compute_report_id(report)
         self.store.save_report(rid, report, source=item.source)
@@ -373,21 +370,21 @@ def run_batch(options: BatchOptions, *,
             on_plan(total, len(cached))
         for failed in expanded.errors:
             emit(ImageResult(source=failed.input, inputs=(failed.input,), error=failed.error,
-                             reached_required=recorder._reached(None)))
+                             reached_required=recorder.reached(None)))
         for hit in cached:
             emit(hit)
         if pending:
             with dask_client(options.scheduler, options.workers) as client:
                 from distributed import as_completed
 
-                futures = {}
+                submitted = {}
                 for item in pending:
                     fut = client.submit(audit_item, item, settings, pure=False,
                                         key=f"imageaudit-audit-{_slug(item.source)}-"
                                             f"{os.urandom(6).hex()}")
-                    futures[fut.key] = (fut, item)
-                for fut in as_completed([f for f, _ in futures.values()]):  # type: ignore[no-untyped-call]
-                    item = futures[fut.key][1]
+                    submitted[fut] = item
+                for fut in as_completed(list(submitted)):  # type: ignore[no-untyped-call]
+                    item = submitted[fut]
                     try:
                         task: TaskOutcome = fut.result()
                     except Exception as exc:
@@ -399,14 +396,11 @@ def run_batch(options: BatchOptions, *,
                             outcome.notes.append(note)
                     emit(result)
     outcome.finished = utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
-    order = {r.source: i for i, r in enumerate(_input_order(expanded))}
+    # In the order the inputs named them (inputs that gave no image first), not as they ended.
+    sources = [e.input for e in expanded.errors] + [i.source for i in expanded.items]
+    order = {source: i for i, source in enumerate(sources)}
     outcome.results.sort(key=lambda r: order.get(r.source, len(order)))
     return outcome
-
-
-def _input_order(expanded: Expanded) -> list[ImageResult]:
-    return [ImageResult(source=e.input, inputs=()) for e in expanded.errors] + [
-        ImageResult(source=i.source, inputs=()) for i in expanded.items]
 
 
 def _attach(result: ImageResult, item: BatchItem, task: TaskOutcome,

@@ -179,7 +179,7 @@ def write_json(results: Sequence[ImageResult], meta: BatchMeta, path: Path) -> N
         "totals": totals(results, meta),
         "images": [r.to_json() for r in results],
     }
-    _write_atomic(path, json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+    write_atomic(path, json.dumps(document, indent=1, ensure_ascii=False) + "\n")
 
 
 def csv_cell(value: object) -> str | int | float:
@@ -215,7 +215,7 @@ def render_csv(results: Sequence[ImageResult], meta: BatchMeta) -> str:
 
 
 def write_csv(results: Sequence[ImageResult], meta: BatchMeta, path: Path) -> None:
-    _write_atomic(path, render_csv(results, meta))
+    write_atomic(path, render_csv(results, meta))
 
 
 # --- HTML -------------------------------------------------------------------------------------
@@ -388,14 +388,15 @@ def render_html(
 def write_html(
     results: Sequence[ImageResult], meta: BatchMeta, path: Path, *, report_links: bool = True
 ) -> None:
-    _write_atomic(path, render_html(results, meta, report_links=report_links))
+    write_atomic(path, render_html(results, meta, report_links=report_links))
 
 
 # --- files ------------------------------------------------------------------------------------
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a file beside ``path`` and move it into place."""
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a file beside ``path`` and move it into place (the batch's summaries
+    and per-image reports)."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     # Created with the umask applied, as a plain open would (mkstemp would leave it 0600).
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)

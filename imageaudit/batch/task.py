@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -221,8 +221,4 @@ def audit_item(item: BatchItem, settings: TaskSettings) -> TaskOutcome:
     )
 
 
-def settings_json(settings: TaskSettings) -> dict[str, Any]:
-    return asdict(settings)
-
-
-__all__ = ["TaskOutcome", "TaskSettings", "audit_item", "run_child", "settings_json"]
+__all__ = ["TaskOutcome", "TaskSettings", "audit_item", "run_child"]

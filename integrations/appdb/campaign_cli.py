@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import urllib.parse
 from pathlib import Path
@@ -30,14 +29,11 @@ def _fail(message: str) -> int:
     return EXIT_REFUSED
 
 
-def default_feeds() -> Path:
-    """The feed cache ``imageaudit feeds sync`` fills by default (``$XDG_CACHE_HOME``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "imageaudit" / "feeds"
-
-
 def _feeds(args: argparse.Namespace) -> Path:
-    return Path(args.feeds) if args.feeds else default_feeds()
+    """``--feeds``, else the cache ``imageaudit feeds sync`` fills by default."""
+    from imageaudit.cli.feeds import default_cache_dir
+
+    return Path(args.feeds) if args.feeds else default_cache_dir()
 
 
 def _query(args: argparse.Namespace) -> CampaignQuery:
