@@ -32,7 +32,10 @@ SMTP_ENV = {
 }
 SECURITY = ("starttls", "tls", "none")
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
-_CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# C0 and C1 controls, bidirectional marks and overrides, lone surrogates: none of them may
+# reorder or hide what a mail reader shows of image-supplied text.
+_CTRL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069"
+                   "\ud800-\udfff]")
 _EMAIL = re.compile(r"^[^@\s<>\"',;]{1,64}@[A-Za-z0-9.-]{1,253}$")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from integrations.appdb.mail import MailError, SmtpSettings, compose, send
+from integrations.appdb.mail import MailError, SmtpSettings, clean, compose, send
 from tests.appdb.smtp_server import PASSWORD, USER, smtp_server
 
 HIT = {"image_id": "img-weak", "version": "2", "sha512": "a" * 128, "vos": ["fedcloud.egi.eu"],
@@ -69,3 +69,9 @@ def test_refusals_are_clear(tmp_path: Path) -> None:
         _settings(1, tmp_path, security="none")
     with pytest.raises(MailError, match="not an e-mail address"):
         _settings(1, tmp_path, sender="not an address")
+
+
+@pytest.mark.parametrize("hostile", ["\x1b[2J", "\x9b31m", "\u202e", "\u2066", "\u200f", "\udcff"])
+def test_image_supplied_text_loses_controls_and_bidi_overrides(hostile: str) -> None:
+    assert clean(f"nginx{hostile}1.2") in ("nginx 1.2", "nginx [2J1.2", "nginx 31m1.2")
+    assert hostile not in clean(f"nginx{hostile}1.2")
