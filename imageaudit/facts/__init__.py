@@ -87,6 +87,9 @@ class Facts:
     # Not read from the image: the installed packages matched against update and advisory
     # feeds the user supplied (``scan --feeds``); attached by the pipeline after collection.
     vulnerabilities: Any = None
+    # trivy's secret and vulnerability scanners run on the image (``scan --trivy``:
+    # ``imageaudit.vulns.trivy_scan.TrivyFacts``), attached by a step run after the collectors.
+    trivy: Any = None
     errors: tuple[CollectorError, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
 
