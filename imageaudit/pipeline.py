@@ -7,7 +7,7 @@ import dataclasses
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +19,12 @@ from imageaudit.certify import Levels, load_levels
 from imageaudit.engine import scan_facts
 from imageaudit.errors import EXIT_BLOCKED, EXIT_INTERNAL, EXIT_OK, UsageError
 from imageaudit.facts import Facts, collect_facts
+from imageaudit.facts.base import CollectContext
 from imageaudit.findings import Report
 from imageaudit.identity import ImageIdentity, identify_image
+from imageaudit.ioc import Indicators, IocError
+from imageaudit.malware.iocscan import attach_ioc, load_sources
+from imageaudit.malware.yarascan import CompiledRules, YaraRulesError, attach_yara, compile_rules
 from imageaudit.model import Status
 from imageaudit.openers import AUTO, open_image
 from imageaudit.openers.detect import is_daemon_input
@@ -28,6 +32,8 @@ from imageaudit.report import render
 from imageaudit.report.text import print_report
 from imageaudit.rules import RuleSet, load_rules
 from imageaudit.waivers import Waiver, load_waivers
+
+AfterStep = Callable[[CollectContext, Facts], Facts]
 
 
 @contextlib.contextmanager
@@ -40,11 +46,12 @@ def _status(console: Console | None, message: str) -> Iterator[None]:
 
 
 def gather_facts(spec: str, progress: bool = True, input_kind: str = AUTO,
-                 opener: str = AUTO) -> Facts:
+                 opener: str = AUTO, after: Sequence[AfterStep] = ()) -> Facts:
     """Open ``spec`` read-only, run every collector, close it; timings per phase included.
 
     ``input_kind`` is ``auto`` (detect) or the kind the user chose (``--input-kind``);
-    ``opener`` how a VM disk is read (``--opener``).
+    ``opener`` how a VM disk is read (``--opener``); ``after`` the steps that still need the
+    open image once the facts are collected (``--ioc``, ``--yara``).
     """
     console = Console(stderr=True) if progress else None
     t0 = time.perf_counter()
@@ -56,7 +63,7 @@ def gather_facts(spec: str, progress: bool = True, input_kind: str = AUTO,
             timings[f"open.{key[:-2]}"] = float(value)
     try:
         with _status(console, f"Collecting facts from {spec}"):
-            facts = collect_facts(fs, timings=timings)
+            facts = collect_facts(fs, timings=timings, after=after)
     finally:
         fs.close()
     facts.timings["total"] = round(time.perf_counter() - t0, 4)
@@ -86,6 +93,9 @@ class ScanOptions:
     progress: bool = True
     input_kind: str = AUTO
     opener: str = AUTO
+    # Indicators of compromise (``--ioc``, repeatable) and YARA rules (``--yara``).
+    ioc_files: tuple[Path, ...] = ()
+    yara_rules: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,9 @@ class Judge:
     rules: RuleSet
     levels: Levels
     waivers: tuple[Waiver, ...]
+    # What the image's files are matched against, read before any image is opened.
+    indicators: tuple[Indicators, ...] | None = None
+    signatures: CompiledRules | None = None
 
     @classmethod
     def load(cls, options: ScanOptions) -> Judge:
@@ -107,7 +120,29 @@ class Judge:
         if len(rules) == 0:
             # An empty rule set would certify anything at the highest level.
             raise UsageError(f"{rules_dir}: no rules found; nothing to judge the image by")
-        return cls(rules, load_levels(levels_file), waivers)
+        indicators: tuple[Indicators, ...] | None = None
+        signatures: CompiledRules | None = None
+        if options.ioc_files:
+            try:
+                indicators = load_sources(options.ioc_files)
+            except IocError as exc:
+                raise UsageError(f"--ioc {exc}") from None
+        if options.yara_rules is not None:
+            try:
+                signatures = compile_rules(options.yara_rules)
+            except YaraRulesError as exc:
+                raise UsageError(f"--yara {exc}") from None
+        return cls(rules, load_levels(levels_file), waivers, indicators, signatures)
+
+    def after_steps(self) -> tuple[AfterStep, ...]:
+        """What runs over the open image after its facts are collected."""
+        steps: list[AfterStep] = []
+        if self.indicators is not None:
+            steps.append(attach_ioc(self.indicators))
+        if self.signatures is not None:
+            steps.append(attach_yara(self.signatures))
+        return tuple(steps)
+
 
 
 def scan_one(spec: str, judge: Judge, options: ScanOptions, source: str | None = None) -> Report:
@@ -124,7 +159,7 @@ def scan_one(spec: str, judge: Judge, options: ScanOptions, source: str | None =
         hashing = None if daemon else pool.submit(identify_image, spec, source, stop=stop)
         try:
             facts = gather_facts(spec, progress=options.progress, input_kind=options.input_kind,
-                                 opener=options.opener)
+                                 opener=options.opener, after=judge.after_steps())
         except BaseException:
             stop.set()  # an image that cannot be read is reported now, not after its hash
             raise

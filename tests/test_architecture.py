@@ -14,7 +14,7 @@ DOC = ROOT / "docs" / "architecture.md"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("model", "imagefs", "store", "identity", "example", "ioc"),
     ("findings", "signing", "passwords", "facts", "openers"),
-    ("vulns", "report", "publish"),
+    ("vulns", "report", "publish", "malware"),
     ("checks",),
     ("rules",),
     ("certify", "waivers"),

@@ -60,6 +60,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
         strict=args.strict,
         expiry_days=args.expiry_days,
         feeds_dir=Path(args.feeds) if getattr(args, "feeds", None) else None,
+        ioc_files=tuple(Path(f) for f in args.ioc or ()),
+        yara_rules=Path(args.yara) if args.yara else None,
         progress=not args.quiet,
         input_kind=args.input_kind,
         opener=args.opener,
@@ -133,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--expiry-days", type=int, default=30, help="certification validity (days)")
     p.add_argument("--feeds", metavar="DIR", help="advisory/update feed snapshot for package rules")
+    p.add_argument("--ioc", metavar="FILE", action="append",
+                   help="indicators of compromise (MISP event JSON, MISP feed directory or CSV) "
+                        "to match file hashes and names against; repeatable")
+    p.add_argument("--yara", metavar="DIR",
+                   help="YARA rules (a .yar/.yara file or a directory of them) to match the "
+                        "image's executables, libraries and scripts against")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
     add_open_options(p)
     add_scan_arguments(p)

@@ -8,7 +8,7 @@ failure of one as a :class:`~imageaudit.model.CollectorError` and goes on with t
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +90,11 @@ class Facts:
     # trivy's secret and vulnerability scanners run on the image (``scan --trivy``:
     # ``imageaudit.vulns.trivy_scan.TrivyFacts``), attached by a step run after the collectors.
     trivy: Any = None
+    # Not read from the image alone: its files matched against what the user brought
+    # (``scan --ioc``: ``imageaudit.malware.iocscan.IocResults``; ``scan --yara``:
+    # ``imageaudit.malware.yarascan.YaraResults``), attached by steps run after the collectors.
+    ioc: Any = None
+    yara: Any = None
     errors: tuple[CollectorError, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -103,8 +108,14 @@ def collect_facts(
     fs: ImageFS,
     collectors: Sequence[Collector] = COLLECTORS,
     timings: dict[str, float] | None = None,
+    after: Sequence[Callable[[CollectContext, Facts], Facts]] = (),
 ) -> Facts:
-    """Run every collector over ``fs``; one failing collector never stops the others."""
+    """Run every collector over ``fs``; one failing collector never stops the others.
+
+    ``after`` are steps run once the facts are built, while ``fs`` is still open: each gets the
+    context (the open image, the shared walk) and the facts, and returns them with what it
+    adds (``scan --ioc``, ``scan --yara``).
+    """
     ctx = CollectContext(fs=fs)
     times: dict[str, float] = dict(timings or {})
     start = time.perf_counter()
@@ -122,9 +133,15 @@ def collect_facts(
             results[collector.name] = None
         times[f"collect.{collector.name}"] = time.perf_counter() - t0
     times["collect"] = time.perf_counter() - start
-    return Facts(
+    facts = Facts(
         image=ImageInfo.from_open_info(fs.info),
         errors=tuple(ctx.errors),
         timings={k: round(v, 4) for k, v in times.items()},
         **results,
     )
+    for step in after:
+        t0 = time.perf_counter()
+        facts = step(ctx, facts)
+        facts.timings[f"after.{getattr(step, '__name__', 'step')}"] = round(
+            time.perf_counter() - t0, 4)
+    return facts

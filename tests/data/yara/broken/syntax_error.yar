@@ -1,0 +1,7 @@
+rule unfinished
+{
+    strings:
+        $a = "x"
+    condition:
+        $a and
+}
