@@ -34,6 +34,8 @@ def _options(request: dict[str, Any]) -> Any:
         progress=False,
         input_kind=request.get("input_kind") or "auto",
         opener=request.get("opener") or "auto",
+        ioc_files=tuple(Path(p) for p in request.get("ioc_files") or ()),
+        yara_rules=path("yara_rules"),
     )
 
 

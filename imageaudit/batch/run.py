@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,9 @@ class BatchOptions:
     input_kind: str = "auto"
     opener: str = "auto"
     require: str | None = None
+    # What every image's files are matched against (``--ioc``, ``--yara``).
+    ioc_files: tuple[Path, ...] = ()
+    yara_rules: Path | None = None
     verify_with: Path | None = None
     store_url: str | None = None
     scheduler: str | None = None
@@ -71,11 +74,16 @@ class Context:
     waivers: str | None
     expiry_days: int | None
     tool_version: str = __version__
+    # The digest of the ``--ioc`` and ``--yara`` files; in the key only when given, so that the
+    # keys of audits without them stay what they were.
+    matched: str | None = None
 
     def key(self, sha512: str) -> str:
         doc = {"sha512": sha512.lower(), "ruleset": self.ruleset_version,
                "levels": self.levels_version, "feeds": self.feeds, "waivers": self.waivers,
                "expiry_days": self.expiry_days, "tool": self.tool_version}
+        if self.matched is not None:
+            doc["matched"] = self.matched
         return hashlib.sha256(canonical_json(doc).encode()).hexdigest()
 
 
@@ -93,6 +101,20 @@ def _digest_file(path: Path | None) -> str | None:
     if path is None:
         return None
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _digest_tree(paths: Sequence[Path]) -> str | None:
+    """One digest of the files given (each file, or every file under a directory, by path)."""
+    if not paths:
+        return None
+    h = hashlib.sha256()
+    for index, top in enumerate(paths):
+        files = [top] if top.is_file() else sorted(p for p in top.rglob("*") if p.is_file())
+        for path in files:
+            name = path.name if path == top else path.relative_to(top).as_posix()
+            h.update(f"{index}:{name}\0".encode())
+            h.update(hashlib.sha256(path.read_bytes()).digest())
+    return "sha256:" + h.hexdigest()
 
 
 def _feeds(feeds_dir: Path | None) -> tuple[Path | None, str | None]:
@@ -319,8 +341,11 @@ def run_batch(options: BatchOptions, *,
     ``on_plan(total, cached)`` is called once the items are known, ``on_result(result, done,
     total)`` for each result as it is stored.
     """
+    # Indicators that cannot be read and rules that do not compile stop the batch here.
     scan_options = ScanOptions(rules_dir=options.rules_dir, levels_file=options.levels_file,
-                               waivers_file=options.waivers_file, progress=False)
+                               waivers_file=options.waivers_file, progress=False,
+                               ioc_files=options.ioc_files, yara_rules=options.yara_rules)
+    matched_with = [*options.ioc_files, *([options.yara_rules] if options.yara_rules else [])]
     judge = Judge.load(scan_options)
     level_names = judge.levels.names()
     if options.require and options.require not in level_names:
@@ -328,7 +353,7 @@ def run_batch(options: BatchOptions, *,
     feeds_dir, feeds = _feeds(options.feeds_dir)
     context = Context(ruleset_version=judge.rules.version, levels_version=judge.levels.version,
                       feeds=feeds, waivers=_digest_file(options.waivers_file),
-                      expiry_days=options.expiry_days)
+                      expiry_days=options.expiry_days, matched=_digest_tree(matched_with))
     outcome = BatchOutcome(results=[], context=context, level_names=level_names,
                            started=utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"))
     expanded = expanded or expand(options.inputs, verify_with=options.verify_with)
@@ -344,6 +369,8 @@ def run_batch(options: BatchOptions, *,
         input_kind=options.input_kind, opener=options.opener, formats=REPORT_FORMATS,
         timeout=options.timeout, memory_bytes=options.memory_bytes,
         insecure_registry=options.insecure_registry,
+        ioc_files=tuple(str(p.resolve()) for p in options.ioc_files),
+        yara_rules=str(options.yara_rules.resolve()) if options.yara_rules else None,
     )
     total = len(expanded.items) + len(expanded.errors)
     done = 0

@@ -48,6 +48,8 @@ class TaskSettings:
     timeout: float | None = None
     memory_bytes: int | None = None
     insecure_registry: bool = False
+    ioc_files: tuple[str, ...] = ()
+    yara_rules: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +141,8 @@ def run_child(path: str, source: str, settings: TaskSettings) -> dict[str, Any]:
         "rules_dir": settings.rules_dir, "levels_file": settings.levels_file,
         "waivers_file": settings.waivers_file, "feeds_dir": settings.feeds_dir,
         "expiry_days": settings.expiry_days, "input_kind": settings.input_kind,
-        "opener": settings.opener,
+        "opener": settings.opener, "ioc_files": list(settings.ioc_files),
+        "yara_rules": settings.yara_rules,
     }
     with tempfile.TemporaryDirectory(prefix="imageaudit-task-") as tmp:
         work = Path(tmp)

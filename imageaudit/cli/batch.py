@@ -68,6 +68,12 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--levels", metavar="FILE", help="levels file (default: rules/levels.yaml)")
     p.add_argument("--waivers", metavar="FILE")
     p.add_argument("--feeds", metavar="DIR", help="advisory/update feed snapshot")
+    p.add_argument("--ioc", metavar="FILE", action="append", default=[],
+                   help="indicators of compromise to match every image's files against "
+                        "(MISP event JSON, MISP feed directory or CSV; repeatable)")
+    p.add_argument("--yara", metavar="DIR",
+                   help="YARA rules (a .yar/.yara file or a directory of them) to match every "
+                        "image's executables, libraries and scripts against")
     p.add_argument("--expiry-days", type=int, default=30, help="certification validity (days)")
     p.add_argument("--verify-with", metavar="CA_DIR",
                    help="demand signed image lists, verified against this hashed CA directory")
@@ -192,6 +198,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         store_url=args.store, scheduler=args.scheduler, workers=args.workers, force=args.force,
         timeout=args.timeout, memory_bytes=args.memory, max_image_bytes=args.max_image_size,
         attach=args.attach, insecure_registry=args.insecure_registry,
+        ioc_files=tuple(Path(f) for f in args.ioc),
+        yara_rules=Path(args.yara) if args.yara else None,
     )
     with _display(args.quiet) as shown:
         outcome = run_batch(options, on_plan=shown.plan if shown else None,
