@@ -19,6 +19,7 @@ from imageaudit.facts import (
     filehashes,
     files,
     firewall,
+    integrity,
     listeners,
     packages,
     samba,
@@ -45,6 +46,7 @@ COLLECTORS: tuple[Collector, ...] = (
     files.COLLECTOR,
     credentials.COLLECTOR,
     filehashes.COLLECTOR,
+    integrity.COLLECTOR,  # after packages and filehashes: reuses their lists and digests
 )
 
 
@@ -84,6 +86,7 @@ class Facts:
     files: files.FilesFacts | None = None
     credentials: credentials.CredentialsFacts | None = None
     filehashes: filehashes.FileHashesFacts | None = None
+    integrity: integrity.IntegrityFacts | None = None
     # Not read from the image: the installed packages matched against update and advisory
     # feeds the user supplied (``scan --feeds``); attached by the pipeline after collection.
     vulnerabilities: Any = None
@@ -122,7 +125,7 @@ def collect_facts(
     patterns = [p for c in collectors for p in c.patterns]
     fs.prefetch(patterns)
     times["prefetch"] = time.perf_counter() - start
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = ctx.collected
     for collector in collectors:
         t0 = time.perf_counter()
         ctx.current = collector.name

@@ -25,6 +25,9 @@ class CollectContext:
     walk_truncated: bool = False
     # The collector now running: read failures are charged to its facts.
     current: str = "read"
+    # What the collectors run so far returned, by name: a later one may reuse their work
+    # (integrity takes the digests filehashes computed instead of reading the files again).
+    collected: dict[str, Any] = field(default_factory=dict)
 
     def walk(self) -> list[FileStat]:
         """Every entry of the image (not following symlinks), listed once and shared."""

@@ -149,8 +149,9 @@ def _decode(store: bytes, tag: int, vtype: int, offset: int, count: int) -> Valu
     raise HeaderError(f"tag {tag}: unknown type {vtype}")
 
 
-def parse_header(blob: bytes) -> RpmHeader:
-    """Parse a stored header blob; raises :class:`HeaderError` when it is malformed."""
+def parse_header(blob: bytes, wanted: frozenset[int] = WANTED) -> RpmHeader:
+    """Parse a stored header blob, decoding the ``wanted`` tags; raises :class:`HeaderError`
+    when it is malformed."""
     if len(blob) < 8:
         raise HeaderError(f"header of {len(blob)} bytes is shorter than its 8-byte preamble")
     il, dl = struct.unpack_from(">II", blob, 0)
@@ -172,6 +173,6 @@ def parse_header(blob: bytes) -> RpmHeader:
             raise HeaderError(f"tag {tag}: offset {offset} outside {dl} bytes of data")
         if count == 0 or count > dl:
             raise HeaderError(f"tag {tag}: count {count} out of range")
-        if tag in WANTED and tag not in tags:
+        if tag in wanted and tag not in tags:
             tags[tag] = _decode(store, tag, vtype, offset, count)
     return RpmHeader(tags=tags)
