@@ -20,6 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from imageaudit.facts.base import CollectContext, Collector
+from imageaudit.facts.listeners.cis import (
+    CIS_DEFAULT_BIND,
+    CIS_EXECUTABLES,
+    CIS_PATTERNS,
+    collect_cis,
+)
 from imageaudit.facts.listeners.model import (
     DEFAULT_BIND,
     DaemonBuilder,
@@ -66,7 +72,11 @@ EXECUTABLES: dict[str, tuple[str, ...]] = {
     "tftp": ("/usr/sbin/in.tftpd",),
     "telnetd": ("/usr/sbin/in.telnetd", "/usr/sbin/telnetd", "/usr/libexec/telnetlogin"),
     "rshd": ("/usr/sbin/in.rshd", "/usr/sbin/in.rlogind", "/usr/sbin/in.rexecd"),
+    **CIS_EXECUTABLES,
 }
+# The CIS server-services daemons (rsync, squid, dovecot, CUPS, dnsmasq, X, MTAs, web
+# servers) document their defaults next to their parsers.
+DEFAULT_BIND.update(CIS_DEFAULT_BIND)
 
 __all__ = [
     "COLLECTOR",
@@ -105,7 +115,7 @@ def collect(ctx: CollectContext) -> ListenersFacts:
     builders: list[DaemonBuilder] = []
     for simple in (collect_redis, collect_mongodb, collect_memcached, collect_mysql,
                    collect_elasticsearch, collect_vsftpd, collect_chrony, collect_bind,
-                   collect_rpcbind, collect_nfs, collect_tftp):
+                   collect_rpcbind, collect_nfs, collect_tftp, collect_cis):
         builders.extend(simple(ctx))
     pg, hba = collect_postgresql(ctx)
     snmp, access = collect_snmpd(ctx)
@@ -135,7 +145,7 @@ COLLECTOR = Collector(
         "/etc/ntpsec/ntp.conf", "/etc/chrony.conf", "/etc/chrony/*", "/etc/bind/*",
         "/etc/named.conf", "/etc/default/rpcbind", "/etc/sysconfig/rpcbind", "/etc/nfs.conf",
         "/etc/nfs.conf.d/*", "/etc/default/nfs-kernel-server", "/etc/sysconfig/nfs",
-        "/etc/default/tftpd-hpa",
+        "/etc/default/tftpd-hpa", *CIS_PATTERNS,
     ),
     collect=collect,
 )

@@ -1,0 +1,291 @@
+"""Exposure settings of mail transfer agents (postfix, exim4, sendmail) and web servers
+(Apache httpd, nginx).
+
+- postfix: ``main.cf`` parameters (continuation lines joined) and ``master.cf`` services,
+  each recorded as a ``service`` setting in section ``master.cf`` (continuation lines joined).
+- exim4: Debian's ``/etc/exim4/update-exim4.conf.conf`` variables (``dc_local_interfaces``,
+  ``dc_relay_nets``...).
+- sendmail: ``O DaemonPortOptions=...`` lines of ``sendmail.cf`` as ``DaemonPortOptions``.
+- apache: directives with ``Include``/``IncludeOptional`` followed (relative to the server
+  root), keys lower-cased, ``<Directory>``/``<Location>``/... blocks as sections
+  (``Directory /var/www``, nested ones joined by `` > ``).
+- nginx: directives with ``include`` followed (relative to ``/etc/nginx``), blocks as
+  sections (``http > server > location /dav``).
+
+Follows postconf(5) and master(5), Debian's update-exim4.conf(8), sendmail's cf/README
+(``DaemonPortOptions``), the Apache httpd configuration sections and ``Include`` manual, and
+nginx's ``include`` and block syntax.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+from imageaudit.facts.base import CollectContext
+from imageaudit.facts.conftext import (
+    IncludeGuard,
+    glob_files,
+    join_path,
+    numbered_lines,
+    parse_shell_vars,
+    read_config,
+    split_words,
+)
+from imageaudit.facts.listeners.model import DaemonBuilder
+from imageaudit.model import Source
+
+POSTFIX_DIR = "/etc/postfix"
+EXIM4_FILE = "/etc/exim4/update-exim4.conf.conf"
+SENDMAIL_FILE = "/etc/mail/sendmail.cf"
+APACHE_ROOTS = (("/etc/apache2", "apache2.conf"), ("/etc/httpd", "conf/httpd.conf"))
+NGINX_ROOT = "/etc/nginx"
+NGINX_TOKENS = 200_000  # tokens read from one nginx file; the rest is reported as cut
+MAX_BLOCK_DEPTH = 32
+
+MAILWEB_DEFAULT_BIND: dict[str, str] = {
+    # postconf(5) inet_interfaces: "all" by default.
+    "postfix": "all:25",
+    # update-exim4.conf(8): an empty dc_local_interfaces listens on all interfaces.
+    "exim4": "*:25",
+    # sendmail without DaemonPortOptions Addr=: all interfaces, port 25.
+    "sendmail": "*:25",
+    # Apache and nginx listen where Listen/listen say (Debian: *:80).
+    "apache": "*:80",
+    "nginx": "*:80",
+}
+
+MAILWEB_EXECUTABLES: dict[str, tuple[str, ...]] = {
+    "postfix": ("/usr/sbin/postfix", "/usr/lib/postfix/sbin/master",
+                "/usr/libexec/postfix/master"),
+    "exim4": ("/usr/sbin/exim4", "/usr/sbin/exim"),
+    "sendmail": ("/usr/sbin/sendmail-mta", "/usr/sbin/sendmail.sendmail"),
+    "apache": ("/usr/sbin/apache2", "/usr/sbin/httpd"),
+    "nginx": ("/usr/sbin/nginx",),
+}
+
+MAILWEB_PATTERNS: tuple[str, ...] = (
+    "/etc/postfix/main.cf", "/etc/postfix/master.cf", EXIM4_FILE, SENDMAIL_FILE,
+    "/etc/apache2/*.conf", "/etc/apache2/*/*.conf", "/etc/apache2/*/*", "/etc/httpd/conf/*",
+    "/etc/httpd/conf.d/*", "/etc/httpd/conf.modules.d/*", "/etc/nginx/*", "/etc/nginx/*/*",
+)
+
+
+# --- postfix --------------------------------------------------------------------------------
+
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """postfix lines: a line starting with whitespace continues the one before."""
+    out: list[tuple[int, str]] = []
+    for number, raw in numbered_lines(text):
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        if raw[0] in " \t" and out:
+            out[-1] = (out[-1][0], out[-1][1] + " " + raw.strip())
+        else:
+            out.append((number, raw.strip()))
+    return out
+
+
+def collect_postfix(ctx: CollectContext) -> list[DaemonBuilder]:
+    out = DaemonBuilder("postfix")
+    main = posixpath.join(POSTFIX_DIR, "main.cf")
+    text = read_config(ctx, main)
+    if text is not None:
+        out.files.append(main)
+        for number, line in _logical_lines(text):
+            key, sep, value = line.partition("=")
+            if not sep or not key.strip():
+                out.bad("not name = value", line, Source(main, number))
+                continue
+            out.add(key.strip(), value.strip(), Source(main, number))
+    master = posixpath.join(POSTFIX_DIR, "master.cf")
+    text = read_config(ctx, master)
+    if text is not None:
+        out.files.append(master)
+        for number, line in _logical_lines(text):
+            out.add("service", line, Source(master, number), "master.cf")
+    return [out]
+
+
+def collect_exim4(ctx: CollectContext) -> list[DaemonBuilder]:
+    out = DaemonBuilder("exim4")
+    text = read_config(ctx, EXIM4_FILE)
+    if text is not None:
+        out.files.append(EXIM4_FILE)
+        settings, malformed = parse_shell_vars(text, EXIM4_FILE)
+        out.settings.extend(settings)
+        out.malformed.extend(malformed)
+    return [out]
+
+
+def collect_sendmail(ctx: CollectContext) -> list[DaemonBuilder]:
+    out = DaemonBuilder("sendmail")
+    text = read_config(ctx, SENDMAIL_FILE)
+    if text is not None:
+        out.files.append(SENDMAIL_FILE)
+        for number, raw in numbered_lines(text):
+            if raw.startswith("O DaemonPortOptions="):
+                out.add("DaemonPortOptions", raw[len("O DaemonPortOptions="):].strip(),
+                        Source(SENDMAIL_FILE, number))
+    return [out]
+
+
+# --- Apache httpd ---------------------------------------------------------------------------
+
+def _apache_lines(text: str) -> list[tuple[int, str]]:
+    """Directive lines with backslash continuations joined; comments are whole lines."""
+    out: list[tuple[int, str]] = []
+    pending: tuple[int, str] | None = None
+    for number, raw in numbered_lines(text):
+        line = raw.strip()
+        if pending is not None:
+            line = pending[1] + " " + line
+            number = pending[0]
+            pending = None
+        if line.endswith("\\"):
+            pending = (number, line[:-1].rstrip())
+            continue
+        if line and not line.startswith("#"):
+            out.append((number, line))
+    if pending is not None and pending[1]:
+        out.append(pending)
+    return out
+
+
+def _apache_file(guard: IncludeGuard, out: DaemonBuilder, root: str, path: str, depth: int,
+                 src: Source | None, stack: list[str]) -> None:
+    text = guard.read(path, depth, src)
+    if text is None:
+        return
+    out.files.append(path)
+    for number, line in _apache_lines(text):
+        source = Source(path, number)
+        if line.startswith("</"):
+            if stack:
+                stack.pop()
+            else:
+                out.bad("closing a section that is not open", line, source)
+            continue
+        if line.startswith("<") and line.endswith(">"):
+            name, _, arg = line[1:-1].strip().partition(" ")
+            if len(stack) >= MAX_BLOCK_DEPTH:
+                out.bad("sections nested too deep", line, source)
+            stack.append(f"{name} {arg.strip()}".strip())
+            continue
+        words = split_words(line) or line.split()
+        key = words[0].lower()
+        value = " ".join(words[1:])
+        if key in ("include", "includeoptional") and len(words) > 1:
+            pattern = join_path(root, words[1])
+            found = glob_files(guard.ctx, pattern) if any(c in pattern for c in "*?[") else (
+                glob_files(guard.ctx, posixpath.join(pattern, "*"))
+                if guard.ctx.fs.is_dir(pattern) else [pattern])
+            for inc in found:
+                if key == "includeoptional" and not guard.ctx.fs.exists(inc):
+                    continue
+                _apache_file(guard, out, root, inc, depth + 1, source, stack)
+            continue
+        out.add(key, value, source, " > ".join(stack) or None)
+
+
+def collect_apache(ctx: CollectContext) -> list[DaemonBuilder]:
+    out = DaemonBuilder("apache")
+    guard = IncludeGuard(ctx, "listeners")
+    for root, main in APACHE_ROOTS:
+        _apache_file(guard, out, root, posixpath.join(root, main), 0, None, [])
+    out.malformed.extend(guard.malformed)
+    return [out]
+
+
+# --- nginx ----------------------------------------------------------------------------------
+
+def _nginx_tokens(text: str) -> list[tuple[str, int]]:
+    """Words, ``{``, ``}`` and ``;`` with their line numbers; quotes and comments handled."""
+    tokens: list[tuple[str, int]] = []
+    line = 1
+    i, n = 0, len(text)
+    while i < n and len(tokens) < NGINX_TOKENS:
+        ch = text[i]
+        if ch == "\n":
+            line += 1
+            i += 1
+        elif ch.isspace():
+            i += 1
+        elif ch == "#":
+            end = text.find("\n", i)
+            i = n if end == -1 else end
+        elif ch in "{};":
+            tokens.append((ch, line))
+            i += 1
+        elif ch in "'\"":
+            end = text.find(ch, i + 1)
+            end = n if end == -1 else end
+            word = text[i + 1:end]
+            tokens.append((word, line))
+            line += word.count("\n")
+            i = end + 1
+        else:
+            j = i
+            while j < n and not text[j].isspace() and text[j] not in "{};#":
+                j += 1
+            tokens.append((text[i:j], line))
+            i = j
+    return tokens
+
+
+def _nginx_file(guard: IncludeGuard, out: DaemonBuilder, path: str, depth: int,
+                src: Source | None, stack: list[str]) -> None:
+    text = guard.read(path, depth, src)
+    if text is None:
+        return
+    out.files.append(path)
+    tokens = _nginx_tokens(text)
+    if len(tokens) >= NGINX_TOKENS:
+        guard.ctx.incomplete(f"read only the first {NGINX_TOKENS} tokens", path)
+    words: list[str] = []
+    first = 0
+    for token, line in tokens:
+        if not words:
+            first = line
+        if token == ";":
+            if not words:
+                continue
+            source = Source(path, first)
+            if words[0] == "include" and len(words) > 1:
+                for inc in glob_files(guard.ctx, join_path(NGINX_ROOT, words[1])):
+                    _nginx_file(guard, out, inc, depth + 1, source, stack)
+            else:
+                out.add(words[0], " ".join(words[1:]), source, " > ".join(stack) or None)
+            words = []
+        elif token == "{":
+            if len(stack) >= MAX_BLOCK_DEPTH:
+                out.bad("blocks nested too deep", " ".join(words), Source(path, first))
+            stack.append(" ".join(words) or "?")
+            words = []
+        elif token == "}":
+            if words:
+                out.bad("directive without ';'", " ".join(words), Source(path, first))
+                words = []
+            if stack:
+                stack.pop()
+            else:
+                out.bad("closing a block that is not open", "}", Source(path, line))
+        else:
+            words.append(token)
+    if words:
+        out.bad("directive without ';'", " ".join(words), Source(path, first))
+
+
+def collect_nginx(ctx: CollectContext) -> list[DaemonBuilder]:
+    out = DaemonBuilder("nginx")
+    guard = IncludeGuard(ctx, "listeners")
+    _nginx_file(guard, out, posixpath.join(NGINX_ROOT, "nginx.conf"), 0, None, [])
+    out.malformed.extend(guard.malformed)
+    return [out]
+
+
+def collect_mailweb(ctx: CollectContext) -> list[DaemonBuilder]:
+    builders: list[DaemonBuilder] = []
+    for collect in (collect_postfix, collect_exim4, collect_sendmail, collect_apache,
+                    collect_nginx):
+        builders.extend(collect(ctx))
+    return builders
