@@ -121,7 +121,8 @@ def service_unneeded(facts: Any, params: UnneededParams, rule: Rule) -> list[Che
 
 # --- daemon_exposed -------------------------------------------------------------------------
 
-Daemon = Literal["rsync", "squid", "dovecot", "cups", "mta", "dnsmasq", "webdav", "x11"]
+Daemon = Literal["rsync", "squid", "dovecot", "cups", "mta", "dnsmasq", "webdav", "webroot",
+                 "x11"]
 
 IDENTITIES: dict[str, ServiceIdentity] = {
     "rsync": ServiceIdentity("the rsync daemon", ("rsync", "rsyncd"), ("rsync",), ("rsync",),
@@ -559,6 +560,51 @@ def _nginx_dav(facts: Any, d: Any, acts: str, params: CisExposedParams) -> list[
     return results
 
 
+# --- a web server serving the file system root ---------------------------------------------
+
+def _is_root(path: str) -> bool:
+    return path.strip().strip("'\"").rstrip("/") == ""
+
+
+def _apache_root(facts: Any, d: Any, acts: str, params: CisExposedParams) -> list[CheckResult]:
+    maps = [s for s in d.values("documentroot") if s.value.split() and _is_root(s.value)]
+    maps += [s for s in d.values("alias") if len(s.value.split()) >= 2
+             and _is_root(s.value.split()[1])]
+    if not maps:
+        return []
+    granted = [s for s in d.values("require") if (s.section or "").split(" > ")[-1]
+               .lower() in ("directory /", 'directory "/"')
+               and s.value.lower().split()[:2] == ["all", "granted"]]
+    if not granted:
+        return []  # <Directory /> denies (Debian and RHEL ship "Require all denied")
+    m, g = maps[0], granted[-1]
+    shown = {"documentroot": "DocumentRoot", "alias": "Alias"}[m.key] + " " + m.value
+    return [_fail(f"Apache serves the whole file system: {code(shown)}"
+                  f" ({_at(m)}) maps the root directory and {code('Require all granted')} "
+                  f"({_at(g)}) opens {code('<Directory />')} to every client; Apache httpd is "
+                  f"enabled: {acts}", str(m.source), m, f"{m.key} {m.value}",
+                  "a document root of its own, <Directory /> Require all denied")]
+
+
+def _nginx_root(facts: Any, d: Any, acts: str, params: CisExposedParams) -> list[CheckResult]:
+    results = []
+    for s in d.settings:
+        if s.key not in ("root", "alias") or not _is_root(s.value):
+            continue
+        if _nginx_guarded(d, s.section):
+            continue
+        where = code(s.section) if s.section else "the whole server"
+        listing = [a for a in d.values("autoindex") if a.value.strip() == "on"
+                   and _related(s.section, a.section)]
+        extra = f", and lists its directories ({code('autoindex on')}, {_at(listing[0])})" \
+            if listing else ""
+        results.append(_fail(
+            f"nginx serves the whole file system in {where} ({code(s.key + ' ' + s.value)}, "
+            f"{_at(s)}) to every client{extra}; nginx is enabled: {acts}", str(s.source), s,
+            f"{s.key} {s.value}", "a document root of its own"))
+    return results
+
+
 # --- X server -------------------------------------------------------------------------------
 
 def _listens_tcp(words: list[str]) -> bool:
@@ -598,6 +644,7 @@ _EVALUATORS: dict[str, list[tuple[str, Evaluator]]] = {
     "mta": [("postfix", _postfix), ("exim4", _exim4), ("sendmail", _sendmail)],
     "dnsmasq": [("dnsmasq", _dnsmasq)],
     "webdav": [("apache", _apache_dav), ("nginx", _nginx_dav)],
+    "webroot": [("apache", _apache_root), ("nginx", _nginx_root)],
     "x11": [("x11", _x11)],
 }
 
@@ -629,6 +676,10 @@ def cis_daemon_exposed(facts: Any, params: CisExposedParams, rule: Rule) -> list
     - ``webdav``: Apache ``Dav On`` without a ``Require`` of authenticated users (or loopback
       hosts) around it, nginx ``dav_methods`` with write methods without ``auth_basic``/
       ``auth_request``/``deny all`` around it; once per directive.
+    - ``webroot``: a web server serving the file system root: Apache ``DocumentRoot /``
+      or an ``Alias`` to ``/`` while ``<Directory />`` has ``Require all granted``, nginx
+      ``root /``/``alias /`` without ``deny all`` or authentication around it (naming
+      ``autoindex on``); once per directive.
     - ``x11``: the X server listening on TCP: gdm ``[security] DisallowTCP=false``, lightdm
       ``xserver-allow-tcp=true``, sddm ``ServerArguments`` or an X command line
       (``xserverrc``, xdm ``Xservers``) with ``-listen tcp``; judged when a display manager

@@ -360,3 +360,39 @@ case("service_insecure_client_installed", Status.FAIL,
      resources={"telnet", "ldap-utils"})
 case("service_insecure_client_installed", Status.PASS,
      debian_tree(("openssh-client", "1:9.2p1-2", "amd64")))
+
+# --- service_web_root_exposed ---------------------------------------------------------------
+
+ROOT_SITE = "<VirtualHost *:80>\n  DocumentRoot /\n</VirtualHost>\n"
+case("service_web_root_exposed", Status.FAIL,
+     {"/etc/apache2/apache2.conf": APACHE_CONF.replace("Require all denied",
+                                                       "Require all granted"),
+      "/etc/apache2/sites-enabled/root.conf": ROOT_SITE, **APACHE},
+     resources={"/etc/apache2/sites-enabled/root.conf line 2"}, name="apache",
+     message="Apache serves the whole file system: `DocumentRoot /` "
+     "(/etc/apache2/sites-enabled/root.conf line 2) maps the root directory and `Require all "
+     "granted` (/etc/apache2/apache2.conf line 4) opens `<Directory />` to every client; "
+     f"Apache httpd is enabled: {enabled_by('apache2.service')}")
+# Debian's <Directory /> denies: the mapping serves nothing
+case("service_web_root_exposed", Status.PASS,
+     {"/etc/apache2/apache2.conf": APACHE_CONF,
+      "/etc/apache2/sites-enabled/root.conf": ROOT_SITE, **APACHE}, name="apache-denied")
+case("service_web_root_exposed", Status.FAIL,
+     {"/etc/nginx/nginx.conf": NGINX_CONF,
+      "/etc/nginx/sites-enabled/default": "server {\n  listen 80;\n  location /files/ {\n"
+                                          "    alias /;\n    autoindex on;\n  }\n}\n",
+      **NGINX},
+     resources={"/etc/nginx/sites-enabled/default line 4"}, name="nginx",
+     message="nginx serves the whole file system in `http > server > location /files/` "
+     "(`alias /`, /etc/nginx/sites-enabled/default line 4) to every client, and lists its "
+     "directories (`autoindex on`, /etc/nginx/sites-enabled/default line 5); nginx is "
+     f"enabled: {enabled_by('nginx.service')}")
+case("service_web_root_exposed", Status.PASS,
+     {"/etc/nginx/nginx.conf": NGINX_CONF,
+      "/etc/nginx/sites-enabled/default": "server {\n  listen 80;\n  root /var/www/html;\n"
+                                          "  location /internal/ {\n    alias /;\n"
+                                          "    deny all;\n  }\n}\n", **NGINX},
+     name="nginx-denied")
+case("service_web_root_exposed", Status.PASS,
+     {"/etc/nginx/nginx.conf": NGINX_CONF,
+      "/etc/nginx/sites-enabled/default": "server {\n  root /;\n}\n"}, name="disabled")

@@ -21,6 +21,7 @@ from tests.scenario import Scenario, Symlink, write_tree
 
 # The rules judged from these parsers (checks/services_cis.py) and their package companions.
 RULES = ("service_unneeded_enabled", "service_rsync_unauthenticated", "service_squid_open_proxy",
+         "service_web_root_exposed",
          "service_dovecot_cleartext_auth", "service_cups_remote", "service_mta_not_local_only",
          "service_dnsmasq_open_resolver", "service_webdav_unauthenticated", "service_x11_tcp",
          "service_x_server_installed", "service_insecure_client_installed")
