@@ -89,9 +89,10 @@ def package_files_verify(facts: Any, params: PackageFilesParams, rule: Rule) -> 
     its package and where the recorded digest is.
 
     Files or digest lists that could not be read whole (over the size caps, unreadable) give
-    one ERROR naming them, never a PASS; for ``missing``, only digest lists count. An image
-    without any recorded file digest is not applicable. Missing fact: the ``integrity``
-    facts could not be collected; the rule's ``missing`` applies (ERROR by default).
+    one ERROR naming them, never a PASS; for ``missing``, only digest lists and paths that
+    could not be looked up count. An image without any recorded file digest is not
+    applicable. Missing fact: the ``integrity`` facts could not be collected; the rule's
+    ``missing`` applies (ERROR by default).
     """
     integrity: IntegrityFacts = facts.integrity
     if not integrity.databases and not integrity.unverified_count:
@@ -105,8 +106,8 @@ def package_files_verify(facts: Any, params: PackageFilesParams, rule: Rule) -> 
     else:
         results.extend(_missing(item) for item in integrity.missing)
         hidden = integrity.missing_count - len(integrity.missing)
-        unverified = tuple(u for u in integrity.unverified if u.stage == "database")
-        count = integrity.database_unverified_count
+        unverified = tuple(u for u in integrity.unverified if u.stage != "read")
+        count = integrity.presence_unverified_count
     if hidden > 0:
         results.append(CheckResult(
             Status.FAIL, f"{hidden} more package files {params.report} (not listed one by one)",

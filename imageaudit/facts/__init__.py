@@ -22,6 +22,7 @@ from imageaudit.facts import (
     integrity,
     listeners,
     packages,
+    persistence,
     samba,
     services,
     sshd,
@@ -46,6 +47,7 @@ COLLECTORS: tuple[Collector, ...] = (
     files.COLLECTOR,
     credentials.COLLECTOR,
     filehashes.COLLECTOR,
+    persistence.COLLECTOR,
     integrity.COLLECTOR,  # after packages and filehashes: reuses their lists and digests
 )
 
@@ -86,6 +88,7 @@ class Facts:
     files: files.FilesFacts | None = None
     credentials: credentials.CredentialsFacts | None = None
     filehashes: filehashes.FileHashesFacts | None = None
+    persistence: persistence.PersistenceFacts | None = None
     integrity: integrity.IntegrityFacts | None = None
     # Not read from the image: the installed packages matched against update and advisory
     # feeds the user supplied (``scan --feeds``); attached by the pipeline after collection.

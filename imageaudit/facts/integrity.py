@@ -101,7 +101,8 @@ class IntegrityFacts:
     missing_count: int = 0
     unverified: tuple[Unverified, ...] = ()  # the first examples
     unverified_count: int = 0
-    database_unverified_count: int = 0  # of those, digest lists that could not be read whole
+    # Of those, the ones where whether the file is there is unknown too (stage not ``read``).
+    presence_unverified_count: int = 0
     skipped: dict[str, int] = field(default_factory=dict)  # why paths were not compared
     bytes_read: int = 0
     reused_digests: int = 0  # digests taken from the filehashes collector
@@ -151,7 +152,7 @@ class _Compare:
             self._missing(first)
             return
         except (ImageFSError, OSError) as exc:
-            self.g.not_verified(where, f"cannot be looked up: {exc}", "file", first.package)
+            self.g.not_verified(where, f"cannot be looked up: {exc}", "lookup", first.package)
             return
         if st.is_symlink:
             self.g.skip("symlink")
@@ -160,7 +161,7 @@ class _Compare:
             self._changed(first, where, canon, None, f"a {st.type.value}")
             return
         if self.verified >= MAX_FILES:
-            self.g.not_verified(canon, f"more than {MAX_FILES} files to compare", "file",
+            self.g.not_verified(canon, f"more than {MAX_FILES} files to compare", "read",
                                 first.package)
             return
         digests = self._digests(canon, st.size, {e.algorithm for e in entries}, first.package)
@@ -193,19 +194,19 @@ class _Compare:
             self.reused += 1
             return {a: getattr(known, a) for a in algorithms}
         if size > MAX_FILE_BYTES:
-            self.g.not_verified(canon, f"larger than {_size(MAX_FILE_BYTES)}", "file", package)
+            self.g.not_verified(canon, f"larger than {_size(MAX_FILE_BYTES)}", "read", package)
             return None
         if self.bytes_read + size > MAX_TOTAL_BYTES:
             self.g.not_verified(canon, f"over the {_size(MAX_TOTAL_BYTES)} read per image",
-                                "file", package)
+                                "read", package)
             return None
         try:
             result = self.g.ctx.fs.read(canon, MAX_FILE_BYTES)
         except (ImageFSError, OSError) as exc:
-            self.g.not_verified(canon, f"cannot be read: {exc}", "file", package)
+            self.g.not_verified(canon, f"cannot be read: {exc}", "read", package)
             return None
         if result.truncated:
-            self.g.not_verified(canon, f"larger than {_size(MAX_FILE_BYTES)}", "file", package)
+            self.g.not_verified(canon, f"larger than {_size(MAX_FILE_BYTES)}", "read", package)
             return None
         self.bytes_read += len(result.data)
         return {a: hashlib.new(a, result.data, usedforsecurity=False).hexdigest()
@@ -249,7 +250,7 @@ def collect(ctx: CollectContext) -> IntegrityFacts:
         changed=tuple(cmp.changed), changed_count=cmp.changed_count,
         missing=tuple(cmp.missing), missing_count=cmp.missing_count,
         unverified=tuple(g.unverified), unverified_count=g.unverified_count,
-        database_unverified_count=g.database_unverified, skipped=dict(sorted(g.skipped.items())),
+        presence_unverified_count=g.presence_unverified, skipped=dict(sorted(g.skipped.items())),
         bytes_read=cmp.bytes_read, reused_digests=cmp.reused,
     )
 

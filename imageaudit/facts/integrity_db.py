@@ -44,12 +44,15 @@ EXCLUDED_DIRS = ("/lib/firmware", "/usr/lib/firmware")
 KERNEL_MODULE_ENDINGS = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
 
 Kind = Literal["program", "library", "PAM module", "kernel module"]
-Stage = Literal["database", "file"]
+# Why something was not compared: a digest list not read whole (``database``), a path that
+# could not be looked up (``lookup``: whether it is there is unknown too), a file not read
+# (``read``: over a cap, unreadable).
+Stage = Literal["database", "lookup", "read"]
 
 
 @dataclass(frozen=True, slots=True)
 class Unverified:
-    """What could not be compared: a file (``stage="file"``) or a digest list (``database``)."""
+    """A file or digest list that could not be compared, and why."""
 
     path: str
     reason: str
@@ -80,7 +83,7 @@ class Gather:
         self.packages = 0
         self.unverified: list[Unverified] = []
         self.unverified_count = 0
-        self.database_unverified = 0
+        self.presence_unverified = 0
         self.skipped: dict[str, int] = {}
         # listed path -> the name dpkg moved it to, and the package allowed to keep it
         self.diverted: dict[str, tuple[str, str]] = {}
@@ -90,8 +93,8 @@ class Gather:
 
     def not_verified(self, path: str, reason: str, stage: Stage, package: str | None) -> None:
         self.unverified_count += 1
-        if stage == "database":
-            self.database_unverified += 1
+        if stage != "read":
+            self.presence_unverified += 1
         if len(self.unverified) < MAX_EXAMPLES:
             self.unverified.append(Unverified(path, reason, stage, package))
 

@@ -125,7 +125,7 @@ def test_file_over_the_cap_is_unverified_not_passed(
     facts = facts_of(write_tree(debian(), tmp_path / "root"))
     assert facts.integrity is not None
     assert facts.integrity.unverified == (
-        integrity.Unverified("/usr/bin/ls", "larger than 10 bytes", "file", "coreutils"),)
+        integrity.Unverified("/usr/bin/ls", "larger than 10 bytes", "read", "coreutils"),)
     assert facts.integrity.verified == 2
     [result] = run_rule("malware_package_modified", facts)
     assert result.status is Status.ERROR
@@ -164,6 +164,21 @@ def test_conffile_inside_code_dirs_is_skipped(tmp_path: Path) -> None:
     })
     found = collect_tree(tree, tmp_path / "root")
     assert found.changed == () and found.skipped["configuration file"] == 1
+
+
+def test_distroless_status_d(tmp_path: Path) -> None:
+    """Distroless images keep one stanza file per package and its md5sums in status.d."""
+    tree = {
+        "/var/lib/dpkg/status.d/base": "Package: base-files\nVersion: 12\nArchitecture: amd64\n",
+        "/var/lib/dpkg/status.d/base.md5sums": f"{md5(LS)}  usr/bin/ls\n{md5(b'x')}  usr/lib/y\n",
+        "/usr/bin/ls": LS + b"changed",
+        "/usr/lib/y": b"x",
+    }
+    found = collect_tree(tree, tmp_path / "root")
+    assert found.databases == ("/var/lib/dpkg/status.d",)
+    assert found.verified == 2
+    assert [(c.path, c.package, c.source) for c in found.changed] == [
+        ("/usr/bin/ls", "base", Source("/var/lib/dpkg/status.d/base.md5sums", 1))]
 
 
 RPM_SPEC = """Name: tool
