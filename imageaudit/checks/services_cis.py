@@ -407,13 +407,20 @@ def _postfix(facts: Any, d: Any, acts: str, params: CisExposedParams) -> list[Ch
                   f"{iface.value if iface else 'all'}", "inet_interfaces = loopback-only")]
 
 
+def _exim_host(value: str) -> str:
+    """The address of an exim interface item; a port is appended with a dot
+    (``127.0.0.1.587``, ``::1.587``)."""
+    if ":" in value and "." in value.rsplit(":", 1)[-1]:
+        return value.rsplit(".", 1)[0]
+    return value.rsplit(".", 1)[0] if value.count(".") == 4 else value
+
+
 def _exim4(facts: Any, d: Any, acts: str, params: CisExposedParams) -> list[CheckResult]:
     if not d.present:
         return []
     iface = d.last("dc_local_interfaces")
-    values = _words(iface.value) if iface is not None else []
-    if values and all(is_loopback(v.split(".")[0] if v.count(".") == 4 else v)
-                      for v in values):
+    values = [w for w in _words(iface.value) if w != "<"] if iface is not None else []
+    if values and all(is_loopback(_exim_host(v)) for v in values):
         return []
     where = (f"{code('dc_local_interfaces=' + iface.value)} ({_at(iface)})"
              if iface is not None and values else "all interfaces (empty "

@@ -32,6 +32,10 @@ case("service_unneeded_enabled", Status.FAIL,
      resources={"nis-server", "cups-browsed", "autofs", "dhcp-server"}, name="several")
 case("service_unneeded_enabled", Status.FAIL, unit("ypserv.service"),
      resources={"nis-server"}, severity=Severity.HIGH, name="nis-high")
+# Debian's "nis" init script runs the client (ypbind); the server has units of its own
+case("service_unneeded_enabled", Status.FAIL,
+     {"/etc/init.d/nis": "#!/bin/sh\n", "/etc/rc2.d/S01nis": Symlink("../init.d/nis")},
+     resources={"nis-client"}, severity=Severity.MODERATE, name="debian-nis-script")
 case("service_unneeded_enabled", Status.FAIL, unit("bluetooth.service", target="bluetooth.target"),
      resources={"bluetooth"}, severity=Severity.LOW, name="bluetooth-low")
 # the inetd test services count only while inetd runs; xinetd's `disable = yes` switches off
@@ -248,6 +252,17 @@ case("service_mta_not_local_only", Status.PASS,
                                            "dc_local_interfaces='127.0.0.1 ; ::1'\n"
                                            "dc_relay_nets=''\n",
       **unit("exim4.service")}, name="exim-local")
+case("service_mta_not_local_only", Status.PASS,
+     {"/etc/exim4/update-exim4.conf.conf": "dc_local_interfaces='<; 127.0.0.1.587 ; ::1.25'\n",
+      **unit("exim4.service")}, name="exim-ports")
+case("service_mta_not_local_only", Status.FAIL,
+     {"/etc/exim4/update-exim4.conf.conf": "dc_local_interfaces='127.0.0.1 ; 192.0.2.7.25'\n",
+      **unit("exim4.service")}, resources={"exim4"}, severity=Severity.MODERATE,
+     name="exim-public",
+     message="exim accepts mail from the network: it listens on "
+     "`dc_local_interfaces=127.0.0.1 ; 192.0.2.7.25` (/etc/exim4/update-exim4.conf.conf line 1) "
+     "(CIS: the mail transfer agent is configured for local-only mode); exim is enabled: "
+     f"{enabled_by('exim4.service')}")
 case("service_mta_not_local_only", Status.PASS,
      {"/etc/mail/sendmail.cf": "O DaemonPortOptions=Family=inet, Name=MTA-v4, Port=smtp, "
                                "Addr=127.0.0.1\n", **unit("sendmail.service")},
