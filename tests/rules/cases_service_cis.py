@@ -147,6 +147,10 @@ case("service_squid_open_proxy", Status.PASS,
      name="loopback")
 case("service_squid_open_proxy", Status.PASS,
      {"/etc/squid/squid.conf": "http_access allow all\n"}, name="disabled")
+# what was read passes, but an included file was cut: not a PASS
+case("service_squid_open_proxy", Status.ERROR,
+     {"/etc/squid/squid.conf": "include /etc/squid/conf.d/*.conf\n" + SQUID_DEFAULT,
+      "/etc/squid/conf.d/local.conf": "acl x src 10.0.0.0/8\n" + BIG, **SQUID}, name="cut")
 
 # --- service_dovecot_cleartext_auth ---------------------------------------------------------
 
@@ -209,6 +213,8 @@ case("service_cups_remote", Status.FAIL,
                "<Location /admin>\n  Order allow,deny\n  Allow all\n"), **CUPS},
      resources={"cups"}, severity=Severity.HIGH, name="remote-admin")
 case("service_cups_remote", Status.PASS, {"/etc/cups/cupsd.conf": CUPS_DEFAULT, **CUPS})
+case("service_cups_remote", Status.ERROR,
+     {"/etc/cups/cupsd.conf": Symlink("/run/cups/cupsd.conf"), **CUPS}, name="dangling")
 case("service_cups_remote", Status.PASS,
      {"/etc/cups/cupsd.conf": CUPS_DEFAULT.replace("Listen localhost:631", "Port 631")},
      name="disabled")
