@@ -24,6 +24,7 @@ from imageaudit.facts import (
     packages,
     persistence,
     samba,
+    secretscan,
     services,
     sshd,
 )
@@ -47,6 +48,7 @@ COLLECTORS: tuple[Collector, ...] = (
     files.COLLECTOR,
     credentials.COLLECTOR,
     filehashes.COLLECTOR,
+    secretscan.COLLECTOR,
     persistence.COLLECTOR,
     integrity.COLLECTOR,  # after packages and filehashes: reuses their lists and digests
 )
@@ -88,6 +90,7 @@ class Facts:
     files: files.FilesFacts | None = None
     credentials: credentials.CredentialsFacts | None = None
     filehashes: filehashes.FileHashesFacts | None = None
+    secretscan: secretscan.SecretScanFacts | None = None
     persistence: persistence.PersistenceFacts | None = None
     integrity: integrity.IntegrityFacts | None = None
     # Not read from the image: the installed packages matched against update and advisory
