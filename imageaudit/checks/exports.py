@@ -232,7 +232,7 @@ def samba_guest_share(facts: Any, params: SambaGuestParams, rule: Rule) -> list[
     quoted. When shares may be hidden from us (``include = registry``, ``registry shares``,
     ``config backend = registry``, an include with ``%`` substitutions or a relative path,
     ``config file =``) the rule gives ERROR "could not evaluate" besides any failure; it never
-    passes then. Usershares (``usershare allow guests``) are not read.
+    passes then. Usershares are judged by ``samba_usershare_guest``.
 
     Missing fact: without the samba facts; ``error``.
     """

@@ -45,24 +45,31 @@ def _remote(addresses: list[str]) -> list[str]:
 # --- redis ----------------------------------------------------------------------------------
 
 def _redis_auth(d: Any) -> bool | None:
-    """True with a password, False without, None when users live in an ``aclfile``."""
-    req = d.last("requirepass")
-    if req is not None and req.value.strip().strip("'\"") != "":
-        return True
-    users = [s for s in d.values("user") if s.value.split()[:1] == ["default"]]
-    if users:
-        words = users[-1].value.split()[1:]
-        if "off" in words:
-            return True
-        state = False
-        for w in words:
-            if w.startswith((">", "#")):
-                state = True
-            elif w in ("nopass", "resetpass"):
-                state = False
-        return state
-    if d.last("aclfile") is not None:
+    """True with a password, False without, None when the ``aclfile`` could not be read.
+
+    With an ``aclfile`` its ``user`` lines replace ``requirepass`` and the ``user`` lines of
+    redis.conf; a file that does not define ``default`` leaves it ``on nopass``.
+    """
+    acl = d.last("aclfile")
+    if acl is not None and d.last("aclfile-unread") is not None:
         return None
+    req = d.last("requirepass")
+    if acl is None and req is not None and req.value.strip().strip("'\"") != "":
+        return True
+    key = "acluser" if acl is not None else "user"
+    users = [s for s in d.values(key) if s.value.split()[:1] == ["default"]]
+    if users:
+        # a user defined by a line starts "off" with no password; rules apply in order
+        enabled, nopass = False, False
+        for w in users[-1].value.split()[1:]:
+            if w in ("on", "off"):
+                enabled = w == "on"
+            elif w.startswith((">", "#")) or w in ("resetpass", "reset"):
+                nopass = False
+                enabled = enabled and w != "reset"
+            elif w == "nopass":
+                nopass = True
+        return not (enabled and nopass)
     return False
 
 
@@ -78,9 +85,10 @@ def _redis(facts: Any, d: Any, acts: str) -> list[CheckResult]:
         return []
     if auth is None:
         acl = d.last("aclfile")
+        why = d.last("aclfile-unread").value
         return [CheckResult(Status.ERROR, f"Could not evaluate Redis {code(resource)}: its "
-                            f"users are defined in {code(acl.value)} ({acl.source}), which is "
-                            "not read", resource=resource,
+                            f"users are defined in {code(acl.value)} ({acl.source}), and "
+                            f"{code(why)}", resource=resource,
                             evidence=Evidence(path=acl.source.path, line=acl.source.line,
                                               observed=f"aclfile {acl.value}"))]
     pm = d.last("protected-mode")
@@ -271,7 +279,8 @@ def daemon_unauthenticated(facts: Any, params: UnauthParams, rule: Rule) -> list
     - ``redis``: ``bind`` absent or non-loopback, no ``requirepass`` and no password for the
       ``default`` ACL user, and ``protected-mode no``; with protected mode on and an explicit
       non-loopback ``bind`` it fails at ``moderate`` (Redis < 7.0 then skips protected mode).
-      Users kept in an ``aclfile`` give ERROR (the file is not read).
+      Users kept in an ``aclfile`` are read from it (its ``default`` user, or ``on nopass``
+      when the file does not define one); an ``aclfile`` not in the image gives ERROR.
     - ``mongodb``: ``net.bindIpAll`` or a non-loopback ``net.bindIp`` without
       ``security.authorization: enabled`` (a ``keyFile`` also switches it on).
     - ``memcached``: no ``-l`` (all interfaces) or a non-loopback one, without SASL ``-S``.

@@ -22,6 +22,7 @@ from imageaudit.checks.activity import (
     describe,
     enabled_activity,
 )
+from imageaudit.checks.exposure_shares import other_ftp_anonymous
 from imageaudit.findings import CheckResult, Rule, code
 from imageaudit.model import Evidence, Severity, Status
 
@@ -187,20 +188,22 @@ def _vsftpd_bool(daemon: Any, key: str) -> tuple[bool, Any]:
 @check_type("ftp_anonymous", params_model=FtpParams, missing=MissingPolicy.ERROR,
             needs=("services", "listeners"))
 def ftp_anonymous(facts: Any, params: FtpParams, rule: Rule) -> list[CheckResult]:
-    """Fails when vsftpd runs and allows anonymous logins (``anonymous_enable=YES``).
+    """Fails when vsftpd, ProFTPD or Pure-FTPd runs and allows anonymous logins.
 
-    ``anonymous_enable`` is off when absent (vsftpd 3.0 and later). The severity rises to
-    ``upload_severity`` when anonymous users can write: ``write_enable=YES`` together with
-    ``anon_upload_enable``, ``anon_mkdir_write_enable`` or ``anon_other_write_enable``.
-    Other FTP servers (proFTPD, Pure-FTPd) are not read.
+    vsftpd: ``anonymous_enable=YES`` (off when absent, vsftpd 3.0 and later); the severity
+    rises to ``upload_severity`` when anonymous users can write: ``write_enable=YES``
+    together with ``anon_upload_enable``, ``anon_mkdir_write_enable`` or
+    ``anon_other_write_enable``. ProFTPD: an ``<Anonymous>`` block (not one with
+    ``AnonRequirePassword on`` or a ``<Limit LOGIN>`` ``DenyAll``); ``upload_severity`` when
+    a ``<Limit>`` of a write command in it has ``AllowAll``. Pure-FTPd: no ``NoAnonymous
+    yes`` while an ``ftp`` account exists; ``upload_severity`` with
+    ``AnonymousCanCreateDirs yes``.
 
     Missing fact: without services or listeners facts; ``error``.
     """
     acts = active(facts, SERVICES["vsftpd"])
-    if not acts:
-        return []
-    results = []
-    for daemon in facts.listeners.get("vsftpd"):
+    results = other_ftp_anonymous(facts, params.upload_severity)
+    for daemon in facts.listeners.get("vsftpd") if acts else ():
         anon, setting = _vsftpd_bool(daemon, "anonymous_enable")
         if not anon:
             continue

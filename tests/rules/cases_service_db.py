@@ -39,7 +39,8 @@ case("service_redis_unauthenticated", Status.ERROR,
      {REDIS_CONF: "bind 0.0.0.0\nprotected-mode no\naclfile /etc/redis/users.acl\n", **REDIS},
      resources={REDIS_CONF}, name="aclfile",
      message=f"Could not evaluate Redis `{REDIS_CONF}`: its users are defined in "
-     f"`/etc/redis/users.acl` ({REDIS_CONF} line 3), which is not read")
+     f"`/etc/redis/users.acl` ({REDIS_CONF} line 3), and `/etc/redis/users.acl is not in "
+     "the image`")
 
 # --- service_mongodb_unauthenticated --------------------------------------------------------
 

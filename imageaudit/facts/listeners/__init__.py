@@ -50,6 +50,12 @@ from imageaudit.facts.listeners.nosql import (
     collect_mongodb,
     collect_redis,
 )
+from imageaudit.facts.listeners.remote import (
+    NAMED_DEFAULT_BIND,
+    NAMED_EXECUTABLES,
+    NAMED_PATTERNS,
+    collect_named,
+)
 from imageaudit.facts.listeners.sql import collect_mysql, collect_postgresql
 
 # Where each daemon's programs live; their presence is recorded, never run.
@@ -73,10 +79,14 @@ EXECUTABLES: dict[str, tuple[str, ...]] = {
     "telnetd": ("/usr/sbin/in.telnetd", "/usr/sbin/telnetd", "/usr/libexec/telnetlogin"),
     "rshd": ("/usr/sbin/in.rshd", "/usr/sbin/in.rlogind", "/usr/sbin/in.rexecd"),
     **CIS_EXECUTABLES,
+    **NAMED_EXECUTABLES,
 }
 # The CIS server-services daemons (rsync, squid, dovecot, CUPS, dnsmasq, X, MTAs, web
 # servers) document their defaults next to their parsers.
 DEFAULT_BIND.update(CIS_DEFAULT_BIND)
+# dockerd, kubelet, Jupyter, VNC, slapd, ProFTPD, Pure-FTPd, Samba usershares: see
+# :mod:`~imageaudit.facts.listeners.remote`.
+DEFAULT_BIND.update(NAMED_DEFAULT_BIND)
 
 __all__ = [
     "COLLECTOR",
@@ -115,7 +125,8 @@ def collect(ctx: CollectContext) -> ListenersFacts:
     builders: list[DaemonBuilder] = []
     for simple in (collect_redis, collect_mongodb, collect_memcached, collect_mysql,
                    collect_elasticsearch, collect_vsftpd, collect_chrony, collect_bind,
-                   collect_rpcbind, collect_nfs, collect_tftp, collect_cis):
+                   collect_rpcbind, collect_nfs, collect_tftp, collect_cis,
+                   collect_named):
         builders.extend(simple(ctx))
     pg, hba = collect_postgresql(ctx)
     snmp, access = collect_snmpd(ctx)
@@ -145,7 +156,7 @@ COLLECTOR = Collector(
         "/etc/ntpsec/ntp.conf", "/etc/chrony.conf", "/etc/chrony/*", "/etc/bind/*",
         "/etc/named.conf", "/etc/default/rpcbind", "/etc/sysconfig/rpcbind", "/etc/nfs.conf",
         "/etc/nfs.conf.d/*", "/etc/default/nfs-kernel-server", "/etc/sysconfig/nfs",
-        "/etc/default/tftpd-hpa", *CIS_PATTERNS,
+        "/etc/default/tftpd-hpa", *CIS_PATTERNS, *NAMED_PATTERNS,
     ),
     collect=collect,
 )

@@ -1,6 +1,8 @@
 """Exposure settings of redis, MongoDB, memcached and Elasticsearch (listeners helpers).
 
-Follows redis.conf as documented by redis.io ("include", last directive wins), MongoDB's
+Follows redis.conf as documented by redis.io ("include", last directive wins; the
+``aclfile``'s ``user`` lines, read as ``acluser`` settings, see "ACL rules in an external
+file" of the Redis ACL documentation), MongoDB's
 "Configuration File Options" (YAML) and the legacy ini format of ``/etc/mongodb.conf``,
 memcached(1) and the memcached packaging of Debian (``/etc/memcached.conf``) and RHEL
 (``/etc/sysconfig/memcached``), and Elasticsearch's "Networking" and "Security settings".
@@ -60,6 +62,30 @@ def _redis_file(guard: IncludeGuard, out: DaemonBuilder, path: str, depth: int,
                 _redis_file(guard, out, inc, depth + 1, source)
             continue
         out.add(key, rest, source)
+        if key == "aclfile":
+            _redis_aclfile(guard.ctx, out, rest.strip("'\""), source)
+
+
+def _redis_aclfile(ctx: CollectContext, out: DaemonBuilder, path: str, src: Source) -> None:
+    """``user`` lines of an ACL file as ``acluser`` settings; ``aclfile-unread`` when the file
+    is relative (resolved against the server's working directory) or not in the image."""
+    if not path.startswith("/"):
+        out.add("aclfile-unread", f"{path} is relative to the server's working directory", src)
+        return
+    text = ctx.read_text(path)
+    if text is None:
+        out.add("aclfile-unread", f"{path} is not in the image", src)
+        return
+    out.files.append(path)
+    for number, raw in numbered_lines(text):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _sep, rest = line.partition(" ")
+        if key.lower() != "user" or not rest.strip():
+            out.bad("not a user line", raw, Source(path, number))
+            continue
+        out.add("acluser", rest.strip(), Source(path, number))
 
 
 def collect_redis(ctx: CollectContext) -> list[DaemonBuilder]:

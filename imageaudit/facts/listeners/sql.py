@@ -20,6 +20,7 @@ import re
 from imageaudit.facts.base import CollectContext
 from imageaudit.facts.conftext import IncludeGuard, glob_files, join_path, numbered_lines
 from imageaudit.facts.listeners.model import DaemonBuilder, HbaEntry
+from imageaudit.facts.listeners.mysqldata import collect_accounts
 from imageaudit.model import Source
 
 MYSQL_MAIN = ("/etc/my.cnf", "/etc/mysql/my.cnf")
@@ -78,12 +79,14 @@ def _mysql_file(guard: IncludeGuard, out: DaemonBuilder, path: str, depth: int,
 
 
 def collect_mysql(ctx: CollectContext) -> list[DaemonBuilder]:
-    """``bind-address``, ``skip-networking``, ``skip-grant-tables`` and every other option."""
+    """``bind-address``, ``skip-networking``, ``skip-grant-tables`` and every other option;
+    then the accounts of the data directory (:mod:`~imageaudit.facts.listeners.mysqldata`)."""
     out = DaemonBuilder("mysql")
     guard = IncludeGuard(ctx, "listeners")
     for main in MYSQL_MAIN:
         _mysql_file(guard, out, main, 0, None)
     out.malformed.extend(guard.malformed)
+    collect_accounts(ctx, out)
     return [out]
 
 
