@@ -96,6 +96,10 @@ class ScanOptions:
     # Indicators of compromise (``--ioc``, repeatable) and YARA rules (``--yara``).
     ioc_files: tuple[Path, ...] = ()
     yara_rules: Path | None = None
+    # trivy's secret scanner, and its vulnerability scanner with a database (``--trivy``,
+    # ``--trivy-cache DIR``: trivy's cache directory holding ``db/trivy.db``).
+    trivy: bool = False
+    trivy_cache: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,15 @@ class Judge:
         return tuple(steps)
 
 
+def _trivy_steps(spec: str, options: ScanOptions) -> tuple[AfterStep, ...]:
+    """trivy's scan (``--trivy``): a directory input is scanned in place, any other copied."""
+    if not options.trivy:
+        return ()
+    from imageaudit.vulns.trivy_scan import trivy_step
+
+    directory = Path(spec) if Path(spec).is_dir() else None
+    return (trivy_step(directory, cache_dir=options.trivy_cache),)
+
 
 def scan_one(spec: str, judge: Judge, options: ScanOptions, source: str | None = None) -> Report:
     """Open, collect, judge and certify one image.
@@ -159,7 +172,8 @@ def scan_one(spec: str, judge: Judge, options: ScanOptions, source: str | None =
         hashing = None if daemon else pool.submit(identify_image, spec, source, stop=stop)
         try:
             facts = gather_facts(spec, progress=options.progress, input_kind=options.input_kind,
-                                 opener=options.opener, after=judge.after_steps())
+                                 opener=options.opener,
+                                 after=(*judge.after_steps(), *_trivy_steps(spec, options)))
         except BaseException:
             stop.set()  # an image that cannot be read is reported now, not after its hash
             raise

@@ -29,8 +29,9 @@ _SEVERITY = {
     "MEDIUM": Severity.MODERATE,
     "LOW": Severity.LOW,
 }
-# Facts fields other secret rules may fill with (path, line) records; read defensively.
-_SECRET_FACTS = ("secrets", "secret_patterns", "tokens", "token_secrets")
+# Facts fields other secret rules fill with (path, line) records (``secretscan``: the token
+# pattern and assignment rules); read defensively, a record with an ``ignored`` reason is none.
+_SECRET_FACTS = ("secretscan", "secrets", "secret_patterns", "tokens")
 _MAX_RECORDS = 100_000
 
 
@@ -79,7 +80,7 @@ def reported_secrets(facts: Any) -> tuple[set[str], set[tuple[str, int | None]]]
     for name in _SECRET_FACTS:
         for record in _records(getattr(facts, name, None)):
             path = getattr(record, "path", None)
-            if isinstance(path, str):
+            if isinstance(path, str) and not getattr(record, "ignored", None):
                 places.add((path, _line_of(record)))
     return files, places
 

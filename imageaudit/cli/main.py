@@ -62,6 +62,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
         feeds_dir=Path(args.feeds) if getattr(args, "feeds", None) else None,
         ioc_files=tuple(Path(f) for f in args.ioc or ()),
         yara_rules=Path(args.yara) if args.yara else None,
+        trivy=args.trivy,
+        trivy_cache=Path(args.trivy_cache) if args.trivy_cache else None,
         progress=not args.quiet,
         input_kind=args.input_kind,
         opener=args.opener,
@@ -141,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yara", metavar="DIR",
                    help="YARA rules (a .yar/.yara file or a directory of them) to match the "
                         "image's executables, libraries and scripts against")
+    p.add_argument("--trivy", action="store_true",
+                   help="also run trivy (on PATH or $IMAGEAUDIT_TRIVY) offline: its secret "
+                        "scanner, and its vulnerability scanner when it has a database")
+    p.add_argument("--trivy-cache", metavar="DIR",
+                   help="trivy's cache directory holding its database (db/trivy.db); default "
+                        "$IMAGEAUDIT_TRIVY_CACHE or ~/.cache/trivy")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
     add_open_options(p)
     add_scan_arguments(p)
