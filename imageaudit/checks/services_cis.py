@@ -140,6 +140,7 @@ IDENTITIES: dict[str, ServiceIdentity] = {
                               ("apache2", "httpd", "apache2ctl", "httpd-foreground"),
                               "apache"),
     "nginx": ServiceIdentity("nginx", ("nginx",), (), ("nginx",), "nginx"),
+    "lighttpd": ServiceIdentity("lighttpd", ("lighttpd",), (), ("lighttpd",), "lighttpd"),
     "x11": ServiceIdentity("the X server", ("gdm", "gdm3", "lightdm", "sddm", "xdm",
                                             "display-manager"), (),
                            ("Xorg", "X", "Xvfb", "startx", "xinit"), "x11"),
@@ -567,6 +568,32 @@ def _nginx_dav(facts: Any, d: Any, acts: str, params: CisExposedParams) -> list[
     return results
 
 
+def _lighttpd_value(setting: Any) -> str:
+    value = str(setting.value).split("#", 1)[0].strip()
+    return value.strip('"').strip().lower()
+
+
+def _lighttpd_dav(facts: Any, d: Any, acts: str, params: CisExposedParams) -> list[CheckResult]:
+    results = []
+    for s in d.values("webdav.activate"):
+        if _lighttpd_value(s) != "enable":
+            continue
+        related = [x for x in d.settings if _related(s.section, x.section)]
+        readonly = [x for x in related if x.key == "webdav.is-readonly"]
+        if readonly and _lighttpd_value(readonly[-1]) == "enable":
+            continue
+        if any(x.key == "auth.require" for x in related):
+            continue
+        where = code(s.section) if s.section else "the whole server"
+        results.append(_fail(
+            f"lighttpd accepts WebDAV writes in {where} without authentication "
+            f"({code(s.key + ' = ' + s.value)}, {_at(s)}, no {code('auth.require')}, and "
+            f"{code('webdav.is-readonly')} is off by default): anyone can upload, overwrite "
+            f"and delete files there; lighttpd is enabled: {acts}", str(s.source), s,
+            f"{s.key} = {s.value}", 'auth.require around it, or webdav.is-readonly = "enable"'))
+    return results
+
+
 # --- a web server serving the file system root ---------------------------------------------
 
 def _is_root(path: str) -> bool:
@@ -650,7 +677,7 @@ _EVALUATORS: dict[str, list[tuple[str, Evaluator]]] = {
     "cups": [("cups", _cups)],
     "mta": [("postfix", _postfix), ("exim4", _exim4), ("sendmail", _sendmail)],
     "dnsmasq": [("dnsmasq", _dnsmasq)],
-    "webdav": [("apache", _apache_dav), ("nginx", _nginx_dav)],
+    "webdav": [("apache", _apache_dav), ("nginx", _nginx_dav), ("lighttpd", _lighttpd_dav)],
     "webroot": [("apache", _apache_root), ("nginx", _nginx_root)],
     "x11": [("x11", _x11)],
 }
@@ -682,7 +709,8 @@ def cis_daemon_exposed(facts: Any, params: CisExposedParams, rule: Rule) -> list
       option names a network interface.
     - ``webdav``: Apache ``Dav On`` without a ``Require`` of authenticated users (or loopback
       hosts) around it, nginx ``dav_methods`` with write methods without ``auth_basic``/
-      ``auth_request``/``deny all`` around it; once per directive.
+      ``auth_request``/``deny all`` around it, lighttpd ``webdav.activate = "enable"``
+      without ``auth.require`` and not ``webdav.is-readonly``; once per directive.
     - ``webroot``: a web server serving the file system root: Apache ``DocumentRoot /``
       or an ``Alias`` to ``/`` while ``<Directory />`` has ``Require all granted``, nginx
       ``root /``/``alias /`` without ``deny all`` or authentication around it (naming

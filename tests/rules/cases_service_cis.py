@@ -346,6 +346,26 @@ case("service_webdav_unauthenticated", Status.PASS,
       "/etc/nginx/sites-enabled/default": "server {\n  listen 80;\n  root /var/www;\n}\n",
       **NGINX}, name="plain")
 
+LIGHTTPD = unit("lighttpd.service")
+LIGHTTPD_CONF = ('server.modules = ( "mod_access", "mod_webdav" )\nserver.port = 80\n'
+                 'include "conf-enabled/*.conf"\ninclude_shell "/usr/share/lighttpd/x.pl"\n')
+LIGHTTPD_DAV = ('$HTTP["url"] =~ "^/dav($|/)" {\n  webdav.activate = "enable" # on\n'
+                '  webdav.sqlite-db-name = "/var/cache/lighttpd/webdav.db"\n}\n')
+case("service_webdav_unauthenticated", Status.FAIL,
+     {"/etc/lighttpd/lighttpd.conf": LIGHTTPD_CONF,
+      "/etc/lighttpd/conf-enabled/10-webdav.conf": LIGHTTPD_DAV, **LIGHTTPD},
+     resources={"/etc/lighttpd/conf-enabled/10-webdav.conf line 2"}, name="lighttpd")
+case("service_webdav_unauthenticated", Status.PASS,
+     {"/etc/lighttpd/lighttpd.conf": LIGHTTPD_CONF,
+      "/etc/lighttpd/conf-enabled/10-webdav.conf": LIGHTTPD_DAV.replace(
+          "}\n", '  auth.require = ( "" => ( "method" => "basic",\n'
+          '                              "realm" => "dav", "require" => "valid-user" ) )\n}\n'),
+      **LIGHTTPD}, name="lighttpd-auth")
+case("service_webdav_unauthenticated", Status.PASS,
+     {"/etc/lighttpd/lighttpd.conf": LIGHTTPD_CONF + 'webdav.is-readonly = "enable"\n',
+      "/etc/lighttpd/conf-enabled/10-webdav.conf": LIGHTTPD_DAV, **LIGHTTPD},
+     name="lighttpd-readonly")
+
 # --- service_x11_tcp ------------------------------------------------------------------------
 
 GDM = {f"{LIB}/gdm3.service": "[Service]\nExecStart=/usr/sbin/gdm3\n",

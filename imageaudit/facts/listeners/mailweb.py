@@ -11,6 +11,10 @@
   (``Directory /var/www``, nested ones joined by `` > ``).
 - nginx: directives with ``include`` followed (relative to ``/etc/nginx``), blocks as
   sections (``http > server > location /dav``).
+- lighttpd: ``key = value`` / ``key += value`` lines (a value open in parentheses goes on
+  to the line that closes it), ``include`` followed (relative to ``/etc/lighttpd``),
+  conditional blocks as sections (``$HTTP["url"] =~ "^/dav"``); ``include_shell`` is
+  recorded, never run.
 
 Follows postconf(5) and master(5), Debian's update-exim4.conf(8), sendmail's cf/README
 (``DaemonPortOptions``), the Apache httpd configuration sections and ``Include`` manual, and
@@ -52,6 +56,8 @@ MAILWEB_DEFAULT_BIND: dict[str, str] = {
     # Apache and nginx listen where Listen/listen say (Debian: *:80).
     "apache": "*:80",
     "nginx": "*:80",
+    # lighttpd server.bind: all interfaces, server.port 80.
+    "lighttpd": "*:80",
 }
 
 MAILWEB_EXECUTABLES: dict[str, tuple[str, ...]] = {
@@ -61,12 +67,14 @@ MAILWEB_EXECUTABLES: dict[str, tuple[str, ...]] = {
     "sendmail": ("/usr/sbin/sendmail-mta", "/usr/sbin/sendmail.sendmail"),
     "apache": ("/usr/sbin/apache2", "/usr/sbin/httpd"),
     "nginx": ("/usr/sbin/nginx",),
+    "lighttpd": ("/usr/sbin/lighttpd",),
 }
 
 MAILWEB_PATTERNS: tuple[str, ...] = (
     "/etc/postfix/main.cf", "/etc/postfix/master.cf", EXIM4_FILE, SENDMAIL_FILE,
     "/etc/apache2/*.conf", "/etc/apache2/*/*.conf", "/etc/apache2/*/*", "/etc/httpd/conf/*",
     "/etc/httpd/conf.d/*", "/etc/httpd/conf.modules.d/*", "/etc/nginx/*", "/etc/nginx/*/*",
+    "/etc/lighttpd/*.conf", "/etc/lighttpd/*/*.conf",
 )
 
 
@@ -283,9 +291,91 @@ def collect_nginx(ctx: CollectContext) -> list[DaemonBuilder]:
     return [out]
 
 
+# --- lighttpd -------------------------------------------------------------------------------
+
+def _unquoted_depth(text: str) -> int:
+    """Open parentheses outside double quotes (lighttpd values nest ``( ... )``)."""
+    depth, quoted, prev = 0, False, ""
+    for ch in text:
+        if ch == '"' and prev != "\\":
+            quoted = not quoted
+        elif not quoted and ch == "(":
+            depth += 1
+        elif not quoted and ch == ")":
+            depth -= 1
+        prev = ch
+    return depth
+
+
+def _lighttpd_statements(text: str) -> list[tuple[int, str]]:
+    out: list[tuple[int, str]] = []
+    pending: tuple[int, str] | None = None
+    for number, raw in numbered_lines(text):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if pending is not None:
+            number, line = pending[0], pending[1] + " " + line
+            pending = None
+        if _unquoted_depth(line) > 0:
+            pending = (number, line)
+            continue
+        out.append((number, line))
+    if pending is not None:
+        out.append(pending)
+    return out
+
+
+def _lighttpd_file(guard: IncludeGuard, out: DaemonBuilder, path: str, depth: int,
+                   src: Source | None, stack: list[str]) -> None:
+    text = guard.read(path, depth, src)
+    if text is None:
+        return
+    out.files.append(path)
+    for number, line in _lighttpd_statements(text):
+        source = Source(path, number)
+        while line.startswith("}"):
+            if stack:
+                stack.pop()
+            else:
+                out.bad("closing a block that is not open", line, source)
+            line = line[1:].strip()
+        if not line:
+            continue
+        if line.endswith("{"):
+            if len(stack) >= MAX_BLOCK_DEPTH:
+                out.bad("blocks nested too deep", line, source)
+            stack.append(" ".join(line[:-1].split()) or "?")
+            continue
+        word, _, rest = line.partition(" ")
+        if word in ("include", "include_shell"):
+            target = rest.strip().strip('"')
+            out.add(word, target, source, " > ".join(stack) or None)
+            if word == "include" and target:
+                for inc in glob_files(guard.ctx, join_path("/etc/lighttpd", target)):
+                    _lighttpd_file(guard, out, inc, depth + 1, source, stack)
+            continue
+        key, op, value = line.partition("=")
+        if not op or not key.strip():
+            out.bad("not key = value", line, source)
+            continue
+        key = key.strip()
+        if key.endswith(("+", ":")):
+            key = key[:-1].strip()
+        out.add(key, value.strip(), source, " > ".join(stack) or None)
+
+
+def collect_lighttpd(ctx: CollectContext) -> list[DaemonBuilder]:
+    out = DaemonBuilder("lighttpd")
+    guard = IncludeGuard(ctx, "listeners")
+    _lighttpd_file(guard, out, "/etc/lighttpd/lighttpd.conf", 0, None, [])
+    out.malformed.extend(guard.malformed)
+    return [out]
+
+
 def collect_mailweb(ctx: CollectContext) -> list[DaemonBuilder]:
     builders: list[DaemonBuilder] = []
     for collect in (collect_postfix, collect_exim4, collect_sendmail, collect_apache,
-                    collect_nginx):
+                    collect_nginx, collect_lighttpd):
         builders.extend(collect(ctx))
     return builders

@@ -26,7 +26,7 @@ RULES = ("service_unneeded_enabled", "service_rsync_unauthenticated", "service_s
          "service_dnsmasq_open_resolver", "service_webdav_unauthenticated", "service_x11_tcp",
          "service_x_server_installed", "service_insecure_client_installed")
 CIS = ("rsync", "squid", "dovecot", "cups", "dnsmasq", "x11", "postfix", "exim4", "sendmail",
-       "apache", "nginx")
+       "apache", "nginx", "lighttpd")
 
 
 def run(tmp_path: Path, scenario: Scenario) -> tuple[ListenersFacts, CollectContext]:
@@ -238,3 +238,26 @@ def test_a_clean_debian_root_passes_every_rule(debian_root_dir: Path) -> None:  
     bad = {r: s for r, s in judged.items() if s & {Status.FAIL, Status.ERROR}}
     assert not bad, bad
     assert {r for r, s in judged.items() if Status.PASS in s} == set(RULES)
+
+
+def test_lighttpd_blocks_multiline_values_and_includes(tmp_path: Path) -> None:
+    facts, _ = run(tmp_path, {
+        "/etc/lighttpd/lighttpd.conf": 'server.modules = (\n  "mod_webdav",\n)\n'
+                                       'server.modules += ( "mod_auth" )\n'
+                                       'include "conf-enabled/*.conf"\n'
+                                       'include_shell "/usr/share/lighttpd/x.pl"\n}\nnonsense\n',
+        "/etc/lighttpd/conf-enabled/dav.conf": '$HTTP["url"] =~ "^/d(a)v" {\n'
+                                               '  webdav.activate = "enable"\n} else {\n'
+                                               '  x := "a=b"\n}\n',
+    })
+    lighttpd = one(facts, "lighttpd")
+    assert kv(lighttpd) == [
+        (None, "server.modules", '( "mod_webdav", )', 1),
+        (None, "server.modules", '( "mod_auth" )', 4),
+        (None, "include", "conf-enabled/*.conf", 5),
+        ('$HTTP["url"] =~ "^/d(a)v"', "webdav.activate", '"enable"', 2),
+        ("else", "x", '"a=b"', 4),
+        (None, "include_shell", "/usr/share/lighttpd/x.pl", 6),
+    ]
+    assert [m.reason for m in lighttpd.malformed] == [
+        "closing a block that is not open", "not key = value"]
