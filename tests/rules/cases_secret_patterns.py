@@ -254,6 +254,48 @@ case(
     name="placeholders-and-settings",
 )
 
+# Shapes of stock distribution files that talk about passwords without holding one.
+STOCK_FILES: Scenario = {
+    "/etc/ssl/openssl.cnf": (
+        "[ req ]\ndefault_bits\t\t= 2048\ndefault_keyfile \t= privkey.pem\n"
+        "# Passwords for private keys if not present they will be prompted for\n"
+        "# input_password = secret\n# output_password = secret\n"
+        "[ req_attributes ]\nchallengePassword\t\t= A challenge password\n"
+        "challengePassword_min\t\t= 4\nchallengePassword_max\t\t= 20\n"
+    ),
+    "/etc/samba/smb.conf": (
+        "[global]\n   passdb backend = tdbsam\n   unix password sync = yes\n"
+        "   passwd program = /usr/bin/passwd %u\n"
+        "   passwd chat = *Enter\\snew\\s*\\spassword:* %n\\n *Retype\\snew\\s*\\spassword:* "
+        "%n\\n *password\\supdated\\ssuccessfully* .\n"
+        "   pam password change = yes\n   map to guest = bad user\n"
+    ),
+    "/etc/cloud/cloud.cfg": (
+        "disable_root: true\npreserve_hostname: false\nsystem_info:\n  default_user:\n"
+        "    name: debian\n    lock_passwd: True\n    sudo: ['ALL=(ALL) NOPASSWD:SETENV: ALL']\n"
+        "ssh_pwauth: false\nchpasswd: { expire: False }\n"
+    ),
+    "/var/lib/pam/password": (
+        "Module: unix\nPassword-Type: Primary\nPassword:\n"
+        "\t[success=end default=ignore]\tpam_unix.so obscure yescrypt\n"
+        "Password-Initial:\n\t[success=end default=ignore]\tpam_unix.so obscure yescrypt\n"
+    ),
+    "/etc/redis/redis.conf": "# requirepass foobared\n# masterauth <master-password>\n",
+    "/etc/grafana/grafana.ini": "[security]\n;admin_password = admin\n;secret_key = "
+    + noise("grafana", 20)
+    + "\n",
+    "/etc/ldap/ldap.conf": "#BASE\tdc=example,dc=com\n#BINDPW secret\n"
+    "TLS_CACERT\t/etc/ssl/certs/ca-certificates.crt\n",
+    "/etc/default/useradd": "# PASS_MAX_DAYS=99999\nSHELL=/bin/sh\n",
+    "/etc/pam.d/common-password": (
+        "password\t[success=1 default=ignore]\tpam_unix.so obscure use_authtok "
+        "try_first_pass yescrypt\npassword\trequisite\t\t\tpam_deny.so\n"
+    ),
+}
+
+case("secret_config_assignment", Status.PASS, tree(STOCK_FILES), name="stock-files")
+case("secret_token_patterns", Status.PASS, tree(STOCK_FILES), name="stock-files")
+
 # A token assigned to a secret-named key is left to secret_token_patterns.
 case(
     "secret_config_assignment",
