@@ -19,8 +19,9 @@ Registered by :mod:`imageaudit.checks.exposure_daemons`; each takes the facts, o
   ``require authc`` (``olcRequires``) globally or in the frontend refuses anonymous
   operations. Each data database then fails when its access lines (the frontend's are
   appended; none at all means slapd's default ``to * by * read``) give ``anonymous`` or
-  ``*`` a level above ``auth`` (critical for ``write``/``manage``). The cn=config tree is
-  read when present (it wins over ``slapd.conf``).
+  ``*`` a level above ``auth`` on entries (critical for ``write``/``manage``); lines
+  limited to ``attrs=`` and those of the root DSE and subschema entries are left out. The
+  cn=config tree is read when present (it wins over ``slapd.conf``).
 """
 
 from __future__ import annotations
@@ -184,9 +185,19 @@ def _slapd_remote(d: Any) -> tuple[bool, str]:
     return False, ""
 
 
+_ROOT_DSE = re.compile(r'^to\s+dn(?:\.base|\.exact)?="(?:|cn=subschema)"', re.IGNORECASE)
+
+
 def _anon_level(lines: list[Any]) -> tuple[str, Any] | None:
-    """The first access clause giving anonymous clients more than ``auth``."""
+    """The first access clause giving anonymous clients more than ``auth`` on entries.
+
+    Lines limited to attributes (``attrs=``) do not open entries by themselves, and the root
+    DSE and subschema entries are meant to be public.
+    """
     for s in lines:
+        what = s.value.split(" by ", 1)[0]
+        if "attrs=" in what.lower() or _ROOT_DSE.match(what.strip()):
+            continue
         for who, level in _BY.findall(s.value):
             if who.lower() in ("*", "anonymous") and level.lower() in _ANON_LEVELS:
                 return level.lower(), s
