@@ -188,8 +188,9 @@ def _systemd(r: _Reader, homes: list[tuple[str, str]]) -> None:
     loader = UnitLoader(r.ctx)
     loader.load()
     for name in sorted(loader.entries):
-        if unit_kind(name) not in ("service", "socket", "timer", "path", "mount"):
-            continue
+        kind = unit_kind(name)
+        if kind not in ("service", "socket") or loader.entries[name].kind != "file":
+            continue  # an alias is read under the name of its file; a mask runs nothing
         parsed = loader.parse(name)
         _unit_entries(r, name, parsed.values)
     r.malformed.extend(loader.malformed)
