@@ -187,31 +187,43 @@ def _top(d: Any, key: str) -> Any:
     return found[-1] if found else None
 
 
-def _rsync_param(d: Any, module: str, key: str) -> Any:
-    """A module's parameter, else the global one (rsyncd.conf(5))."""
-    return d.last(key, module) or _top(d, key)
+def _by_section(d: Any) -> tuple[dict[str | None, dict[str, Any]], dict[str | None, Any]]:
+    """Each section's settings (the last of each key) and its first setting, in one pass;
+    sections in file order."""
+    last: dict[str | None, dict[str, Any]] = {}
+    first: dict[str | None, Any] = {}
+    for s in d.settings:
+        last.setdefault(s.section, {})[s.key] = s
+        first.setdefault(s.section, s)
+    return last, first
 
 
 def _rsync(facts: Any, d: Any, acts: str, params: CisExposedParams) -> list[CheckResult]:
-    address = _top(d, "address")
+    sections, firsts = _by_section(d)
+    top = sections.get(None, {})
+    address = top.get("address")
     if address is not None and is_loopback(address.value):
         return []
-    modules = list(dict.fromkeys(s.section for s in d.settings
-                                 if s.section and s.section.lower() != "global"))
+    modules = [m for m in sections if m and m.lower() != "global"]
     results = []
     for module in modules:
-        users = _rsync_param(d, module, "auth users")
+        own = sections[module]
+
+        def param(key: str, own: dict[str, Any] = own) -> Any:
+            return own.get(key) or top.get(key)  # a module's parameter, else the global one
+
+        users = param("auth users")
         if users is not None and users.value.strip():
             continue
-        hosts = _rsync_param(d, module, "hosts allow")
+        hosts = param("hosts allow")
         if hosts is not None and hosts.value.split() and all(
                 is_loopback(h) for h in hosts.value.replace(",", " ").split()):
             continue
-        first = next(s for s in d.settings if s.section == module)
-        path = _rsync_param(d, module, "path")
+        first = firsts[module]
+        path = param("path")
         what = f"{code(path.value)}" if path is not None else "its files"
-        ro = _rsync_param(d, module, "read only")
-        wo = _rsync_param(d, module, "write only")
+        ro = param("read only")
+        wo = param("write only")
         writable = ro is not None and ro.value.strip().lower() in _FALSE
         message = (f"rsync daemon module {code('[' + module + ']')} ({first.source.path}) "
                    f"serves {what} to anyone without a password (no {code('auth users')})")
@@ -498,6 +510,21 @@ def _dnsmasq(facts: Any, d: Any, acts: str, params: CisExposedParams) -> list[Ch
 
 # --- WebDAV ---------------------------------------------------------------------------------
 
+MAX_DIRECTIVES = 200  # directives judged one by one per daemon; the rest is an ERROR
+
+
+def _bounded(found: list[Any], daemon: str, what: str) -> tuple[list[Any], list[CheckResult]]:
+    """The first :data:`MAX_DIRECTIVES` of ``found``; an ERROR naming the rest (never a PASS)."""
+    if len(found) <= MAX_DIRECTIVES:
+        return found, []
+    rest = found[MAX_DIRECTIVES:]
+    return found[:MAX_DIRECTIVES], [CheckResult(
+        Status.ERROR, f"Could not evaluate {len(rest)} more {daemon} {code(what)} directives "
+        f"(only the first {MAX_DIRECTIVES} are judged; the next is at {_at(rest[0])})",
+        resource=f"{daemon} {what}", evidence=Evidence(path=rest[0].source.path,
+                                                       line=rest[0].source.line,
+                                                       observed=f"{len(found)} directives"))]
+
 _APACHE_AUTH = ("valid-user", "user", "group", "ldap-", "file-", "dbm-", "expr")
 _NGINX_WRITES = frozenset({"PUT", "DELETE", "MKCOL", "COPY", "MOVE"})
 
@@ -526,8 +553,8 @@ def _apache_guarded(d: Any, section: str | None) -> bool:
 
 
 def _apache_dav(facts: Any, d: Any, acts: str, params: CisExposedParams) -> list[CheckResult]:
-    results = []
-    for s in d.values("dav"):
+    found, results = _bounded(list(d.values("dav")), "Apache", "Dav")
+    for s in found:
         if s.value.strip().lower() not in ("on", "filesystem", "svn"):
             continue
         if _apache_guarded(d, s.section):
@@ -553,8 +580,8 @@ def _nginx_guarded(d: Any, section: str | None) -> bool:
 
 
 def _nginx_dav(facts: Any, d: Any, acts: str, params: CisExposedParams) -> list[CheckResult]:
-    results = []
-    for s in d.values("dav_methods"):
+    found, results = _bounded(list(d.values("dav_methods")), "nginx", "dav_methods")
+    for s in found:
         methods = set(s.value.upper().split()) & _NGINX_WRITES
         if not methods or _nginx_guarded(d, s.section):
             continue
@@ -574,8 +601,8 @@ def _lighttpd_value(setting: Any) -> str:
 
 
 def _lighttpd_dav(facts: Any, d: Any, acts: str, params: CisExposedParams) -> list[CheckResult]:
-    results = []
-    for s in d.values("webdav.activate"):
+    found, results = _bounded(list(d.values("webdav.activate")), "lighttpd", "webdav.activate")
+    for s in found:
         if _lighttpd_value(s) != "enable":
             continue
         related = [x for x in d.settings if _related(s.section, x.section)]
@@ -621,10 +648,9 @@ def _apache_root(facts: Any, d: Any, acts: str, params: CisExposedParams) -> lis
 
 
 def _nginx_root(facts: Any, d: Any, acts: str, params: CisExposedParams) -> list[CheckResult]:
-    results = []
-    for s in d.settings:
-        if s.key not in ("root", "alias") or not _is_root(s.value):
-            continue
+    roots = [s for s in d.settings if s.key in ("root", "alias") and _is_root(s.value)]
+    found, results = _bounded(roots, "nginx", "root /")
+    for s in found:
         if _nginx_guarded(d, s.section):
             continue
         where = code(s.section) if s.section else "the whole server"
@@ -719,6 +745,9 @@ def cis_daemon_exposed(facts: Any, params: CisExposedParams, rule: Rule) -> list
       ``xserver-allow-tcp=true``, sddm ``ServerArguments`` or an X command line
       (``xserverrc``, xdm ``Xservers``) with ``-listen tcp``; judged when a display manager
       runs or an X server is installed.
+
+    Web server directives are judged one by one up to 200 of a kind; the rest give one
+    ERROR, never a PASS.
 
     Missing fact: without services or listeners facts; ``error``.
     """

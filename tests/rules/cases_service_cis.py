@@ -340,6 +340,12 @@ case("service_webdav_unauthenticated", Status.PASS,
           "    limit_except GET {\n      auth_basic \"dav\";\n"
           "      auth_basic_user_file /etc/nginx/htpasswd;\n    }\n"), **NGINX},
      name="nginx-auth")
+# more directives than are judged one by one: the rest is an ERROR, never a PASS
+case("service_webdav_unauthenticated", Status.ERROR,
+     {"/etc/nginx/nginx.conf": NGINX_CONF,
+      "/etc/nginx/sites-enabled/default": "server {\n"
+      + "  location /a { dav_methods PUT; deny all; }\n" * 201 + "}\n", **NGINX},
+     name="too-many")
 # a plain web server is not judged
 case("service_webdav_unauthenticated", Status.PASS,
      {"/etc/nginx/nginx.conf": NGINX_CONF,

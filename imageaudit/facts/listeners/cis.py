@@ -38,6 +38,7 @@ from imageaudit.facts.listeners.mailweb import (
     MAILWEB_EXECUTABLES,
     MAILWEB_PATTERNS,
     collect_mailweb,
+    section_of,
 )
 from imageaudit.facts.listeners.model import DaemonBuilder
 from imageaudit.model import Source
@@ -215,11 +216,10 @@ def collect_cups(ctx: CollectContext) -> list[DaemonBuilder]:
                 name, _, arg = line[1:-1].strip().partition(" ")
                 if len(stack) >= MAX_SECTION_DEPTH:
                     out.bad("blocks nested too deep", raw, source)
-                    continue
                 stack.append(f"{name} {arg.strip()}".strip())
                 continue
             key, _, value = line.partition(" ")
-            out.add(key.lower(), value.strip(), source, " > ".join(stack) or None)
+            out.add(key.lower(), value.strip(), source, section_of(stack))
     return [out]
 
 
@@ -327,15 +327,13 @@ def _dovecot_file(guard: IncludeGuard, out: DaemonBuilder, path: str, depth: int
         if line.endswith("{") and "=" not in line:
             if len(stack) >= MAX_SECTION_DEPTH:
                 out.bad("sections nested too deep", raw, source)
-                stack.append("?")
-                continue
             stack.append(" ".join(line[:-1].split()))
             continue
         key, sep, value = line.partition("=")
         if not sep:
             out.bad("not key = value", raw, source)
             continue
-        out.add(key.strip(), value.strip(), source, " > ".join(stack) or None)
+        out.add(key.strip(), value.strip(), source, section_of(stack))
 
 
 def collect_dovecot(ctx: CollectContext) -> list[DaemonBuilder]:

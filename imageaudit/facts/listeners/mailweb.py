@@ -78,19 +78,25 @@ MAILWEB_PATTERNS: tuple[str, ...] = (
 )
 
 
+def section_of(stack: list[str]) -> str | None:
+    """The section path of a setting: open blocks joined by `` > `` (the outer ones when a
+    hostile file nests deeper than :data:`MAX_BLOCK_DEPTH`, so the cost stays linear)."""
+    return " > ".join(stack[:MAX_BLOCK_DEPTH]) or None
+
+
 # --- postfix --------------------------------------------------------------------------------
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:
     """postfix lines: a line starting with whitespace continues the one before."""
-    out: list[tuple[int, str]] = []
+    out: list[tuple[int, list[str]]] = []
     for number, raw in numbered_lines(text):
         if not raw.strip() or raw.lstrip().startswith("#"):
             continue
         if raw[0] in " \t" and out:
-            out[-1] = (out[-1][0], out[-1][1] + " " + raw.strip())
+            out[-1][1].append(raw.strip())
         else:
-            out.append((number, raw.strip()))
-    return out
+            out.append((number, [raw.strip()]))
+    return [(number, " ".join(parts)) for number, parts in out]
 
 
 def collect_postfix(ctx: CollectContext) -> list[DaemonBuilder]:
@@ -142,20 +148,22 @@ def collect_sendmail(ctx: CollectContext) -> list[DaemonBuilder]:
 def _apache_lines(text: str) -> list[tuple[int, str]]:
     """Directive lines with backslash continuations joined; comments are whole lines."""
     out: list[tuple[int, str]] = []
-    pending: tuple[int, str] | None = None
+    first = 0
+    parts: list[str] = []
     for number, raw in numbered_lines(text):
         line = raw.strip()
-        if pending is not None:
-            line = pending[1] + " " + line
-            number = pending[0]
-            pending = None
+        if not parts:
+            first = number
         if line.endswith("\\"):
-            pending = (number, line[:-1].rstrip())
+            parts.append(line[:-1].rstrip())
             continue
-        if line and not line.startswith("#"):
-            out.append((number, line))
-    if pending is not None and pending[1]:
-        out.append(pending)
+        parts.append(line)
+        joined = " ".join(p for p in parts if p)
+        parts = []
+        if joined and not joined.startswith("#"):
+            out.append((first, joined))
+    if parts and " ".join(parts).strip():
+        out.append((first, " ".join(p for p in parts if p)))
     return out
 
 
@@ -192,7 +200,7 @@ def _apache_file(guard: IncludeGuard, out: DaemonBuilder, root: str, path: str, 
                     continue
                 _apache_file(guard, out, root, inc, depth + 1, source, stack)
             continue
-        out.add(key, value, source, " > ".join(stack) or None)
+        out.add(key, value, source, section_of(stack))
 
 
 def collect_apache(ctx: CollectContext) -> list[DaemonBuilder]:
@@ -262,7 +270,7 @@ def _nginx_file(guard: IncludeGuard, out: DaemonBuilder, path: str, depth: int,
                 for inc in glob_files(guard.ctx, join_path(NGINX_ROOT, words[1])):
                     _nginx_file(guard, out, inc, depth + 1, source, stack)
             else:
-                out.add(words[0], " ".join(words[1:]), source, " > ".join(stack) or None)
+                out.add(words[0], " ".join(words[1:]), source, section_of(stack))
             words = []
         elif token == "{":
             if len(stack) >= MAX_BLOCK_DEPTH:
@@ -294,7 +302,8 @@ def collect_nginx(ctx: CollectContext) -> list[DaemonBuilder]:
 # --- lighttpd -------------------------------------------------------------------------------
 
 def _unquoted_depth(text: str) -> int:
-    """Open parentheses outside double quotes (lighttpd values nest ``( ... )``)."""
+    """Parentheses opened minus closed outside double quotes (lighttpd values nest
+    ``( ... )``); a string does not go on to the next line."""
     depth, quoted, prev = 0, False, ""
     for ch in text:
         if ch == '"' and prev != "\\":
@@ -309,20 +318,22 @@ def _unquoted_depth(text: str) -> int:
 
 def _lighttpd_statements(text: str) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
-    pending: tuple[int, str] | None = None
+    first, depth = 0, 0
+    parts: list[str] = []
     for number, raw in numbered_lines(text):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        if pending is not None:
-            number, line = pending[0], pending[1] + " " + line
-            pending = None
-        if _unquoted_depth(line) > 0:
-            pending = (number, line)
+        if not parts:
+            first = number
+        parts.append(line)
+        depth += _unquoted_depth(line)
+        if depth > 0:
             continue
-        out.append((number, line))
-    if pending is not None:
-        out.append(pending)
+        out.append((first, " ".join(parts)))
+        parts, depth = [], 0
+    if parts:
+        out.append((first, " ".join(parts)))
     return out
 
 
@@ -350,7 +361,7 @@ def _lighttpd_file(guard: IncludeGuard, out: DaemonBuilder, path: str, depth: in
         word, _, rest = line.partition(" ")
         if word in ("include", "include_shell"):
             target = rest.strip().strip('"')
-            out.add(word, target, source, " > ".join(stack) or None)
+            out.add(word, target, source, section_of(stack))
             if word == "include" and target:
                 for inc in glob_files(guard.ctx, join_path("/etc/lighttpd", target)):
                     _lighttpd_file(guard, out, inc, depth + 1, source, stack)
@@ -362,7 +373,7 @@ def _lighttpd_file(guard: IncludeGuard, out: DaemonBuilder, path: str, depth: in
         key = key.strip()
         if key.endswith(("+", ":")):
             key = key[:-1].strip()
-        out.add(key, value.strip(), source, " > ".join(stack) or None)
+        out.add(key, value.strip(), source, section_of(stack))
 
 
 def collect_lighttpd(ctx: CollectContext) -> list[DaemonBuilder]:

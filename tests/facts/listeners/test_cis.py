@@ -261,3 +261,23 @@ def test_lighttpd_blocks_multiline_values_and_includes(tmp_path: Path) -> None:
     ]
     assert [m.reason for m in lighttpd.malformed] == [
         "closing a block that is not open", "not key = value"]
+
+
+def test_hostile_files_stay_linear(tmp_path: Path) -> None:
+    """Continuations, open parentheses and deep nesting over a whole capped file."""
+    n = 150_000
+    facts, _ = run(tmp_path, {
+        "/etc/postfix/main.cf": "mynetworks = 10.0.0.0/8\n" + " x\n" * n,
+        "/etc/apache2/apache2.conf": "Listen \\\n" * n + "80\n",
+        "/etc/lighttpd/lighttpd.conf": "server.modules = (\n" + '"m",\n' * n,
+        "/etc/nginx/nginx.conf": "a {\n" * (n // 3) + "listen 80;\n",  # under the token cap
+        "/etc/dovecot/dovecot.conf": "s {\n" * n + "ssl = no\n",
+    })
+    postfix, apache = one(facts, "postfix"), one(facts, "apache")
+    assert postfix.settings[0].value.count("x") == n
+    assert apache.settings[0].key == "listen"
+    assert len(one(facts, "lighttpd").settings[0].value) > n
+    listen = one(facts, "nginx").last("listen")
+    assert listen is not None and listen.section is not None
+    assert listen.section.count(" > ") == 31  # the outer 32 blocks name the section
+    assert one(facts, "dovecot").last("ssl") is not None
