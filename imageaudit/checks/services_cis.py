@@ -535,8 +535,8 @@ def _related(section: str | None, other: str | None) -> bool:
     return a == b or a.startswith(b + " > ") or b.startswith(a + " > ") or b == ""
 
 
-def _apache_guarded(d: Any, section: str | None) -> bool:
-    for s in d.values("require"):
+def _apache_guarded(requires: list[Any], section: str | None) -> bool:
+    for s in requires:
         if not _related(section, s.section):
             continue
         words = s.value.lower().split()
@@ -554,10 +554,11 @@ def _apache_guarded(d: Any, section: str | None) -> bool:
 
 def _apache_dav(facts: Any, d: Any, acts: str, params: CisExposedParams) -> list[CheckResult]:
     found, results = _bounded(list(d.values("dav")), "Apache", "Dav")
+    requires = list(d.values("require")) if found else []
     for s in found:
         if s.value.strip().lower() not in ("on", "filesystem", "svn"):
             continue
-        if _apache_guarded(d, s.section):
+        if _apache_guarded(requires, s.section):
             continue
         where = f"{code('<' + s.section + '>')}" if s.section else "the whole server"
         results.append(_fail(
@@ -568,8 +569,15 @@ def _apache_dav(facts: Any, d: Any, acts: str, params: CisExposedParams) -> list
     return results
 
 
-def _nginx_guarded(d: Any, section: str | None) -> bool:
-    for s in d.settings:
+_NGINX_GUARDS = frozenset({"auth_basic", "auth_request", "auth_jwt", "deny"})
+
+
+def _nginx_guards(d: Any) -> list[Any]:
+    return [s for s in d.settings if s.key in _NGINX_GUARDS]
+
+
+def _nginx_guarded(guards: list[Any], section: str | None) -> bool:
+    for s in guards:
         if not _related(section, s.section):
             continue
         if s.key in ("auth_basic", "auth_request", "auth_jwt") and s.value.strip() != "off":
@@ -581,9 +589,10 @@ def _nginx_guarded(d: Any, section: str | None) -> bool:
 
 def _nginx_dav(facts: Any, d: Any, acts: str, params: CisExposedParams) -> list[CheckResult]:
     found, results = _bounded(list(d.values("dav_methods")), "nginx", "dav_methods")
+    guards = _nginx_guards(d) if found else []
     for s in found:
         methods = set(s.value.upper().split()) & _NGINX_WRITES
-        if not methods or _nginx_guarded(d, s.section):
+        if not methods or _nginx_guarded(guards, s.section):
             continue
         where = code(s.section) if s.section else "the whole server"
         results.append(_fail(
@@ -602,10 +611,12 @@ def _lighttpd_value(setting: Any) -> str:
 
 def _lighttpd_dav(facts: Any, d: Any, acts: str, params: CisExposedParams) -> list[CheckResult]:
     found, results = _bounded(list(d.values("webdav.activate")), "lighttpd", "webdav.activate")
+    guards = [x for x in d.settings if x.key in ("webdav.is-readonly", "auth.require")] \
+        if found else []
     for s in found:
         if _lighttpd_value(s) != "enable":
             continue
-        related = [x for x in d.settings if _related(s.section, x.section)]
+        related = [x for x in guards if _related(s.section, x.section)]
         readonly = [x for x in related if x.key == "webdav.is-readonly"]
         if readonly and _lighttpd_value(readonly[-1]) == "enable":
             continue
@@ -650,12 +661,13 @@ def _apache_root(facts: Any, d: Any, acts: str, params: CisExposedParams) -> lis
 def _nginx_root(facts: Any, d: Any, acts: str, params: CisExposedParams) -> list[CheckResult]:
     roots = [s for s in d.settings if s.key in ("root", "alias") and _is_root(s.value)]
     found, results = _bounded(roots, "nginx", "root /")
+    guards = _nginx_guards(d) if found else []
+    indexes = [a for a in d.values("autoindex") if a.value.strip() == "on"] if found else []
     for s in found:
-        if _nginx_guarded(d, s.section):
+        if _nginx_guarded(guards, s.section):
             continue
         where = code(s.section) if s.section else "the whole server"
-        listing = [a for a in d.values("autoindex") if a.value.strip() == "on"
-                   and _related(s.section, a.section)]
+        listing = [a for a in indexes if _related(s.section, a.section)]
         extra = f", and lists its directories ({code('autoindex on')}, {_at(listing[0])})" \
             if listing else ""
         results.append(_fail(
