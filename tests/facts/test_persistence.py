@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from imageaudit.checks import MissingFact
 from imageaudit.checks.persistence import (
+    NoParams,
     PersistenceDataError,
     default_shapes,
     excerpt,
+    kernel_module_boot,
     load_shapes,
     matching_shape,
 )
@@ -23,8 +27,8 @@ from imageaudit.facts.persistence import PersistenceFacts, collect
 from imageaudit.model import Source, Status
 from imageaudit.openers.directory import DirectoryFS
 from tests.builders.debian import debian_root_dir  # noqa: F401 - pytest fixture
-from tests.rules.harness import run_rule
-from tests.scenario import File, Symlink, write_tree
+from tests.rules.harness import rules, run_rule
+from tests.scenario import File, Scenario, Symlink, write_tree
 
 RULES = (
     "malware_ld_preload", "malware_cron_dropper", "malware_systemd_dropper",
@@ -35,8 +39,8 @@ RULES = (
 PASSWD = "root:x:0:0:root:/root:/bin/bash\nbob:x:1000:1000::/home/bob:/bin/bash\n"
 
 
-def collect_tree(tree: dict[str, object], tmp_path: Path) -> tuple[PersistenceFacts, list[str]]:
-    root = write_tree({"/etc/passwd": PASSWD, **tree}, tmp_path / "root")  # type: ignore[arg-type]
+def collect_tree(tree: Scenario, tmp_path: Path) -> tuple[PersistenceFacts, list[str]]:
+    root = write_tree({"/etc/passwd": PASSWD, **tree}, tmp_path / "root")
     ctx = CollectContext(fs=DirectoryFS(root))
     ctx.current = "persistence"
     facts = collect(ctx)
@@ -136,6 +140,21 @@ def test_caps_and_unreadable_files_make_the_facts_incomplete(tmp_path: Path) -> 
     assert any(i.startswith("/etc/init.d/gone: cannot be read") for i in incomplete)
     cut = next(e for e in facts.entries if e.source.path == "/etc/profile.d/long.sh")
     assert cut.cut and len(cut.text) == 16_384
+
+
+def test_a_cut_walk_leaves_only_the_kernel_objects_unknown(tmp_path: Path) -> None:
+    root = write_tree({"/etc/passwd": PASSWD, "/etc/crontab": "* * * * * root true\n",
+                       "/opt/a/b/c/r.ko": b"\x7fELF"}, tmp_path / "root")
+    ctx = CollectContext(fs=DirectoryFS(root), walk_limit=3)
+    ctx.current = "persistence"
+    facts = collect(ctx)
+    assert not facts.kernel_objects_complete
+    assert not any(e.incomplete and e.collector == "persistence" for e in ctx.errors)
+    assert any(e.source.path == "/etc/crontab" for e in facts.entries)
+    rule = rules().get("malware_kernel_module_boot")
+    assert rule is not None
+    with pytest.raises(MissingFact, match="kernel objects"):
+        kernel_module_boot(SimpleNamespace(persistence=facts, packages=None), NoParams(), rule)
 
 
 def test_a_program_is_recorded_not_read(tmp_path: Path) -> None:
