@@ -33,6 +33,7 @@ from imageaudit.checks.exposure_desktop import (
     xaccess_exposed,
 )
 from imageaudit.facts.conftext import Setting
+from imageaudit.facts.listeners.mysqldata import is_local_host
 from imageaudit.findings import CheckResult, code
 from imageaudit.model import Evidence, Severity, Source, Status
 
@@ -202,9 +203,6 @@ def _jupyter(facts: Any, d: Any, acts: list[Activity]) -> list[CheckResult]:
 
 # --- MySQL/MariaDB accounts -----------------------------------------------------------------
 
-_LOCAL_PREFIXES = ("localhost", "127.0.0.1", "::1")
-
-
 def _mysql(facts: Any, d: Any, acts: list[Activity]) -> list[CheckResult]:
     if not acts:
         return []
@@ -223,13 +221,14 @@ def _mysql(facts: Any, d: Any, acts: list[Activity]) -> list[CheckResult]:
                                               observed=unread.value))]
     results = []
     for s in d.values("account", "empty"):
-        if s.value.startswith(_LOCAL_PREFIXES):
+        host = s.value.rsplit("@'", 1)[-1][:-1]
+        if is_local_host(host):
             continue
         results.append(CheckResult(
             Status.FAIL,
-            f"MySQL/MariaDB account {code(s.value)} (host then user, as stored in "
-            f"{s.source.path}) has an empty password and is not limited to localhost, and the "
-            f"server listens on {where}; it is enabled: {describe(acts)}",
+            f"MySQL/MariaDB account {code(s.value)} ({s.source.path}) has an empty password "
+            f"and is not limited to localhost, and the server listens on {where}; it is "
+            f"enabled: {describe(acts)}",
             resource=f"account {s.value}",
             evidence=Evidence(path=s.source.path, observed="authentication_string ''",
                               expected="a password, or the account dropped")))

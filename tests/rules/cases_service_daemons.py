@@ -227,36 +227,59 @@ case("service_ldap_anonymous_bind", Status.PASS,
 MAD = "/var/lib/mysql/mysql/global_priv.MAD"
 
 
-def _row(identity: bytes, priv: dict[str, object]) -> bytes:
-    return b"\x00\x03\xfe" + identity + b"\x07" + json.dumps(priv, separators=(",", ":")).encode()
+def aria_table(rows: list[tuple[str, str, dict[str, object] | None]],
+               deleted: frozenset[int] = frozenset()) -> bytes:
+    """A ``global_priv.MAD`` as Aria writes it: a bitmap page, then one head page whose
+    directory lists the rows (offset 0 for those in ``deleted``)."""
+    head = bytearray(8192)
+    head[7], head[8] = 1, len(rows)
+    offset = 12
+    for i, (host, user, priv) in enumerate(rows):
+        h, u = host.encode(), user.encode()
+        p = json.dumps(priv, separators=(",", ":")).encode() if priv is not None else b""
+        empty = (0 if h else 1) | (0 if u else 2) | (0 if p else 4)
+        lengths = (len(h).to_bytes(2, "little") if h else b"") + (
+            len(u).to_bytes(2, "little") if u else b"") + (
+            len(p).to_bytes(4, "little") if p else b"")
+        row = bytes([0, len(lengths), empty]) + lengths + h + u + p
+        head[offset:offset + len(row)] = row
+        at = 8192 - 4 - (i + 1) * 4
+        head[at:at + 4] = (0 if i in deleted else offset).to_bytes(2, "little") + len(
+            row).to_bytes(2, "little")
+        offset += len(row)
+    return bytes([1]) + bytes(8191) + bytes(head)
 
 
-ROOT = _row(b"localhostroot", {"access": 18446744073709551615, "version_id": 101106,
-                               "plugin": "mysql_native_password",
-                               "authentication_string": "invalid",
-                               "auth_or": [{}, {"plugin": "unix_socket"}]})
-SYS = _row(b"localhostmariadb.sys", {"access": 0, "plugin": "mysql_native_password",
-                                     "authentication_string": "", "account_locked": True})
-APP = _row(b"%app", {"access": 0, "version_id": 101106, "plugin": "mysql_native_password",
-                     "authentication_string": "", "password_last_changed": 1700000000})
-LOCAL_EMPTY = _row(b"localhostdev", {"access": 0, "plugin": "mysql_native_password",
-                                     "authentication_string": ""})
+NATIVE = "mysql_native_password"
+ROOT = ("localhost", "root", {"access": 18446744073709551615, "plugin": NATIVE,
+                              "authentication_string": "invalid",
+                              "auth_or": [{}, {"plugin": "unix_socket"}]})
+SYS = ("localhost", "mariadb.sys", {"access": 0, "plugin": NATIVE,
+                                    "authentication_string": "", "account_locked": True})
+APP = ("%", "app", {"access": 0, "plugin": NATIVE, "authentication_string": ""})
+ANON_LOCAL = ("localhost", "", None)  # an empty Priv: no password either
 MARIADB = unit("mariadb.service")
 NETWORKED = {"/etc/mysql/my.cnf": "[mysqld]\nbind-address = 0.0.0.0\n", **MARIADB}
 case("service_mysql_empty_password", Status.FAIL,
-     {**NETWORKED, MAD: ROOT + SYS + APP + b"\x00" * 64},
-     resources={"account %app"}, severity=Severity.CRITICAL, name="global-priv",
-     message="MySQL/MariaDB account `%app` (host then user, as stored in "
-     f"{MAD}) has an empty password and is not limited to localhost, and the server listens "
-     "on `0.0.0.0` (/etc/mysql/my.cnf line 2); it is enabled: "
-     f"{enabled_by('mariadb.service')}")
+     {**NETWORKED, MAD: aria_table([SYS, ROOT, APP])},
+     resources={"account 'app'@'%'"}, severity=Severity.CRITICAL, name="global-priv",
+     message=f"MySQL/MariaDB account `'app'@'%'` ({MAD}) has an empty password and is not "
+     "limited to localhost, and the server listens on `0.0.0.0` (/etc/mysql/my.cnf line 2); "
+     f"it is enabled: {enabled_by('mariadb.service')}")
+case("service_mysql_empty_password", Status.FAIL,
+     {**NETWORKED, MAD: aria_table([ROOT, ("%", "", {})])},
+     resources={"account ''@'%'"}, name="anonymous-any-host")
 case("service_mysql_empty_password", Status.PASS,
-     {**NETWORKED, MAD: ROOT + SYS + LOCAL_EMPTY}, name="localhost-only-accounts")
+     {**NETWORKED, MAD: aria_table([SYS, ROOT, ANON_LOCAL])}, name="localhost-only-accounts")
+# a dropped account's bytes stay in the page; the directory no longer lists it
 case("service_mysql_empty_password", Status.PASS,
-     {"/etc/mysql/my.cnf": "[mysqld]\nbind-address = 127.0.0.1\n", **MARIADB, MAD: ROOT + APP},
-     name="loopback")
+     {**NETWORKED, MAD: aria_table([SYS, ROOT, APP], deleted=frozenset({2}))},
+     name="deleted-row")
 case("service_mysql_empty_password", Status.PASS,
-     {"/etc/mysql/my.cnf": "[mysqld]\nbind-address = 0.0.0.0\n", MAD: APP,
+     {"/etc/mysql/my.cnf": "[mysqld]\nbind-address = 127.0.0.1\n", **MARIADB,
+      MAD: aria_table([ROOT, APP])}, name="loopback")
+case("service_mysql_empty_password", Status.PASS,
+     {"/etc/mysql/my.cnf": "[mysqld]\nbind-address = 0.0.0.0\n", MAD: aria_table([APP]),
       **unit("mariadb.service", enabled=False)}, name="disabled")
 case("service_mysql_empty_password", Status.PASS, {**NETWORKED}, name="no-datadir")
 case("service_mysql_empty_password", Status.ERROR,
@@ -265,7 +288,10 @@ case("service_mysql_empty_password", Status.ERROR,
      message="Could not evaluate the MySQL/MariaDB accounts: accounts are kept in MySQL 8's "
      "data dictionary (InnoDB mysql.ibd), which is not read")
 case("service_mysql_empty_password", Status.ERROR,
-     {**NETWORKED, MAD: b"\x00" * 512}, resources={"mysql accounts"}, name="no-rows")
+     {**NETWORKED, MAD: bytes(16384)}, resources={"mysql accounts"}, name="no-rows")
+case("service_mysql_empty_password", Status.ERROR,
+     {**NETWORKED, MAD: aria_table([ROOT])[:12000]}, resources={"mysql accounts"},
+     name="cut-page")
 
 # --- service_redis_unauthenticated: the ACL file ----------------------------------------------
 

@@ -4,6 +4,7 @@ usershares, MariaDB accounts, the Redis ACL file) and their rules on clean trees
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from tests.builders.debian import debian_root_dir  # noqa: F401 - pytest fixture
 from tests.rules.harness import facts_of, rules, run_rule
 from tests.scenario import Scenario, Symlink, write_tree
 
+DATA = Path(__file__).resolve().parent / "data"
 MY_RULES = (
     "service_docker_tcp_unauthenticated", "service_kubelet_anonymous",
     "service_jupyter_unauthenticated", "service_vnc_no_password", "service_x11_access_control",
@@ -180,12 +182,26 @@ def test_mariadb_account_state(priv: dict[str, Any], state: str) -> None:
 
 
 def test_mariadb_cut_table_is_unread(tmp_path: Path) -> None:
-    big = b'\x00%app\x01{"access":0,"authentication_string":""}' + b"\x00" * (17 * 1024 * 1024)
+    big = bytes(17 * 1024 * 1024)
     facts, _ = run(tmp_path, {"/etc/my.cnf": "[mysqld]\ndatadir=/data\n",
                               "/data/mysql/global_priv.MAD": big})
     m = one(facts, "mysql")
     assert m.values("account") == ()
     assert "larger than" in m.last("accounts-unread").value
+
+
+def test_real_mariadb_table(tmp_path: Path) -> None:
+    """global_priv.MAD written by MariaDB 10.11 (mariadb-install-db, then CREATE USER
+    'app'@'%', 'web'@'10.0.0.%' IDENTIFIED BY ..., 'ops'@'%' VIA unix_socket; DROP USER
+    ''@'vm')."""
+    table = gzip.decompress((DATA / "global_priv.MAD.gz").read_bytes())
+    facts, _ = run(tmp_path, {"/var/lib/mysql/mysql/global_priv.MAD": table})
+    m = one(facts, "mysql")
+    assert [(s.value, s.section) for s in m.values("account")] == [
+        ("'mariadb.sys'@'localhost'", "locked"), ("'root'@'localhost'", "password"),
+        ("'PUBLIC'@''", "role"), ("''@'localhost'", "empty"), ("'app'@'%'", "empty"),
+        ("'web'@'10.0.0.%'", "password"), ("'ops'@'%'", "socket")]
+    assert m.last("accounts-unread") is None
 
 
 def _container(tree: dict[str, Any], root: Path, **details: Any) -> Facts:
