@@ -219,8 +219,9 @@ def persistence_commands(facts: Any, params: CommandsParams, rule: Rule) -> list
     The shapes (``rules/data/persistence-shapes.yaml``): a download piped into a shell or
     made executable, a decoded payload run by a shell or an interpreter, reverse shells
     (``/dev/tcp``, ``nc -e``, ``socat exec:``, fifo to netcat, interpreter sockets), a
-    program run from ``/tmp``, ``/var/tmp``, ``/dev/shm`` or a hidden directory. A shape's own
-    severity (``critical`` for downloads, payloads, reverse shells) raises the rule's. With
+    program run from ``/tmp``, ``/var/tmp``, ``/dev/shm`` or a hidden directory, a miner, the
+    shell history switched off, ``chattr +i``/``setenforce 0``. A shape's own severity
+    (``critical`` for downloads, payloads, reverse shells, miners) raises the rule's. With
     ``writable``, a file that is world-writable, or owned by another user than root (or than
     the account whose crontab or home it is), fails: anyone who can write it runs commands
     as its runner.
@@ -588,8 +589,8 @@ def kernel_module_boot(facts: Any, params: NoParams, rule: Rule) -> list[CheckRe
                 shape.severity if shape else None, rule,
             ))
     if not pf.kernel_objects_complete:
-        raise MissingFact("persistence", "the list of kernel objects is incomplete (the walk "
-                          "of the image was cut)")
+        raise MissingFact("persistence", "the list of kernel objects is incomplete: the walk "
+                          "of the image was cut")
     for path in pf.kernel_objects:
         if not _under(path, MODULE_DIRS):
             results.append(_fail(

@@ -183,6 +183,11 @@ def test_shapes(tmp_path: Path) -> None:
         ("/bin/sh /dev/shm/.r", "exec_from_temp"),
         ("cd /; exec /usr/share/.fonts/.x/run", "exec_from_hidden_dir"),
         ("insmod /root/rk.ko", "module_from_unusual_path"),
+        ("nohup /usr/bin/xmrig -o stratum+tcp://pool:3333 -u w &", "cryptominer"),
+        ("export HISTFILE=/dev/null", "history_disabled"),
+        ("ln -sf /dev/null /root/.bash_history", "history_disabled"),
+        ("chattr +ia /etc/cron.d/apache", "defense_tampering"),
+        ("setenforce 0 2>/dev/null", "defense_tampering"),
     ):
         shape = matching_shape(text)
         assert shape is not None and shape.id == expected, text
@@ -197,6 +202,11 @@ def test_shapes(tmp_path: Path) -> None:
         "python3 -m http.server --bind 127.0.0.1",
         "PATH=\"$HOME/.local/bin:$PATH\"",
         "cp /etc/init.d/functions.sh /tmp/functions.bak",
+        "HISTSIZE=1000",
+        "HISTFILESIZE=2000",
+        "shopt -s histappend",
+        "lsattr -d /etc",
+        "server 0.debian.pool.ntp.org iburst",
     ):
         assert matching_shape(clean) is None, clean
 
@@ -242,6 +252,8 @@ def test_shapes_stay_fast_on_hostile_lines() -> None:
         "socat " * 2_700,
         "mkfifo " * 2_300,
         "exec /" * 2_700,
+        "chattr " * 2_300,
+        "ln -s /dev/null " * 1_000,
     ]
     start = time.perf_counter()
     for text in hostile:
