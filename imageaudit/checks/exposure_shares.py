@@ -74,7 +74,15 @@ def _proftpd(d: Any, acts: list[Activity], upload: Severity) -> list[CheckResult
 def _pureftpd(facts: Any, d: Any, acts: list[Activity], upload: Severity) -> list[CheckResult]:
     if not d.present:
         return []
-    no_anon = d.last("noanonymous")
+    # Debian's pure-ftpd-wrapper reads only /etc/pure-ftpd/conf; its pure-ftpd.conf is unused
+    wrapper = any(s.section == "conf" for s in d.settings)
+    mine = [s for s in d.settings if (s.section == "conf") == wrapper]
+
+    def last(key: str) -> Any:
+        found = [s for s in mine if s.key == key]
+        return found[-1] if found else None
+
+    no_anon = last("noanonymous")
     if no_anon is not None and no_anon.value.strip().lower() in _YES:
         return []
     accounts = getattr(facts, "accounts", None)
@@ -82,9 +90,9 @@ def _pureftpd(facts: Any, d: Any, acts: list[Activity], upload: Severity) -> lis
         return []  # without an "ftp" account Pure-FTPd refuses anonymous logins
     why = (f"{code('NoAnonymous ' + no_anon.value)}, {no_anon.source}" if no_anon else
            f"no {code('NoAnonymous yes')}")
-    dirs = d.last("anonymouscancreatedirs")
+    dirs = last("anonymouscancreatedirs")
     worse = dirs is not None and dirs.value.strip().lower() in _YES
-    cant = d.last("anonymouscantupload")
+    cant = last("anonymouscantupload")
     uploads = cant is None or cant.value.strip().lower() not in _YES
     message = (f"Pure-FTPd allows anonymous logins ({why}; the {code('ftp')} account exists) "
                f"and is enabled: {describe(acts)}")

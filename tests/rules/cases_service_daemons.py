@@ -350,8 +350,11 @@ case("service_ftp_anonymous", Status.FAIL,
 case("service_ftp_anonymous", Status.FAIL,
      {**PURE, "/etc/pure-ftpd.conf": "ChrootEveryone yes\nNoAnonymous no\n"},
      resources={"pure-ftpd"}, severity=Severity.HIGH, name="pure-ftpd-conf")
+# Debian ships NoAnonymous yes for its wrapper and an unused pure-ftpd.conf saying "no"
 case("service_ftp_anonymous", Status.PASS,
-     {**PURE, "/etc/pure-ftpd/conf/NoAnonymous": "yes\n"}, name="pure-ftpd-debian")
+     {**PURE, "/etc/pure-ftpd/conf/NoAnonymous": "yes\n",
+      "/etc/pure-ftpd/pure-ftpd.conf": "NoAnonymous                  no\n"},
+     name="pure-ftpd-debian")
 case("service_ftp_anonymous", Status.PASS,
      {"/etc/passwd": "root:x:0:0:root:/root:/bin/bash\n", **unit("pure-ftpd.service"),
       "/etc/pure-ftpd/conf/NoAnonymous": "no\n"}, name="pure-ftpd-no-ftp-account")
