@@ -262,3 +262,31 @@ def test_real_debian_root_has_no_failures(debian_root_dir: Path) -> None:  # noq
     with DirectoryFS(debian_root_dir) as fs:
         facts = collect_facts(fs)
     assert _no_fails(facts) == []
+
+
+def _slapd_tree(extra_global: str = "") -> dict[str, Any]:
+    """Debian 12's cn=config, as slapadd wrote it from the package's slapd.init.ldif."""
+    base = DATA / "slapd.d"
+    tree: dict[str, Any] = {
+        "/etc/default/slapd": 'SLAPD_SERVICES="ldap:/// ldapi:///"\n',
+        "/lib/systemd/system/slapd.service": "[Service]\nExecStart=/usr/sbin/slapd\n",
+        "/etc/systemd/system/multi-user.target.wants/slapd.service":
+            Symlink("/lib/systemd/system/slapd.service"),
+    }
+    for path in sorted(base.rglob("*.ldif")):
+        text = path.read_text(encoding="utf-8")
+        if path.name == "cn=config.ldif":
+            text += extra_global
+        tree[f"/etc/ldap/slapd.d/{path.relative_to(base)}"] = text
+    return tree
+
+
+def test_debian_slapd_config(tmp_path: Path) -> None:
+    facts = facts_of(_slapd_tree(), tmp_path / "root")
+    findings = run_rule("service_ldap_anonymous_bind", facts)
+    assert [(f.status, f.resource) for f in findings if f.status is not Status.PASS] == [
+        (Status.FAIL, "slapd mdb")]
+    assert "`to * by * read`, /etc/ldap/slapd.d/cn=config/olcDatabase={1}mdb.ldif line 11" in (
+        findings[0].message)
+    closed = facts_of(_slapd_tree("olcDisallows: bind_anon\n"), tmp_path / "root2")
+    assert rule_status(run_rule("service_ldap_anonymous_bind", closed)) is Status.PASS
