@@ -3,8 +3,9 @@
 - ``service_unneeded``: daemons a server image should not run at all, from a data table
   (``rules/data/cis-services.yaml``) giving their unit names, severity and CIS sections.
 - ``cis_daemon_exposed``: daemons whose risk is in their configuration: what they listen on,
-  whether they ask for a password, whether clients may write (rsync, squid, dovecot, CUPS,
-  the mail transfer agents, dnsmasq, WebDAV on Apache/nginx, the X server).
+  whether they ask for a password, whether clients may write (rsync, squid, dovecot and
+  Cyrus IMAP, CUPS, the mail transfer agents, dnsmasq, WebDAV and the file system root on
+  Apache/nginx/lighttpd, the X server).
 
 A daemon is judged only when it runs (see :mod:`imageaudit.checks.activity`); its settings
 come from ``Facts.listeners`` (:mod:`imageaudit.facts.listeners.cis`).
@@ -23,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from imageaudit.checks import MissingPolicy, check_type
 from imageaudit.checks.activity import Activity, ServiceIdentity, active, describe
 from imageaudit.checks.exposure import is_loopback
+from imageaudit.facts.conftext import split_words
 from imageaudit.findings import CheckResult, Rule, code
 from imageaudit.model import Evidence, Severity, Status
 
@@ -121,7 +123,7 @@ def service_unneeded(facts: Any, params: UnneededParams, rule: Rule) -> list[Che
 
 # --- daemon_exposed -------------------------------------------------------------------------
 
-Daemon = Literal["rsync", "squid", "dovecot", "cups", "mta", "dnsmasq", "webdav", "webroot",
+Daemon = Literal["rsync", "squid", "mail_access", "cups", "mta", "dnsmasq", "webdav", "webroot",
                  "x11"]
 
 IDENTITIES: dict[str, ServiceIdentity] = {
@@ -129,6 +131,8 @@ IDENTITIES: dict[str, ServiceIdentity] = {
                              "rsync"),
     "squid": ServiceIdentity("squid", ("squid", "squid3"), (), ("squid",), "squid"),
     "dovecot": ServiceIdentity("dovecot", ("dovecot",), (), ("dovecot",), "dovecot"),
+    "cyrus": ServiceIdentity("Cyrus IMAP", ("cyrus-imapd", "cyrus"), (),
+                             ("cyrmaster", "master"), "cyrus"),
     "cups": ServiceIdentity("CUPS", ("cups", "cupsd", "org.cups.cupsd"), (), ("cupsd",),
                             "cups"),
     "dnsmasq": ServiceIdentity("dnsmasq", ("dnsmasq",), (), ("dnsmasq",), "dnsmasq"),
@@ -326,6 +330,61 @@ def _dovecot(facts: Any, d: Any, acts: str, params: CisExposedParams) -> list[Ch
     return [_fail(f"{head}; a client that does not start TLS sends its password in clear "
                   f"text; dovecot is enabled: {acts}", "dovecot", setting,
                   f"{setting.key} = {setting.value}", "disable_plaintext_auth = yes")]
+
+
+# --- Cyrus IMAP -----------------------------------------------------------------------------
+
+_CYRUS_LOGINS = frozenset({"imapd", "pop3d", "nntpd", "proxyd", "pop3proxyd"})
+
+
+def _cyrus_plain_listeners(d: Any) -> list[tuple[Any, str]]:
+    """SERVICES entries of login daemons without ``-s`` (TLS from the first byte) that
+    listen beyond loopback: the entry and its ``listen=``."""
+    out = []
+    for s in d.settings:
+        if s.section != "SERVICES":
+            continue
+        words = split_words(s.value) or s.value.split()
+        args = dict(w.partition("=")[::2] for w in words if "=" in w)
+        cmd = args.get("cmd", "").split()
+        listen = args.get("listen", "")
+        if not cmd or cmd[0].rsplit("/", 1)[-1] not in _CYRUS_LOGINS or "-s" in cmd[1:]:
+            continue
+        if not listen or listen.startswith("/"):
+            continue
+        host = listen.rsplit(":", 1)[0] if ":" in listen else ""
+        if host and is_loopback(host):
+            continue
+        out.append((s, listen))
+    return out
+
+
+def _cyrus(facts: Any, d: Any, acts: str, params: CisExposedParams) -> list[CheckResult]:
+    listeners = _cyrus_plain_listeners(d)
+    if not listeners:
+        return []
+    names = ", ".join(f"{code(s.key)} on {code(listen)} ({_at(s)})" for s, listen in listeners[:3])
+    anon = d.last("allowanonymouslogin")
+    if anon is not None and anon.value.strip().lower() in _TRUE | {"t"}:
+        return [_fail(f"Cyrus IMAP lets anyone log in without a password "
+                      f"({code('allowanonymouslogin: ' + anon.value)}, {_at(anon)}) on {names}; "
+                      f"Cyrus IMAP is enabled: {acts}", "cyrus", anon,
+                      f"allowanonymouslogin: {anon.value}", "allowanonymouslogin: no",
+                      params.worse_severity)]
+    plain = d.last("allowplaintext")
+    if plain is None or plain.value.strip().lower() not in _TRUE | {"t"}:
+        return []  # cleartext logins need TLS first (the default)
+    head = (f"Cyrus IMAP accepts clear-text passwords on connections without TLS "
+            f"({code('allowplaintext: ' + plain.value)}, {_at(plain)}) on {names}")
+    certs = [s for s in d.settings if s.key.endswith("tls_server_cert") and s.value.strip()]
+    if not certs:
+        return [_fail(f"{head}; no {code('tls_server_cert')} is set, so TLS is not offered and "
+                      f"every login crosses the network readable; Cyrus IMAP is enabled: {acts}",
+                      "cyrus", plain, f"allowplaintext: {plain.value}, no TLS certificate",
+                      "allowplaintext: no with a TLS certificate", params.worse_severity)]
+    return [_fail(f"{head}; a client that does not start TLS sends its password in clear text; "
+                  f"Cyrus IMAP is enabled: {acts}", "cyrus", plain,
+                  f"allowplaintext: {plain.value}", "allowplaintext: no")]
 
 
 # --- CUPS -----------------------------------------------------------------------------------
@@ -711,7 +770,7 @@ def _x11(facts: Any, d: Any, acts: str, params: CisExposedParams) -> list[CheckR
 _EVALUATORS: dict[str, list[tuple[str, Evaluator]]] = {
     "rsync": [("rsync", _rsync)],
     "squid": [("squid", _squid)],
-    "dovecot": [("dovecot", _dovecot)],
+    "mail_access": [("dovecot", _dovecot), ("cyrus", _cyrus)],
     "cups": [("cups", _cups)],
     "mta": [("postfix", _postfix), ("exim4", _exim4), ("sendmail", _sendmail)],
     "dnsmasq": [("dnsmasq", _dnsmasq)],
@@ -732,9 +791,12 @@ def cis_daemon_exposed(facts: Any, params: CisExposedParams, rule: Rule) -> list
     - ``squid``: the first ``http_access`` line whose ACLs all match every client (``all``,
       a ``src`` of ``0.0.0.0/0``) allows, or no line matches every client and the last one
       is a deny (squid then allows the rest); passes when every ``http_port`` is loopback.
-    - ``dovecot``: ``disable_plaintext_auth = no`` (2.3) or ``auth_allow_cleartext = yes``
-      (2.4) while listening beyond loopback (``listen``, all by default) and ``ssl`` is not
-      ``required``; ``worse_severity`` with ``ssl = no``.
+    - ``mail_access``: dovecot with ``disable_plaintext_auth = no`` (2.3) or
+      ``auth_allow_cleartext = yes`` (2.4) while listening beyond loopback (``listen``, all
+      by default) and ``ssl`` is not ``required``, ``worse_severity`` with ``ssl = no``;
+      Cyrus IMAP with ``allowplaintext: yes`` and a cyrus.conf IMAP/POP3/NNTP service
+      without ``-s`` listening beyond loopback, ``worse_severity`` without any
+      ``tls_server_cert`` or with ``allowanonymouslogin: yes``.
     - ``cups``: ``Listen`` on a non-loopback address or ``Port``; ``worse_severity`` when
       ``<Location /admin>`` allows a non-loopback client.
     - ``mta``: postfix ``inet_interfaces`` not loopback (``all`` by default) with an ``inet``

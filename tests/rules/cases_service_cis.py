@@ -152,13 +152,13 @@ case("service_squid_open_proxy", Status.ERROR,
      {"/etc/squid/squid.conf": "include /etc/squid/conf.d/*.conf\n" + SQUID_DEFAULT,
       "/etc/squid/conf.d/local.conf": "acl x src 10.0.0.0/8\n" + BIG, **SQUID}, name="cut")
 
-# --- service_dovecot_cleartext_auth ---------------------------------------------------------
+# --- service_mail_access_cleartext_auth ----------------------------------------------------
 
 DOVECOT = unit("dovecot.service")
 DOVECOT_ON = enabled_by("dovecot.service")
 DOVECOT_CONF = ("protocols = imap pop3\n!include conf.d/*.conf\n"
                 "!include_try /usr/share/dovecot/protocols.d/*.protocol\n")
-case("service_dovecot_cleartext_auth", Status.FAIL,
+case("service_mail_access_cleartext_auth", Status.FAIL,
      {"/etc/dovecot/dovecot.conf": DOVECOT_CONF,
       "/etc/dovecot/conf.d/10-auth.conf": "disable_plaintext_auth = no\nauth_mechanisms = plain\n",
       "/etc/dovecot/conf.d/10-ssl.conf": "ssl = no\n", **DOVECOT},
@@ -168,25 +168,58 @@ case("service_dovecot_cleartext_auth", Status.FAIL,
      "all interfaces (no `listen`); TLS is off (`ssl = no`, /etc/dovecot/conf.d/10-ssl.conf "
      "line 1), so every login crosses the network readable; dovecot is enabled: "
      f"{DOVECOT_ON}")
-case("service_dovecot_cleartext_auth", Status.FAIL,
+case("service_mail_access_cleartext_auth", Status.FAIL,
      {"/etc/dovecot/dovecot.conf": "listen = *\nauth_allow_cleartext = yes\nssl = yes\n",
       **DOVECOT}, resources={"dovecot"}, severity=Severity.MODERATE, name="starttls-optional")
 # Debian's defaults: the setting commented, ssl = yes
-case("service_dovecot_cleartext_auth", Status.PASS,
+case("service_mail_access_cleartext_auth", Status.PASS,
      {"/etc/dovecot/dovecot.conf": DOVECOT_CONF,
       "/etc/dovecot/conf.d/10-auth.conf": "#disable_plaintext_auth = yes\n"
                                           "auth_mechanisms = plain\n",
       "/etc/dovecot/conf.d/10-ssl.conf": "ssl = yes\n", **DOVECOT})
-case("service_dovecot_cleartext_auth", Status.PASS,
+case("service_mail_access_cleartext_auth", Status.PASS,
      {"/etc/dovecot/dovecot.conf": "disable_plaintext_auth = no\nssl = required\n", **DOVECOT},
      name="ssl-required")
-case("service_dovecot_cleartext_auth", Status.PASS,
+case("service_mail_access_cleartext_auth", Status.PASS,
      {"/etc/dovecot/dovecot.conf": "listen = 127.0.0.1, ::1\ndisable_plaintext_auth = no\n"
                                    "ssl = no\n", **DOVECOT}, name="loopback")
-case("service_dovecot_cleartext_auth", Status.ERROR,
+case("service_mail_access_cleartext_auth", Status.ERROR,
      {"/etc/dovecot/dovecot.conf": "!include conf.d/*.conf\n",
       "/etc/dovecot/conf.d/10-auth.conf": Symlink("/run/dovecot/auth.conf"), **DOVECOT},
      name="unreadable")
+
+# Cyrus: Debian's default cyrus.conf and imapd.conf, trimmed
+CYRUS = unit("cyrus-imapd.service")
+CYRUS_MASTER = ("START {\n\trecover\t\tcmd=\"/usr/sbin/cyrus ctl_cyrusdb -r\"\n}\n"
+                "SERVICES {\n\timap\t\tcmd=\"imapd -U 30\" listen=\"imap\" prefork=0\n"
+                "\t#imaps\t\tcmd=\"imapd -s -U 30\" listen=\"imaps\" prefork=0\n"
+                "\tpop3\t\tcmd=\"pop3d -U 30\" listen=\"pop3\" prefork=0\n"
+                "\tsieve\t\tcmd=\"timsieved\" listen=\"localhost:sieve\" prefork=0\n"
+                "\tlmtpunix\tcmd=\"lmtpd\" listen=\"/run/cyrus/socket/lmtp\"\n}\n")
+CYRUS_IMAPD = ("configdirectory: /var/lib/cyrus\nallowanonymouslogin: no\n"
+               "allowplaintext: yes\nsasl_pwcheck_method: auxprop\n"
+               "#tls_server_cert: /etc/ssl/certs/ssl-cert-snakeoil.pem\n")
+case("service_mail_access_cleartext_auth", Status.FAIL,
+     {"/etc/cyrus.conf": CYRUS_MASTER, "/etc/imapd.conf": CYRUS_IMAPD, **CYRUS},
+     resources={"cyrus"}, severity=Severity.HIGH, name="cyrus-debian",
+     message="Cyrus IMAP accepts clear-text passwords on connections without TLS "
+     "(`allowplaintext: yes`, /etc/imapd.conf line 3) on `imap` on `imap` (/etc/cyrus.conf "
+     "line 5), `pop3` on `pop3` (/etc/cyrus.conf line 7); no `tls_server_cert` is set, so TLS "
+     "is not offered and every login crosses the network readable; Cyrus IMAP is enabled: "
+     f"{enabled_by('cyrus-imapd.service')}")
+case("service_mail_access_cleartext_auth", Status.FAIL,
+     {"/etc/cyrus.conf": CYRUS_MASTER,
+      "/etc/imapd.conf": CYRUS_IMAPD + "tls_server_cert: /etc/ssl/certs/imap.pem\n", **CYRUS},
+     resources={"cyrus"}, severity=Severity.MODERATE, name="cyrus-starttls-optional")
+case("service_mail_access_cleartext_auth", Status.PASS,
+     {"/etc/cyrus.conf": CYRUS_MASTER,
+      "/etc/imapd.conf": CYRUS_IMAPD.replace("allowplaintext: yes", "allowplaintext: no"),
+      **CYRUS}, name="cyrus-tls-first")
+# only TLS-wrapped services (-s) or loopback listeners
+case("service_mail_access_cleartext_auth", Status.PASS,
+     {"/etc/cyrus.conf": "SERVICES {\n  imaps cmd=\"imapd -s\" listen=\"imaps\"\n"
+                         "  imap cmd=\"imapd\" listen=\"127.0.0.1:imap\"\n}\n",
+      "/etc/imapd.conf": CYRUS_IMAPD, **CYRUS}, name="cyrus-tls-only")
 
 # --- service_cups_remote --------------------------------------------------------------------
 

@@ -1,20 +1,21 @@
 """Exposure settings of the daemons of the CIS "server services" sections not read elsewhere.
 
-rsync daemon, squid, dovecot, CUPS, dnsmasq and the X server (display managers and X
-server command lines) here; the mail transfer agents and web servers in
+rsync daemon, squid, dovecot, Cyrus IMAP, CUPS, dnsmasq and the X server (display managers
+and X server command lines) here; the mail transfer agents and web servers in
 :mod:`~imageaudit.facts.listeners.mailweb`. :func:`collect_cis` returns them all for
 :mod:`imageaudit.facts.listeners`.
 
 Keys are lower-cased where the daemon compares them without case (rsyncd, squid, cupsd,
-dnsmasq); dovecot and the display managers keep them as written. Sections are recorded as
-``name arg`` (``protocol imap``, ``Location /admin``, ``security``), nested ones joined by
-`` > ``.
+imapd.conf, dnsmasq); dovecot and the display managers keep them as written. Sections are
+recorded as ``name arg`` (``protocol imap``, ``Location /admin``, ``security``), nested ones
+joined by `` > ``.
 
 Follows rsyncd.conf(5) (modules, ``&include``/``&merge``), squid.conf's ``include`` and
-``http_access``/``http_port``, doveconf(1) (``!include``, ``!include_try``, sections), cupsd.conf(5)
-(``<Location>``, ``Listen``, ``Port``), dnsmasq(8) (``conf-file``, ``conf-dir``, Debian's
-``/etc/default/dnsmasq``), gdm's ``[security] DisallowTCP``, lightdm's
-``xserver-allow-tcp``, sddm.conf(5) ``ServerArguments``, Xserver(1) ``-listen``/``-nolisten``.
+``http_access``/``http_port``, doveconf(1) (``!include``, ``!include_try``, sections),
+imapd.conf(5) and cyrus.conf(5), cupsd.conf(5) (``<Location>``, ``Listen``, ``Port``),
+dnsmasq(8) (``conf-file``, ``conf-dir``, Debian's ``/etc/default/dnsmasq``), gdm's
+``[security] DisallowTCP``, lightdm's ``xserver-allow-tcp``, sddm.conf(5)
+``ServerArguments``, Xserver(1) ``-listen``/``-nolisten``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from imageaudit.facts.listeners.mailweb import (
     MAILWEB_EXECUTABLES,
     MAILWEB_PATTERNS,
     collect_mailweb,
+    head_word,
     section_of,
 )
 from imageaudit.facts.listeners.model import DaemonBuilder
@@ -47,6 +49,8 @@ RSYNCD_FILES = ("/etc/rsyncd.conf", "/etc/rsyncd/rsyncd.conf")
 SQUID_FILES = ("/etc/squid/squid.conf",)
 DOVECOT_FILES = ("/etc/dovecot/dovecot.conf",)
 CUPSD_FILES = ("/etc/cups/cupsd.conf",)
+CYRUS_IMAPD = "/etc/imapd.conf"
+CYRUS_MASTER = "/etc/cyrus.conf"
 DNSMASQ_FILES = ("/etc/dnsmasq.conf",)
 DNSMASQ_DEFAULT = "/etc/default/dnsmasq"
 # Debian's init script reads this directory when /etc/default/dnsmasq names none.
@@ -66,6 +70,8 @@ CIS_DEFAULT_BIND: dict[str, str] = {
     "squid": "*:3128",
     # dovecot "listen = *, ::": all interfaces (143, 993, 110, 995 per protocol).
     "dovecot": "*:143",
+    # cyrus.conf(5): each SERVICES entry listens where its listen= says (Debian: imap, pop3).
+    "cyrus": "*:143",
     # cupsd.conf of Debian/RHEL: "Listen localhost:631" (and a local socket).
     "cups": "localhost:631",
     # dnsmasq(8): DNS on port 53 of every interface unless interface options say otherwise.
@@ -79,6 +85,8 @@ CIS_EXECUTABLES: dict[str, tuple[str, ...]] = {
     "rsync": ("/usr/bin/rsync",),
     "squid": ("/usr/sbin/squid",),
     "dovecot": ("/usr/sbin/dovecot",),
+    "cyrus": ("/usr/sbin/cyrmaster", "/usr/libexec/cyrus-imapd/master",
+              "/usr/lib/cyrus/bin/master"),
     "cups": ("/usr/sbin/cupsd",),
     "dnsmasq": ("/usr/sbin/dnsmasq",),
     "x11": ("/usr/lib/xorg/Xorg", "/usr/bin/Xorg", "/usr/libexec/Xorg"),
@@ -87,7 +95,8 @@ CIS_EXECUTABLES: dict[str, tuple[str, ...]] = {
 
 CIS_PATTERNS: tuple[str, ...] = (
     "/etc/rsyncd.conf", "/etc/rsyncd/*", "/etc/squid/*", "/etc/dovecot/*", "/etc/dovecot/*/*",
-    "/etc/cups/cupsd.conf", "/etc/dnsmasq.conf", "/etc/dnsmasq.d/*", DNSMASQ_DEFAULT,
+    "/etc/cups/cupsd.conf", CYRUS_IMAPD, CYRUS_MASTER, "/etc/dnsmasq.conf", "/etc/dnsmasq.d/*",
+    DNSMASQ_DEFAULT,
     *X11_INI_FILES, *X11_INI_DIRS, *X11_COMMAND_FILES, *MAILWEB_PATTERNS,
 )
 
@@ -114,7 +123,7 @@ def _rsync_file(guard: IncludeGuard, out: DaemonBuilder, path: str, depth: int,
             section[0] = line[1:line.index("]")].strip()
             continue
         if line.startswith("&"):
-            word, _, arg = line[1:].partition(" ")
+            word, arg = head_word(line[1:])
             arg = arg.strip()
             out.add("&" + word.lower(), arg, source, section[0])
             if word.lower() in ("include", "merge") and arg:
@@ -213,12 +222,12 @@ def collect_cups(ctx: CollectContext) -> list[DaemonBuilder]:
                     out.bad("closing a block that is not open", raw, source)
                 continue
             if line.startswith("<") and line.endswith(">"):
-                name, _, arg = line[1:-1].strip().partition(" ")
+                name, arg = head_word(line[1:-1].strip())
                 if len(stack) >= MAX_SECTION_DEPTH:
                     out.bad("blocks nested too deep", raw, source)
                 stack.append(f"{name} {arg.strip()}".strip())
                 continue
-            key, _, value = line.partition(" ")
+            key, value = head_word(line)
             out.add(key.lower(), value.strip(), source, section_of(stack))
     return [out]
 
@@ -309,7 +318,7 @@ def _dovecot_file(guard: IncludeGuard, out: DaemonBuilder, path: str, depth: int
             continue
         source = Source(path, number)
         if line.startswith("!include"):
-            word, _, arg = line.partition(" ")
+            word, arg = head_word(line)
             pattern = join_path(posixpath.dirname(path), arg.strip())
             found = glob_files(guard.ctx, pattern) if "*" in pattern else (
                 [pattern] if guard.ctx.fs.exists(pattern) else [])
@@ -343,6 +352,46 @@ def collect_dovecot(ctx: CollectContext) -> list[DaemonBuilder]:
     for path in DOVECOT_FILES:
         _dovecot_file(guard, out, path, 0, None, [])
     out.malformed.extend(guard.malformed)
+    return [out]
+
+
+# --- Cyrus IMAP -----------------------------------------------------------------------------
+
+def collect_cyrus(ctx: CollectContext) -> list[DaemonBuilder]:
+    """imapd.conf ``option: value`` lines (options lower-cased) and the entries of
+    cyrus.conf's blocks: ``name cmd="..." listen="..."`` as a setting keyed by the entry name,
+    its arguments as written, in section ``SERVICES`` (or ``START``, ``EVENTS``, ``DAEMON``).
+    """
+    out = DaemonBuilder("cyrus")
+    text = read_config(ctx, CYRUS_IMAPD)
+    if text is not None:
+        out.files.append(CYRUS_IMAPD)
+        for number, raw in numbered_lines(text):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            key, sep, value = line.partition(":")
+            if not sep or not key.strip() or " " in key.strip():
+                out.bad("not option: value", raw, Source(CYRUS_IMAPD, number))
+                continue
+            out.add(key.strip().lower(), value.strip(), Source(CYRUS_IMAPD, number))
+    text = read_config(ctx, CYRUS_MASTER)
+    if text is not None:
+        out.files.append(CYRUS_MASTER)
+        section: str | None = None
+        for number, raw in numbered_lines(text):
+            line = strip_comment(raw)
+            if not line:
+                continue
+            source = Source(CYRUS_MASTER, number)
+            if line.endswith("{"):
+                section = line[:-1].strip() or None
+                continue
+            if line == "}":
+                section = None
+                continue
+            name, rest = head_word(line)
+            out.add(name, rest.strip(), source, section)
     return [out]
 
 
@@ -391,7 +440,7 @@ def collect_x11(ctx: CollectContext) -> list[DaemonBuilder]:
 def collect_cis(ctx: CollectContext) -> list[DaemonBuilder]:
     """Every daemon of this module and of :mod:`~imageaudit.facts.listeners.mailweb`."""
     builders: list[DaemonBuilder] = []
-    for collect in (collect_rsync, collect_squid, collect_dovecot, collect_cups,
+    for collect in (collect_rsync, collect_squid, collect_dovecot, collect_cyrus, collect_cups,
                     collect_dnsmasq, collect_x11, collect_mailweb):
         builders.extend(collect(ctx))
     return builders

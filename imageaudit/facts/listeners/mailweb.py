@@ -78,6 +78,14 @@ MAILWEB_PATTERNS: tuple[str, ...] = (
 )
 
 
+def head_word(line: str) -> tuple[str, str]:
+    """The first word of ``line`` and the rest, split at any run of blanks (tabs too)."""
+    parts = line.split(None, 1)
+    if not parts:
+        return "", ""
+    return parts[0], parts[1] if len(parts) > 1 else ""
+
+
 def section_of(stack: list[str]) -> str | None:
     """The section path of a setting: open blocks joined by `` > `` (the outer ones when a
     hostile file nests deeper than :data:`MAX_BLOCK_DEPTH`, so the cost stays linear)."""
@@ -182,7 +190,7 @@ def _apache_file(guard: IncludeGuard, out: DaemonBuilder, root: str, path: str, 
                 out.bad("closing a section that is not open", line, source)
             continue
         if line.startswith("<") and line.endswith(">"):
-            name, _, arg = line[1:-1].strip().partition(" ")
+            name, arg = head_word(line[1:-1].strip())
             if len(stack) >= MAX_BLOCK_DEPTH:
                 out.bad("sections nested too deep", line, source)
             stack.append(f"{name} {arg.strip()}".strip())
@@ -358,7 +366,7 @@ def _lighttpd_file(guard: IncludeGuard, out: DaemonBuilder, path: str, depth: in
                 out.bad("blocks nested too deep", line, source)
             stack.append(" ".join(line[:-1].split()) or "?")
             continue
-        word, _, rest = line.partition(" ")
+        word, rest = head_word(line)
         if word in ("include", "include_shell"):
             target = rest.strip().strip('"')
             out.add(word, target, source, section_of(stack))

@@ -22,11 +22,11 @@ from tests.scenario import Scenario, Symlink, write_tree
 # The rules judged from these parsers (checks/services_cis.py) and their package companions.
 RULES = ("service_unneeded_enabled", "service_rsync_unauthenticated", "service_squid_open_proxy",
          "service_web_root_exposed",
-         "service_dovecot_cleartext_auth", "service_cups_remote", "service_mta_not_local_only",
+         "service_mail_access_cleartext_auth", "service_cups_remote", "service_mta_not_local_only",
          "service_dnsmasq_open_resolver", "service_webdav_unauthenticated", "service_x11_tcp",
          "service_x_server_installed", "service_insecure_client_installed")
-CIS = ("rsync", "squid", "dovecot", "cups", "dnsmasq", "x11", "postfix", "exim4", "sendmail",
-       "apache", "nginx", "lighttpd")
+CIS = ("rsync", "squid", "dovecot", "cyrus", "cups", "dnsmasq", "x11", "postfix", "exim4",
+       "sendmail", "apache", "nginx", "lighttpd")
 
 
 def run(tmp_path: Path, scenario: Scenario) -> tuple[ListenersFacts, CollectContext]:
@@ -108,9 +108,24 @@ def test_dovecot_includes_and_sections(tmp_path: Path) -> None:
         ("/etc/dovecot/conf.d/10-ssl.conf", True)]
 
 
+def test_cyrus_options_and_services(tmp_path: Path) -> None:
+    facts, _ = run(tmp_path, {
+        "/etc/imapd.conf": "# c\nAllowPlainText: yes\nbad line\n",
+        "/etc/cyrus.conf": "SERVICES {\n  imap cmd=\"imapd -U 30\" listen=\"imap\" # c\n}\n"
+                           "EVENTS {\n  tlsprune cmd=\"tls_prune\" at=0400\n}\n",
+    })
+    cyrus = one(facts, "cyrus")
+    assert kv(cyrus) == [
+        (None, "allowplaintext", "yes", 2),
+        ("SERVICES", "imap", 'cmd="imapd -U 30" listen="imap"', 2),
+        ("EVENTS", "tlsprune", 'cmd="tls_prune" at=0400', 5),
+    ]
+    assert [m.reason for m in cyrus.malformed] == ["not option: value"]
+
+
 def test_cupsd_blocks(tmp_path: Path) -> None:
     facts, _ = run(tmp_path, {"/etc/cups/cupsd.conf": (
-        "Listen localhost:631\n<Location /admin>\n  Allow @LOCAL\n</Location>\n"
+        "Listen\tlocalhost:631\n<Location /admin>\n  Allow @LOCAL\n</Location>\n"
         "<Policy default>\n  <Limit All>\n    Order deny,allow\n  </Limit>\n</Policy>\n"
         "</Location>\n")})
     cups = one(facts, "cups")
