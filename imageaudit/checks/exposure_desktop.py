@@ -214,8 +214,12 @@ def slapd_exposed(facts: Any, d: Any, acts: list[Activity]) -> list[CheckResult]
     if not settings:
         return []
 
+    index: dict[tuple[str, str], list[Any]] = {}
+    for s in settings:  # one pass, then each database's lines without another
+        index.setdefault((s.section, s.key), []).append(s)
+
     def where(section: str, key: str) -> list[Any]:
-        return [s for s in settings if s.section == section and s.key == key]
+        return index.get((section, key), [])
 
     for section in ("global", "frontend"):
         for s in where(section, "olcdisallows"):
@@ -226,12 +230,13 @@ def slapd_exposed(facts: Any, d: Any, acts: list[Activity]) -> list[CheckResult]
                 return []
     databases = sorted({s.section for s in settings if s.section not in _SPECIAL})
     front = where("frontend", "olcaccess") + ([] if tree else where("global", "olcaccess"))
+    front_found = _anon_level(front)
     results = []
     for db in databases:
-        lines = where(db, "olcaccess") + front
+        own = where(db, "olcaccess")
         if any("authc" in s.value.lower().split() for s in where(db, "olcrequires")):
             continue
-        found = _anon_level(lines) if lines else ("read", None)
+        found = (_anon_level(own) or front_found) if own or front else ("read", None)
         if found is None:
             continue
         level, line = found

@@ -6,6 +6,7 @@ services`) through :func:`other_ftp_anonymous`; usershares by ``samba_usershare_
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,31 +27,50 @@ _YES = frozenset({"yes", "on", "true", "1"})
 
 # --- ProFTPD ----------------------------------------------------------------------------------
 
-def _inside(section: str | None, path: str) -> bool:
-    return section == path or (section or "").startswith(path + " > ")
+class _Sections:
+    """Settings by enclosing block path, for the settings of a block and of blocks inside it
+    without a pass over every setting per block."""
+
+    def __init__(self, settings: tuple[Any, ...]) -> None:
+        self.by: dict[str, list[Any]] = {}
+        for s in settings:
+            self.by.setdefault(s.section or "", []).append(s)
+        self.names = sorted(self.by)
+
+    def inside(self, path: str) -> list[Any]:
+        out = list(self.by.get(path, ()))
+        prefix = path + " > "
+        i = bisect.bisect_left(self.names, prefix)
+        while i < len(self.names) and self.names[i].startswith(prefix):
+            out.extend(self.by[self.names[i]])
+            i += 1
+        return out
 
 
 def _proftpd(d: Any, acts: list[Activity], upload: Severity) -> list[CheckResult]:
     results = []
+    sections = _Sections(d.settings)
+    seen: set[str] = set()
     for block in d.values("<block>"):
-        if not block.value.startswith("anonymous"):
-            continue
         path = f"{block.section} > {block.value}" if block.section else block.value
-        inner = [s for s in d.settings if _inside(s.section, path)]
+        if not block.value.startswith("anonymous") or path in seen:
+            continue  # blocks written twice at one place share their settings: judged once
+        seen.add(path)
+        inner = sections.inside(path)
         req = [s for s in inner if s.key == "anonrequirepassword" and s.section == path]
         if req and req[-1].value.strip().lower() in _YES:
             continue  # the account's real password is asked
         limits = [s for s in inner if s.key == "<block>" and s.value.startswith("limit ")]
         login_denied = any(
             "login" in lim.value.split()[1:] and any(
-                s.key == "denyall" and s.section == f"{lim.section} > {lim.value}"
-                for s in inner) for lim in limits if lim.section == path)
+                s.key == "denyall" for s in sections.by.get(f"{lim.section} > {lim.value}", ()))
+            for lim in limits if lim.section == path)
         if login_denied:
             continue
         opened = None
         for lim in limits:
             commands = {w.lower() for w in lim.value.split()[1:]}
-            inside = [s for s in inner if s.section == f"{lim.section} > {lim.value}"]
+            inside = sections.by.get(f"{lim.section} > {lim.value}", [])
             if commands & _WRITE_COMMANDS and any(
                     s.key == "allowall" or (s.key == "allow" and "all" in s.value.lower())
                     for s in inside):
@@ -176,13 +196,12 @@ def samba_usershare_guest(facts: Any, params: UsershareParams, rule: Rule) -> li
     allow = _global(samba, "usershare allow guests")
     results = []
     for d in facts.listeners.get("samba-usershares"):
-        names = sorted({s.section for s in d.settings if s.section})
-        for name in names:
-            own = [s for s in d.settings if s.section == name]
-
-            def get(key: str, own: list[Any] = own) -> Any:
-                found = [s for s in own if s.key == key]
-                return found[-1] if found else None
+        shares: dict[str, dict[str, Any]] = {}
+        for s in d.settings:  # one pass: the last value of each key of each share
+            if s.section:
+                shares.setdefault(s.section, {})[s.key] = s
+        for name in sorted(shares):
+            get = shares[name].get
 
             guest = get("guest_ok")
             if guest is None or guest.value.strip().lower() not in ("y", "yes"):

@@ -21,6 +21,7 @@ import re
 
 from imageaudit.facts.base import CollectContext
 from imageaudit.facts.conftext import glob_files, numbered_lines, read_config, strip_comment
+from imageaudit.facts.listeners.directory import capped
 from imageaudit.facts.listeners.model import DaemonBuilder
 from imageaudit.facts.listeners.units import collect_unit, shell_words, unit_dirs
 from imageaudit.model import Source
@@ -42,7 +43,7 @@ _PERL = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?);?\s*$")
 
 def _tigervnc(ctx: CollectContext, out: DaemonBuilder) -> None:
     for pattern in TIGERVNC:
-        for path in glob_files(ctx, pattern):
+        for path in capped(ctx, glob_files(ctx, pattern), f"files matching {pattern}"):
             text = read_config(ctx, path)
             if text is None:
                 continue
@@ -63,6 +64,8 @@ def _tigervnc(ctx: CollectContext, out: DaemonBuilder) -> None:
 def _commands(out: DaemonBuilder, text: str, path: str, programs: frozenset[str],
               desktop: bool) -> None:
     for number, raw in numbered_lines(text):
+        if not any(p in raw for p in programs):
+            continue  # cheap test first: splitting like a shell is slow on long lines
         line = raw.strip()
         if desktop:
             if not line.startswith("Exec="):
@@ -80,13 +83,13 @@ def _commands(out: DaemonBuilder, text: str, path: str, programs: frozenset[str]
 
 def _scripts(ctx: CollectContext, out: DaemonBuilder, programs: frozenset[str]) -> None:
     for pattern in AUTOSTART:
-        for path in glob_files(ctx, pattern):
+        for path in capped(ctx, glob_files(ctx, pattern), f"files matching {pattern}"):
             text = read_config(ctx, path)
             if text is not None:
                 out.files.append(path)
                 _commands(out, text, path, programs, True)
     for pattern in SESSION_SCRIPTS:
-        for path in glob_files(ctx, pattern):
+        for path in capped(ctx, glob_files(ctx, pattern), f"files matching {pattern}"):
             text = read_config(ctx, path)
             if text is not None:
                 out.files.append(path)

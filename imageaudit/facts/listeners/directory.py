@@ -29,6 +29,7 @@ import re
 
 from imageaudit.facts.base import CollectContext
 from imageaudit.facts.conftext import (
+    MAX_FILES,
     IncludeGuard,
     glob_files,
     join_path,
@@ -51,16 +52,18 @@ PUREFTPD_DIR = "/etc/pure-ftpd/conf"
 PUREFTPD_CONF = ("/etc/pure-ftpd.conf", "/etc/pure-ftpd/pure-ftpd.conf")
 USERSHARE_DIR = "/var/lib/samba/usershares"
 MAX_USERSHARES = 4096
+USERSHARE_LIMIT = 16 * 1024  # net usershare writes a few short lines
 
 
 def _ldif(text: str, path: str, section: str, out: DaemonBuilder) -> None:
-    entries: list[tuple[int, str]] = []
+    entries: list[tuple[int, list[str]]] = []  # parts joined once: no quadratic copying
     for number, raw in numbered_lines(text):
         if raw.startswith(" ") and entries:
-            entries[-1] = (entries[-1][0], entries[-1][1] + raw[1:])
+            entries[-1][1].append(raw[1:].rstrip("\r"))
         elif raw.strip() and not raw.startswith("#"):
-            entries.append((number, raw.rstrip("\r")))
-    for number, line in entries:
+            entries.append((number, [raw.rstrip("\r")]))
+    for number, parts in entries:
+        line = "".join(parts)
         key, sep, value = line.partition(":")
         if not sep:
             out.bad("not an LDIF attribute line", line[:200], Source(path, number))
@@ -82,13 +85,14 @@ def _slapd_conf(guard: IncludeGuard, out: DaemonBuilder, path: str, depth: int,
     if text is None:
         return
     out.files.append(path)
-    lines: list[tuple[int, str]] = []
+    lines: list[tuple[int, list[str]]] = []
     for number, raw in numbered_lines(text):
         if raw[:1] in (" ", "\t") and lines and raw.strip():
-            lines[-1] = (lines[-1][0], lines[-1][1] + " " + raw.strip())
+            lines[-1][1].append(raw.strip())
         elif raw.strip() and not raw.lstrip().startswith("#"):
-            lines.append((number, raw.strip()))
-    for number, line in lines:
+            lines.append((number, [raw.strip()]))
+    for number, parts in lines:
+        line = " ".join(parts)
         source = Source(path, number)
         key, _sep, rest = line.partition(" ")
         key, rest = key.lower(), rest.strip()
@@ -119,7 +123,9 @@ def collect_slapd(ctx: CollectContext) -> list[DaemonBuilder]:
             continue
         out.files.append(main)
         _ldif(text, main, "global", out)
-        for path in glob_files(ctx, posixpath.join(base, "cn=config", "olcDatabase=*.ldif")):
+        for path in capped(ctx, glob_files(ctx, posixpath.join(base, "cn=config",
+                                                           "olcDatabase=*.ldif")),
+                           "slapd database files"):
             text = read_config(ctx, path)
             if text is not None:
                 out.files.append(path)
@@ -181,7 +187,8 @@ def collect_proftpd(ctx: CollectContext) -> list[DaemonBuilder]:
 def collect_pureftpd(ctx: CollectContext) -> list[DaemonBuilder]:
     """Options of the Debian wrapper's directory and of ``pure-ftpd.conf``."""
     out = DaemonBuilder("pure-ftpd")
-    for path in glob_files(ctx, posixpath.join(PUREFTPD_DIR, "*")):
+    for path in capped(ctx, glob_files(ctx, posixpath.join(PUREFTPD_DIR, "*")),
+                       "Pure-FTPd option files"):
         text = read_config(ctx, path)
         if text is None:
             continue
@@ -201,18 +208,25 @@ def collect_pureftpd(ctx: CollectContext) -> list[DaemonBuilder]:
     return [out]
 
 
+def capped(ctx: CollectContext, paths: list[str], what: str, limit: int = MAX_FILES,
+           ) -> list[str]:
+    """At most ``limit`` of ``paths``; past it the facts are incomplete (never judged whole)."""
+    if len(paths) > limit:
+        ctx.incomplete(f"not read: more than {limit} {what}", paths[limit])
+        return paths[:limit]
+    return paths
+
+
 def collect_usershares(ctx: CollectContext) -> list[DaemonBuilder]:
     """``key=value`` lines of every usershare definition file."""
     out = DaemonBuilder("samba-usershares")
-    paths = glob_files(ctx, posixpath.join(USERSHARE_DIR, "*"))
-    if len(paths) > MAX_USERSHARES:
-        ctx.incomplete(f"more than {MAX_USERSHARES} usershare files", USERSHARE_DIR)
-        paths = paths[:MAX_USERSHARES]
+    paths = capped(ctx, glob_files(ctx, posixpath.join(USERSHARE_DIR, "*")), "usershare files",
+                   MAX_USERSHARES)
     for path in paths:
         name = posixpath.basename(path)
         if name.startswith("."):
             continue
-        text = read_config(ctx, path)
+        text = read_config(ctx, path, USERSHARE_LIMIT)
         if text is None:
             continue
         out.files.append(path)

@@ -33,6 +33,7 @@ from imageaudit.facts.conftext import (
 )
 from imageaudit.facts.listeners.desktop import collect_vnc, collect_xaccess
 from imageaudit.facts.listeners.directory import (
+    capped,
     collect_proftpd,
     collect_pureftpd,
     collect_slapd,
@@ -169,9 +170,11 @@ def collect_jupyter(ctx: CollectContext) -> list[DaemonBuilder]:
         if "*" not in pattern and not ctx.fs.is_dir(pattern):
             continue
         for base in JUPYTER_FILES:
-            for path in glob_files(ctx, posixpath.join(pattern, base + ".json")):
+            for path in capped(ctx, glob_files(ctx, posixpath.join(pattern, base + ".json")),
+                               f"{base}.json files"):
                 _jupyter_json(_json_file(ctx, path, out), path, out)
-            for path in glob_files(ctx, posixpath.join(pattern, base + ".py")):
+            for path in capped(ctx, glob_files(ctx, posixpath.join(pattern, base + ".py")),
+                               f"{base}.py files"):
                 text = read_config(ctx, path)
                 if text is not None:
                     out.files.append(path)

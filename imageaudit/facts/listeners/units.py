@@ -24,6 +24,7 @@ from imageaudit.facts.conftext import (
     readable_or_broken,
     split_words,
 )
+from imageaudit.facts.listeners.directory import capped
 from imageaudit.facts.listeners.model import DaemonBuilder
 from imageaudit.facts.services.systemd_loader import UNIT_DIRS
 from imageaudit.facts.services.systemd_units import ParsedUnit, list_values, parse_unit_file
@@ -57,7 +58,8 @@ def unit_files(ctx: CollectContext, name: str,
             continue
         for path in glob_files(ctx, posixpath.join(directory, f"{name}.d", "*.conf")):
             drops.setdefault(posixpath.basename(path), path)
-    ordered = [drops[k] for k in sorted(drops)][:MAX_DROP_INS]
+    ordered = capped(ctx, [drops[k] for k in sorted(drops)], f"drop-ins of {name}",
+                     MAX_DROP_INS)
     return ([main] if main else []) + ordered
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -290,3 +291,21 @@ def test_debian_slapd_config(tmp_path: Path) -> None:
         findings[0].message)
     closed = facts_of(_slapd_tree("olcDisallows: bind_anon\n"), tmp_path / "root2")
     assert rule_status(run_rule("service_ldap_anonymous_bind", closed)) is Status.PASS
+
+
+def test_long_inputs_stay_linear(tmp_path: Path) -> None:
+    """A continued LDIF value of 300,000 lines and 20,000 identical <Anonymous> blocks: read
+    and judged in linear time (each was quadratic once)."""
+    ldif = "dn: cn=config\nolcDisallows: x\n" + " y\n" * 300_000
+    anon = "<Anonymous ~ftp>\n  User ftp\n</Anonymous>\n" * 20_000
+    tree = {"/etc/ldap/slapd.d/cn=config.ldif": ldif, "/etc/proftpd/proftpd.conf": anon,
+            "/lib/systemd/system/proftpd.service": "[Service]\nExecStart=/usr/sbin/proftpd\n",
+            "/etc/systemd/system/multi-user.target.wants/proftpd.service":
+                Symlink("/lib/systemd/system/proftpd.service")}
+    start = time.perf_counter()
+    facts = facts_of(tree, tmp_path / "root")
+    findings = run_rule("service_ftp_anonymous", facts)
+    assert time.perf_counter() - start < 20
+    assert [f.resource for f in findings if f.status is Status.FAIL] == ["proftpd"]
+    (slapd,) = facts.listeners.get("slapd")
+    assert len(slapd.last("olcdisallows").value) == 1 + 300_000
