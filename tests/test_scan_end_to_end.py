@@ -36,6 +36,8 @@ WEAK_EVERYWHERE: set[Row] = {
     ('hygiene_shell_histories', 'FAIL', '/root/.bash_history'),
     ('hygiene_temp_files', 'FAIL', '/tmp'),
     ('legacy_network_service_installed', 'FAIL', 'openbsd-inetd'),
+    # Anyone may rewrite what cron runs as root: a persistence path as well as a permission.
+    ('malware_cron_dropper', 'FAIL', '/etc/cron.daily/cleanup'),
     ('password_default_or_weak', 'FAIL', 'admin'),
     ('password_default_or_weak', 'FAIL', 'pi'),
     ('password_default_or_weak', 'FAIL', 'root'),
