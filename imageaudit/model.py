@@ -76,11 +76,13 @@ def to_jsonable(value: Any) -> Any:
     """Turn dataclasses, enums, sets and paths into plain JSON-compatible values.
 
     Iterative enough for our records (their nesting is shallow); strings from the image are
-    left as they are here and escaped by each output format.
+    left as they are here and escaped by each output format. A dataclass field whose metadata
+    says ``internal`` is left out; one with a ``shown`` function is written through it (a
+    command line with its credentials masked).
     """
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
-            f.name: to_jsonable(getattr(value, f.name))
+            f.name: to_jsonable(_shown(f, value))
             for f in dataclasses.fields(value)
             if not f.metadata.get("internal")
         }
@@ -96,6 +98,22 @@ def to_jsonable(value: Any) -> Any:
         return value.decode("utf-8", errors="replace")
     if isinstance(value, PurePath):
         return str(value)
+    return value
+
+
+def _shown(f: dataclasses.Field[Any], record: Any) -> Any:
+    """A field's value as written out: through its ``shown`` function (a mask) when it has one.
+
+    The function gets each string (of a tuple of strings too) and the record it belongs to.
+    """
+    value = getattr(record, f.name)
+    shown = f.metadata.get("shown")
+    if shown is None:
+        return value
+    if isinstance(value, str):
+        return shown(value, record)
+    if isinstance(value, tuple):
+        return tuple(shown(v, record) if isinstance(v, str) else v for v in value)
     return value
 
 

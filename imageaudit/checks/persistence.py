@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from imageaudit.checks import MissingFact, MissingPolicy, check_type
 from imageaudit.checks.ownership import _aliases, owned_index
+from imageaudit.facts.masking import mask_credentials
 from imageaudit.facts.persistence import PersistenceFacts
 from imageaudit.facts.persistence_files import PersistenceEntry
 from imageaudit.findings import CheckResult, Rule, code
@@ -31,18 +32,6 @@ MAX_SHAPES_BYTES = 1 << 20
 EXCERPT = 120
 _UNSAFE = re.compile(r"\)[*+{]|\\[1-9]|\(\?P=")
 _SECRETISH = re.compile(r"[A-Za-z0-9+/=_\-]{32,}")
-# Credentials a command may carry, shown masked: URL user:password@, curl/wget options,
-# authentication headers, NAME=value where the name says password, token, secret or key.
-_CREDENTIALS = (
-    (re.compile(r"(://)[^/\s:@]{1,256}:[^/\s@]{1,256}@"), r"\1***@"),
-    (re.compile(r"(\s(-u|--user|--password|--pass|--http-password|--ftp-password)[ =])\S{1,512}"),
-     r"\1***"),
-    (re.compile(r"(?i)\b((authorization|x-api-key|private-token|cookie):[ \t]*)[^'\"]{1,512}"),
-     r"\1***"),
-    (re.compile(r"(?i)\b([a-z_]{0,32}(pass(word|wd)?|token|secret|api_?key)[a-z_]{0,32}=)\S{1,512}"),
-     r"\1***"),
-)
-
 SYSTEM_LIB_DIRS = ("/lib", "/lib64", "/lib32", "/libx32", "/usr/lib", "/usr/lib64", "/usr/lib32",
                    "/usr/libx32")
 SYSTEM_EXEC_DIRS = ("/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/libexec", *SYSTEM_LIB_DIRS)
@@ -141,8 +130,7 @@ def matching_shape(text: str, only: list[str] | None = None) -> Shape | None:
 
 def excerpt(text: str) -> str:
     """A short, printable excerpt of a command with long tokens (keys, payloads) masked."""
-    for pattern, replacement in _CREDENTIALS:
-        text = pattern.sub(replacement, text)
+    text = mask_credentials(text)
     text = _SECRETISH.sub(lambda m: m.group(0)[:6] + "…", text)
     return text if len(text) <= EXCERPT else text[: EXCERPT - 1] + "…"
 

@@ -11,9 +11,10 @@ import posixpath
 import re
 import shlex
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from imageaudit.facts.base import CollectContext
+from imageaudit.facts.masking import shown_setting
 from imageaudit.facts.textlines import glibc_lines
 from imageaudit.imagefs import ImageFSError
 from imageaudit.model import Source
@@ -34,10 +35,13 @@ class MalformedLine:
 
 @dataclass(frozen=True, slots=True)
 class Setting:
-    """One directive as written: key (normalised as the daemon compares it), raw value."""
+    """One directive as written: key (normalised as the daemon compares it), raw value.
+
+    The value is kept whole for the checks; written out, a secret's is masked.
+    """
 
     key: str
-    value: str
+    value: str = field(metadata={"shown": shown_setting})
     source: Source
     section: str | None = None
 

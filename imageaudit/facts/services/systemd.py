@@ -15,10 +15,11 @@ systemd.socket(5) (``Listen*=``, ``Accept=``, ``Service=``), systemd.service(5)
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from imageaudit.facts.base import CollectContext
 from imageaudit.facts.conftext import MalformedLine
+from imageaudit.facts.masking import shown_masked
 from imageaudit.facts.services.systemd_loader import EnableLink, UnitLoader
 from imageaudit.facts.services.systemd_units import (
     DEP_KEYS,
@@ -66,7 +67,7 @@ class SystemdUnit:
     masked_by: str | None  # the /dev/null link
     in_default_target: bool  # pulled in by the default target (links and Wants=/Requires=)
     alias_of: str | None  # set when this name is a symlink to another unit
-    exec_start: tuple[str, ...]
+    exec_start: tuple[str, ...] = field(metadata={"shown": shown_masked})  # written out masked
     listen: tuple[SocketListen, ...]
     accept: str | None
     activates: str | None  # sockets: the service started on a connection
