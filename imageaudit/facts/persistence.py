@@ -33,6 +33,7 @@ import posixpath
 from dataclasses import dataclass
 
 from imageaudit.facts import persistence_files as pf
+from imageaudit.facts.accounts.homes import existing_homes
 from imageaudit.facts.base import CollectContext, Collector
 from imageaudit.facts.conftext import MalformedLine
 from imageaudit.facts.files import PathState, path_state
@@ -249,7 +250,9 @@ def _passwd_homes(r: _Reader) -> list[tuple[str, str]]:
         if len(fields) >= 7 and fields[5].startswith("/") and fields[5] != "/":
             homes.setdefault(posixpath.normpath(fields[5]), fields[0])
     homes.setdefault("/root", "root")
-    out = sorted((account, home) for home, account in homes.items())
+    # Accounts whose home was never made (system accounts, a directory of thousands of users)
+    # cost one listing of their parent, not one look-up each; only homes there count.
+    out = sorted((homes[home], home) for home in existing_homes(r.ctx, list(homes)))
     if len(out) > MAX_HOMES:
         r.ctx.incomplete(f"looked at the first {MAX_HOMES} homes only", "/etc/passwd")
         out = out[:MAX_HOMES]

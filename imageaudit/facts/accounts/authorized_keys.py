@@ -10,6 +10,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 
+from imageaudit.facts.accounts.homes import existing_homes
 from imageaudit.facts.accounts.sshkeys import AuthorizedKey, parse_key_line
 from imageaudit.facts.base import CollectContext
 from imageaudit.facts.textlines import glibc_lines
@@ -37,29 +38,6 @@ def _listdir(ctx: CollectContext, path: str) -> list[str] | None:
         return None
 
 
-def _existing_homes(ctx: CollectContext, homes: list[str]) -> list[str]:
-    """The homes that exist, each parent directory listed once rather than one look-up a home."""
-    by_parent: dict[str, list[str]] = {}
-    for home in homes:
-        # ".." after a symlink is not lexical: such homes are looked up the long way.
-        parent = "" if ".." in home.split("/") else (home.rpartition("/")[0] or "/")
-        by_parent.setdefault(parent, []).append(home)
-    out: list[str] = []
-    for parent, children in by_parent.items():
-        if not parent or len(children) == 1:
-            out.extend(children)  # looked up one by one below
-            continue
-        if not ctx.fs.is_dir(parent):
-            continue  # sshd finds no key under a parent that is not there either
-        names = _listdir(ctx, parent)
-        if names is None:
-            out.extend(children)
-            continue
-        present = set(names)
-        out.extend(h for h in children if h == "/" or h.rpartition("/")[2] in present)
-    return out
-
-
 def authorized_keys(
     ctx: CollectContext, accounts: list[tuple[str, str]]
 ) -> tuple[list[AuthorizedKeysFile], list[AuthorizedKey]]:
@@ -72,7 +50,7 @@ def authorized_keys(
         if "//" in home or "/." in home or (home[-1] == "/" and home != "/"):
             home = home if ".." in home.split("/") else posixpath.normpath(home)
         homes.setdefault(home, []).append(name)
-    existing = _existing_homes(ctx, list(homes))
+    existing = existing_homes(ctx, list(homes))
     if len(existing) > MAX_HOMES:
         ctx.incomplete(f"looked for authorized_keys in the first {MAX_HOMES} homes only")
     for home in sorted(existing)[:MAX_HOMES]:

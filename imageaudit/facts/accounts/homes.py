@@ -132,6 +132,39 @@ class _Resolver:
         return canon, self._ctx.fs.is_dir(canon)
 
 
+def _listdir_or_none(ctx: CollectContext, path: str) -> list[str] | None:
+    try:
+        return ctx.fs.listdir(path)
+    except ImageFSError:
+        return None
+
+
+def existing_homes(ctx: CollectContext, homes: list[str]) -> list[str]:
+    """The homes that may exist, each parent directory listed once rather than one look-up a home.
+
+    A home alone under its parent, or with ``..`` in it, is kept to be looked up on its own.
+    """
+    by_parent: dict[str, list[str]] = {}
+    for home in homes:
+        # ".." after a symlink is not lexical: such homes are looked up the long way.
+        parent = "" if ".." in home.split("/") else (home.rpartition("/")[0] or "/")
+        by_parent.setdefault(parent, []).append(home)
+    out: list[str] = []
+    for parent, children in by_parent.items():
+        if not parent or len(children) == 1:
+            out.extend(children)  # looked up one by one below
+            continue
+        if not ctx.fs.is_dir(parent):
+            continue  # nothing is read under a parent that is not there
+        names = _listdir_or_none(ctx, parent)
+        if names is None:
+            out.extend(children)
+            continue
+        present = set(names)
+        out.extend(h for h in children if h == "/" or h.rpartition("/")[2] in present)
+    return out
+
+
 def _is_clean(path: str) -> bool:
     """Already what :func:`normalize` would make of it (the usual ``/home/name``)."""
     return path.startswith("/") and "//" not in path and "/." not in path and path[-1] != "/"
