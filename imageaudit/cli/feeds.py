@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
+
+from imageaudit.vulns import default_feeds_dir
 
 if TYPE_CHECKING:
     from imageaudit.vulns.sync import SnapshotFeed, SnapshotWriter
@@ -24,12 +25,6 @@ if TYPE_CHECKING:
 # mirror options default to None, which stands for each reader's own mirror.
 SYNC_EXTENSIONS: tuple[str, ...] = ("imageaudit.vulns.osv_feed",)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/imageaudit/feeds`` (``~/.cache/imageaudit/feeds``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "imageaudit" / "feeds"
 
 
 def _extensions() -> list[ModuleType]:
@@ -46,7 +41,7 @@ def add_parsers(subparsers: Any) -> None:
     sub = parser.add_subparsers(dest="feeds_command", required=True)
     sync = sub.add_parser("sync", help="download, verify and store a dated feed snapshot")
     sync.add_argument("--dir", type=Path, default=None,
-                      help=f"feed cache directory (default {default_cache_dir()})")
+                      help=f"feed cache directory (default {default_feeds_dir()})")
     sync.add_argument("--debian", type=_csv, default=[], metavar="RELEASES",
                       help="Debian releases, e.g. bookworm,bullseye (-security and -updates)")
     sync.add_argument("--ubuntu", type=_csv, default=[], metavar="RELEASES",
@@ -138,7 +133,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         print("imageaudit: error: nothing to sync (give --debian, --ubuntu, --rpm, --alpine...)",
               file=sys.stderr)
         return EXIT_USAGE
-    cache = args.dir or default_cache_dir()
+    cache = args.dir or default_feeds_dir()
     writer = SnapshotWriter(cache)
     try:
         for label, job in jobs:
@@ -167,7 +162,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from imageaudit.vulns.sync import FeedError, open_snapshot
 
     try:
-        snapshot = open_snapshot(args.dir or default_cache_dir())
+        snapshot = open_snapshot(args.dir or default_feeds_dir())
     except FeedError as exc:
         print(f"imageaudit: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -8,3 +8,15 @@
   ``facts.vulnerabilities``.
 - :mod:`~imageaudit.cli.feeds`: ``imageaudit feeds sync|show``.
 """
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def default_feeds_dir() -> Path:
+    """Where ``feeds sync`` writes and ``scan --feeds`` and campaigns read by default:
+    ``$XDG_CACHE_HOME/imageaudit/feeds`` (``~/.cache/imageaudit/feeds``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "imageaudit" / "feeds"

@@ -31,9 +31,9 @@ def _fail(message: str) -> int:
 
 def _feeds(args: argparse.Namespace) -> Path:
     """``--feeds``, else the cache ``imageaudit feeds sync`` fills by default."""
-    from imageaudit.cli.feeds import default_cache_dir
+    from imageaudit.vulns import default_feeds_dir
 
-    return Path(args.feeds) if args.feeds else default_cache_dir()
+    return Path(args.feeds) if args.feeds else default_feeds_dir()
 
 
 def _query(args: argparse.Namespace) -> CampaignQuery:
