@@ -100,6 +100,7 @@ class ScanOptions:
     # ``--trivy-cache DIR``: trivy's cache directory holding ``db/trivy.db``).
     trivy: bool = False
     trivy_cache: Path | None = None
+    trivy_timeout: float | None = None  # seconds per image; trivy_scan's default when None
 
 
 @dataclass(frozen=True)
@@ -152,10 +153,11 @@ def _trivy_steps(spec: str, options: ScanOptions) -> tuple[AfterStep, ...]:
     """trivy's scan (``--trivy``): a directory input is scanned in place, any other copied."""
     if not options.trivy:
         return ()
-    from imageaudit.vulns.trivy_scan import trivy_step
+    from imageaudit.vulns.trivy_scan import DEFAULT_TIMEOUT, trivy_step
 
     directory = Path(spec) if Path(spec).is_dir() else None
-    return (trivy_step(directory, cache_dir=options.trivy_cache),)
+    return (trivy_step(directory, cache_dir=options.trivy_cache,
+                       timeout=options.trivy_timeout or DEFAULT_TIMEOUT),)
 
 
 def scan_one(spec: str, judge: Judge, options: ScanOptions, source: str | None = None) -> Report:

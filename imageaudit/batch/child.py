@@ -36,6 +36,9 @@ def _options(request: dict[str, Any]) -> Any:
         opener=request.get("opener") or "auto",
         ioc_files=tuple(Path(p) for p in request.get("ioc_files") or ()),
         yara_rules=path("yara_rules"),
+        trivy=bool(request.get("trivy")),
+        trivy_cache=path("trivy_cache"),
+        trivy_timeout=request.get("trivy_timeout"),
     )
 
 

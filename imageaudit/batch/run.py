@@ -30,6 +30,7 @@ from imageaudit.errors import UsageError
 from imageaudit.model import Severity, Status
 from imageaudit.pipeline import Judge, ScanOptions
 from imageaudit.store import ResultsStore, canonical_json, utcnow
+from imageaudit.vulns.trivy_scan import trivy_identity
 
 # Per-image report files written under OUTPUT_DIR/reports/, by format.
 REPORT_FORMATS = ("json", "html")
@@ -52,6 +53,10 @@ class BatchOptions:
     # What every image's files are matched against (``--ioc``, ``--yara``).
     ioc_files: tuple[Path, ...] = ()
     yara_rules: Path | None = None
+    # trivy run on every image (``--trivy``; its cache on each worker's machine).
+    trivy: bool = False
+    trivy_cache: Path | None = None
+    trivy_timeout: float | None = None
     verify_with: Path | None = None
     store_url: str | None = None
     scheduler: str | None = None
@@ -77,6 +82,8 @@ class Context:
     # The digest of the ``--ioc`` and ``--yara`` files; in the key only when given, so that the
     # keys of audits without them stay what they were.
     matched: str | None = None
+    # trivy's and its database's versions (``--trivy``); in the key only when given.
+    trivy: str | None = None
 
     def key(self, sha512: str) -> str:
         doc = {"sha512": sha512.lower(), "ruleset": self.ruleset_version,
@@ -84,6 +91,8 @@ class Context:
                "expiry_days": self.expiry_days, "tool": self.tool_version}
         if self.matched is not None:
             doc["matched"] = self.matched
+        if self.trivy is not None:
+            doc["trivy"] = self.trivy
         return hashlib.sha256(canonical_json(doc).encode()).hexdigest()
 
 
@@ -351,9 +360,11 @@ def run_batch(options: BatchOptions, *,
     if options.require and options.require not in level_names:
         raise UsageError(f"unknown level {options.require!r} (levels: {', '.join(level_names)})")
     feeds_dir, feeds = _feeds(options.feeds_dir)
+    trivy = trivy_identity(cache_dir=options.trivy_cache) if options.trivy else None
     context = Context(ruleset_version=judge.rules.version, levels_version=judge.levels.version,
                       feeds=feeds, waivers=_digest_file(options.waivers_file),
-                      expiry_days=options.expiry_days, matched=_digest_tree(matched_with))
+                      expiry_days=options.expiry_days, matched=_digest_tree(matched_with),
+                      trivy=trivy)
     outcome = BatchOutcome(results=[], context=context, level_names=level_names,
                            started=utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"))
     expanded = expanded or expand(options.inputs, verify_with=options.verify_with)
@@ -371,6 +382,8 @@ def run_batch(options: BatchOptions, *,
         insecure_registry=options.insecure_registry,
         ioc_files=tuple(str(p.resolve()) for p in options.ioc_files),
         yara_rules=str(options.yara_rules.resolve()) if options.yara_rules else None,
+        trivy=options.trivy, trivy_timeout=options.trivy_timeout,
+        trivy_cache=str(options.trivy_cache.resolve()) if options.trivy_cache else None,
     )
     total = len(expanded.items) + len(expanded.errors)
     done = 0

@@ -50,6 +50,9 @@ class TaskSettings:
     insecure_registry: bool = False
     ioc_files: tuple[str, ...] = ()
     yara_rules: str | None = None
+    trivy: bool = False
+    trivy_cache: str | None = None
+    trivy_timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +145,8 @@ def run_child(path: str, source: str, settings: TaskSettings) -> dict[str, Any]:
         "waivers_file": settings.waivers_file, "feeds_dir": settings.feeds_dir,
         "expiry_days": settings.expiry_days, "input_kind": settings.input_kind,
         "opener": settings.opener, "ioc_files": list(settings.ioc_files),
-        "yara_rules": settings.yara_rules,
+        "yara_rules": settings.yara_rules, "trivy": settings.trivy,
+        "trivy_cache": settings.trivy_cache, "trivy_timeout": settings.trivy_timeout,
     }
     with tempfile.TemporaryDirectory(prefix="imageaudit-task-") as tmp:
         work = Path(tmp)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from imageaudit import __version__
-from imageaudit.cli.options import add_open_options
+from imageaudit.cli.options import add_open_options, add_trivy_options
 from imageaudit.errors import EXIT_BLOCKED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError
 
 __all__ = ["EXIT_BLOCKED", "EXIT_INTERNAL", "EXIT_OK", "EXIT_USAGE", "UsageError", "main"]
@@ -64,6 +64,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         yara_rules=Path(args.yara) if args.yara else None,
         trivy=args.trivy,
         trivy_cache=Path(args.trivy_cache) if args.trivy_cache else None,
+        trivy_timeout=args.trivy_timeout,
         progress=not args.quiet,
         input_kind=args.input_kind,
         opener=args.opener,
@@ -143,12 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yara", metavar="DIR",
                    help="YARA rules (a .yar/.yara file or a directory of them) to match the "
                         "image's executables, libraries and scripts against")
-    p.add_argument("--trivy", action="store_true",
-                   help="also run trivy (on PATH or $IMAGEAUDIT_TRIVY) offline: its secret "
-                        "scanner, and its vulnerability scanner when it has a database")
-    p.add_argument("--trivy-cache", metavar="DIR",
-                   help="trivy's cache directory holding its database (db/trivy.db); default "
-                        "$IMAGEAUDIT_TRIVY_CACHE or ~/.cache/trivy")
+    add_trivy_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
     add_open_options(p)
     add_scan_arguments(p)

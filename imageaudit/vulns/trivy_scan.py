@@ -313,6 +313,31 @@ def scan_with_trivy(
         shutil.rmtree(work, ignore_errors=True)
 
 
+def trivy_identity(trivy: str | None = None, cache_dir: Path | None = None) -> str:
+    """What trivy's findings depend on besides the image: its version and its database's.
+
+    ``trivy --version`` names both (the database's version and when it was built); a batch
+    keys its stored results by it, so a new trivy or database audits the images again. A
+    missing trivy, or one that does not answer, is named instead: the rules are then errors.
+    """
+    binary = find_trivy(trivy)
+    if binary is None:
+        return "trivy: absent"
+    db_dir = cache_dir or default_cache_dir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIVY_")}
+    try:
+        done = subprocess.run(
+            (binary, "--version", "--cache-dir", str(db_dir)), stdin=subprocess.DEVNULL,
+            capture_output=True, env=env, timeout=60, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"trivy: {binary} did not answer ({type(exc).__name__})"
+    if done.returncode != 0:
+        return f"trivy: {binary} --version exited with status {done.returncode}"
+    text = done.stdout[:MAX_STDERR_BYTES].decode("utf-8", errors="replace")
+    return "trivy: " + " ".join(text.split())
+
+
 def trivy_step(
     directory: Path | None = None,
     *,

@@ -205,6 +205,63 @@ def test_timeout_and_garbage_are_errors(tmp_path: Path) -> None:
     assert garbage.secrets == ()
 
 
+def test_cli_trivy_timeout_makes_its_rules_errors(tmp_path: Path) -> None:
+    write_tree(TREE, tmp_path / "root")
+    slow = _fake(tmp_path, "sleep 60\n")
+    env = {**_env(tmp_path, os.environ["PATH"]), "IMAGEAUDIT_TRIVY": slow}
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "imageaudit", "scan", str(tmp_path / "root"), "--format", "json",
+         "--trivy", "--trivy-timeout", "1"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert time.monotonic() - start < 60
+    found = json.loads(proc.stdout)
+    assert _status(found, "trivy_secret") == "ERROR"
+    assert "trivy did not finish within 1 s" in _findings(found, "trivy_secret")["trivy"]["message"]
+    assert _status(found, "trivy_vulnerability") == "ERROR"  # and no database besides
+    bad = subprocess.run(
+        [sys.executable, "-m", "imageaudit", "scan", str(tmp_path / "root"), "--trivy",
+         "--trivy-timeout", "0"], capture_output=True, text=True, timeout=60, env=env)
+    assert bad.returncode == 2 and "--trivy-timeout" in bad.stderr
+
+
+def _batch(tmp_path: Path, image: Path, trivy: Path, *extra: str) -> dict[str, Any]:
+    env = {**_env(tmp_path, f"{trivy.parent}:{os.environ['PATH']}"),
+           "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "imageaudit", "batch", str(image), "--workers", "1",
+         "--store", str(tmp_path / "results.db"), "--output-dir", str(tmp_path / "out"),
+         "--summary", str(tmp_path / "summary.json"), "-q", *extra],
+        capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    _assert_masked(proc.stdout + proc.stderr)
+    (image_doc,) = json.loads((tmp_path / "summary.json").read_text())["images"]
+    result: dict[str, Any] = image_doc
+    return result
+
+
+@pytest.mark.slow
+def test_batch_runs_trivy_on_every_image_and_keys_its_audits_by_it(
+    trivy: Path, tmp_path: Path
+) -> None:
+    image = docker_archive(TREE, tmp_path / "image.tar")
+    cache = tmp_path / "empty-cache"
+    assert not _batch(tmp_path, image, trivy)["cached"]
+    # trivy's version and database are in the audit key: asking for trivy audits again.
+    assert not _batch(tmp_path, image, trivy, "--trivy", "--trivy-cache", str(cache))["cached"]
+    (report_file,) = (tmp_path / "out" / "reports").glob("*.json")
+    text = report_file.read_text()
+    _assert_masked(text)
+    report = json.loads(text)
+    secrets = _findings(report, "trivy_secret")
+    assert "/srv/deploy/tokens.txt:2 clojars-api-token" in secrets
+    assert _status(report, "trivy_vulnerability") == "ERROR"  # no database in the cache
+    assert _batch(tmp_path, image, trivy, "--trivy", "--trivy-cache", str(cache))["cached"]
+
+
 def test_recorded_report_keeps_no_secret_text() -> None:
     data = (DATA / "secrets.json").read_bytes()
     secrets = parse_trivy_secrets(data)
