@@ -226,6 +226,8 @@ CONFIG_SUFFIXES = (
     ".json",
     ".properties",
     ".toml",
+    ".xml",
+    ".config",
     ".service",
     ".socket",
     ".container",
@@ -319,11 +321,21 @@ class Bar(BaseModel):
     require_digit: bool = False
 
 
+class AssignmentForm(BaseModel):
+    """A further way a file assigns a value to a key: an XML element, a ``key value`` line."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    regex: str
+    config_only: bool = True  # looked for in configuration files only
+
+
 class AssignmentSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     keywords: list[str] = Field(min_length=1)
     regex: str
+    forms: list[AssignmentForm] = Field(default_factory=list)
     ignore_keys: list[str] = Field(default_factory=list)
     non_values: list[str] = Field(default_factory=list)
     config: Bar
@@ -356,6 +368,8 @@ class Patterns:
     placeholders: tuple[re.Pattern[str], ...]
     assign_keywords: tuple[str, ...]
     assign_regex: re.Pattern[str]
+    # The further forms, each with whether it is for configuration files only.
+    assign_forms: tuple[tuple[re.Pattern[str], bool], ...]
     ignore_keys: tuple[re.Pattern[str], ...]
     non_values: frozenset[str]
     config: Bar
@@ -392,13 +406,16 @@ def load_patterns(path: Path) -> Patterns:
             )
         tokens.append(Token(spec, regex, tuple(check_regex(s) for s in spec.ignore)))
     assign = check_regex(parsed.assignment.regex, re.I)
-    if not {"key", "value"} <= set(assign.groupindex):
-        raise PatternError(f"{path}: the assignment regex needs groups `key` and `value`")
+    forms = tuple((check_regex(f.regex, re.I), f.config_only) for f in parsed.assignment.forms)
+    for regex in (assign, *(r for r, _ in forms)):
+        if not {"key", "value"} <= set(regex.groupindex):
+            raise PatternError(f"{path}: an assignment regex needs groups `key` and `value`")
     return Patterns(
         tokens=tuple(tokens),
         placeholders=tuple(check_regex(s, re.I) for s in parsed.placeholders),
         assign_keywords=tuple(parsed.assignment.keywords),
         assign_regex=assign,
+        assign_forms=forms,
         ignore_keys=tuple(check_regex(s, re.I) for s in parsed.assignment.ignore_keys),
         non_values=frozenset(v.lower() for v in parsed.assignment.non_values),
         config=parsed.assignment.config,
@@ -524,6 +541,15 @@ def _line_at(text: str, pos: int, starts: list[int]) -> int:
     return lo + 1
 
 
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def _ignored_key(key: str, patterns: Patterns) -> bool:
+    """A key naming something about a secret; camelCase read as snake_case (passwordPolicy)."""
+    snake = _CAMEL.sub("_", key)
+    return any(p.search(key) or p.search(snake) for p in patterns.ignore_keys)
+
+
 def _is_comment(line: str) -> bool:
     return line.lstrip().startswith(_COMMENT)
 
@@ -604,6 +630,7 @@ class _FileScan:
             return True
         bar = pats.config if config else pats.other
         pattern = "config-assignment" if config else "generic-assignment"
+        regexes = [pats.assign_regex, *(r for r, only in pats.assign_forms if config or not only)]
         offset = 0
         for number, line in enumerate(self.text.split("\n"), start=1):
             here = offset
@@ -611,10 +638,12 @@ class _FileScan:
             low = line.lower()
             if not any(k in low for k in pats.assign_keywords) or _is_comment(line):
                 continue
-            for m in pats.assign_regex.finditer(line):
+            seen: set[int] = set()  # a value two forms find is one assignment
+            for m in (m for regex in regexes for m in regex.finditer(line)):
                 key = m.group("key")
-                if any(p.search(key) for p in pats.ignore_keys):
+                if m.start("value") in seen or _ignored_key(key, pats):
                     continue
+                seen.add(m.start("value"))
                 raw = m.group("value")
                 value = raw[1:-1] if raw[:1] in "\"'" and len(raw) >= 2 else raw
                 value = value.strip()

@@ -342,6 +342,48 @@ case(
     name="config-shapes",
 )
 
+# The further forms: XML elements, and `directive value` lines of configuration files.
+case(
+    "secret_config_assignment",
+    Status.FAIL,
+    tree(
+        {
+            "/root/.m2/settings.xml": "<settings><servers><server>\n  <id>releases</id>\n"
+            "  <username>deploy</username>\n  <password>" + PASSWORD + "</password>\n"
+            "</server></servers></settings>\n",
+            "/etc/redis/redis.conf": "bind 127.0.0.1\nrequirepass " + PASSWORD + "\n",
+            "/etc/ldap/slapd.conf": "database mdb\nrootpw   \"" + PASSWORD + "\"\n",
+            "/opt/tomcat/conf/tomcat-users.xml": '<tomcat-users>\n  <user username="admin" '
+            'password="' + PASSWORD + '" roles="manager-gui"/>\n</tomcat-users>\n',
+        }
+    ),
+    resources={"/root/.m2/settings.xml", "/etc/redis/redis.conf", "/etc/ldap/slapd.conf",
+               "/opt/tomcat/conf/tomcat-users.xml"},
+    message="File `/root/.m2/settings.xml` line 4 assigns a secret to `password` "
+    "(17 characters, not shown)",
+    severity=Severity.HIGH,
+    name="xml-and-directive-forms",
+)
+
+case(
+    "secret_config_assignment",
+    Status.PASS,
+    tree(
+        {
+            # Placeholders, properties, settings about passwords, a directive with several
+            # words, and a `key value` line outside configuration files.
+            "/root/.m2/settings.xml": "<server><password>${env.DEPLOY_PASSWORD}</password>"
+            "<passwordPolicy>strict</passwordPolicy><token></token></server>\n",
+            "/etc/redis/redis.conf": "# requirepass foobared\nrequirepass \"\"\n",
+            "/etc/ssh/sshd_config": "PasswordAuthentication no\nPermitEmptyPasswords no\n",
+            "/etc/pam.d/common-password": "password [success=1 default=ignore] pam_unix.so\n",
+            "/etc/app/app.conf": "password_file /etc/app/secret\nsecret required\n",
+            "/opt/app/notes.txt": "password " + PASSWORD + "\n",
+        }
+    ),
+    name="xml-and-directive-traps",
+)
+
 case(
     "secret_config_assignment",
     Status.ERROR,
