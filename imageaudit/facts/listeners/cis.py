@@ -40,9 +40,11 @@ from imageaudit.facts.listeners.mailweb import (
     MAILWEB_PATTERNS,
     collect_mailweb,
     head_word,
+    section_line,
     section_of,
 )
-from imageaudit.facts.listeners.model import DaemonBuilder
+from imageaudit.facts.listeners.model import DaemonBuilder, config_lines
+from imageaudit.facts.listeners.net import DirectiveHandler, directive_file
 from imageaudit.model import Source
 
 RSYNCD_FILES = ("/etc/rsyncd.conf", "/etc/rsyncd/rsyncd.conf")
@@ -110,15 +112,7 @@ def _rsync_key(key: str) -> str:
 
 def _rsync_file(guard: IncludeGuard, out: DaemonBuilder, path: str, depth: int,
                 src: Source | None, section: list[str | None]) -> None:
-    text = guard.read(path, depth, src)
-    if text is None:
-        return
-    out.files.append(path)
-    for number, raw in numbered_lines(text):
-        line = raw.strip()
-        if not line or line[0] in "#;":
-            continue
-        source = Source(path, number)
+    for source, raw, line in config_lines(guard, out, path, depth, src, comment="#;"):
         if line.startswith("[") and "]" in line:
             section[0] = line[1:line.index("]")].strip()
             continue
@@ -170,33 +164,26 @@ def _shell_file(ctx: CollectContext, path: str, out: DaemonBuilder) -> list[Sett
 
 # --- squid / cupsd / dnsmasq: one directive per line ----------------------------------------
 
-def _squid_file(guard: IncludeGuard, out: DaemonBuilder, path: str, depth: int,
-                src: Source | None) -> None:
-    text = guard.read(path, depth, src)
-    if text is None:
-        return
-    out.files.append(path)
-    for number, raw in numbered_lines(text):
-        line = strip_comment(raw)
-        if not line:
-            continue
-        words = line.split()
-        source = Source(path, number)
-        key = words[0].lower()
-        if key == "include" and len(words) > 1:
-            for pattern in words[1:]:
-                for inc in glob_files(guard.ctx, join_path("/etc/squid", pattern)):
-                    _squid_file(guard, out, inc, depth + 1, source)
-            continue
-        out.add(key, " ".join(words[1:]), source)
+class _SquidIncludes(DirectiveHandler):
+    """squid's ``include`` takes file patterns relative to /etc/squid."""
+
+    def __call__(self, guard: IncludeGuard, out: DaemonBuilder, key: str, args: list[str],
+                 source: Source, depth: int) -> bool:
+        if key != "include" or not args:
+            return False
+        for pattern in args:
+            for inc in glob_files(guard.ctx, join_path("/etc/squid", pattern)):
+                directive_file(guard, out, inc, depth + 1, source, self)
+        return True
 
 
 def collect_squid(ctx: CollectContext) -> list[DaemonBuilder]:
     """squid.conf directives (``http_port``, ``acl``, ``http_access``) with includes."""
     out = DaemonBuilder("squid")
     guard = IncludeGuard(ctx, "listeners")
+    includes = _SquidIncludes()
     for path in SQUID_FILES:
-        _squid_file(guard, out, path, 0, None)
+        directive_file(guard, out, path, 0, None, includes)
     out.malformed.extend(guard.malformed)
     return [out]
 
@@ -215,17 +202,7 @@ def collect_cups(ctx: CollectContext) -> list[DaemonBuilder]:
             if not line or line.startswith("#"):
                 continue
             source = Source(path, number)
-            if line.startswith("</"):
-                if stack:
-                    stack.pop()
-                else:
-                    out.bad("closing a block that is not open", raw, source)
-                continue
-            if line.startswith("<") and line.endswith(">"):
-                name, arg = head_word(line[1:-1].strip())
-                if len(stack) >= MAX_SECTION_DEPTH:
-                    out.bad("blocks nested too deep", raw, source)
-                stack.append(f"{name} {arg.strip()}".strip())
+            if section_line(line, raw, stack, out, source) is not None:
                 continue
             key, value = head_word(line)
             out.add(key.lower(), value.strip(), source, section_of(stack))
@@ -234,17 +211,9 @@ def collect_cups(ctx: CollectContext) -> list[DaemonBuilder]:
 
 def _dnsmasq_file(guard: IncludeGuard, out: DaemonBuilder, path: str, depth: int,
                   src: Source | None) -> None:
-    text = guard.read(path, depth, src)
-    if text is None:
-        return
-    out.files.append(path)
-    for number, raw in numbered_lines(text):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
+    for source, _raw, line in config_lines(guard, out, path, depth, src):
         key, _, value = line.partition("=")
         key, value = key.strip().lower(), value.strip()
-        source = Source(path, number)
         out.add(key, value, source)
         if key == "conf-file" and value:
             _dnsmasq_file(guard, out, join_path("/etc", value), depth + 1, source)
@@ -308,15 +277,7 @@ def collect_dnsmasq(ctx: CollectContext) -> list[DaemonBuilder]:
 
 def _dovecot_file(guard: IncludeGuard, out: DaemonBuilder, path: str, depth: int,
                   src: Source | None, stack: list[str]) -> None:
-    text = guard.read(path, depth, src)
-    if text is None:
-        return
-    out.files.append(path)
-    for number, raw in numbered_lines(text):
-        line = strip_comment(raw)
-        if not line:
-            continue
-        source = Source(path, number)
+    for source, raw, line in config_lines(guard, out, path, depth, src, inline=True):
         if line.startswith("!include"):
             word, arg = head_word(line)
             pattern = join_path(posixpath.dirname(path), arg.strip())

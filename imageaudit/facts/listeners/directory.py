@@ -38,7 +38,8 @@ from imageaudit.facts.conftext import (
     read_config,
     strip_comment,
 )
-from imageaudit.facts.listeners.model import DaemonBuilder
+from imageaudit.facts.listeners.mailweb import section_line, section_of
+from imageaudit.facts.listeners.model import DaemonBuilder, config_lines
 from imageaudit.model import Source
 
 SLAPD_VARS = ("/etc/default/slapd", "/etc/sysconfig/slapd")
@@ -140,25 +141,12 @@ def collect_slapd(ctx: CollectContext) -> list[DaemonBuilder]:
 
 def _proftpd_file(guard: IncludeGuard, out: DaemonBuilder, path: str, depth: int,
                   src: Source | None, stack: list[str]) -> None:
-    text = guard.read(path, depth, src)
-    if text is None:
-        return
-    out.files.append(path)
-    for number, raw in numbered_lines(text):
-        line = strip_comment(raw)
-        if not line:
-            continue
-        source = Source(path, number)
-        if line.startswith("</"):
-            if stack:
-                stack.pop()
-            else:
-                out.bad("block end without a start", raw, source)
-            continue
-        if line.startswith("<") and line.endswith(">"):
-            block = " ".join(line[1:-1].split()).lower()
-            out.add("<block>", block, source, " > ".join(stack))
-            stack.append(block)
+    for source, raw, line in config_lines(guard, out, path, depth, src, inline=True):
+        section = section_of(stack)
+        block = section_line(line, raw, stack, out, source, lower=True)
+        if block:
+            out.add("<block>", block, source, section)
+        if block is not None:
             continue
         key, _sep, rest = line.partition(" ")
         key, rest = key.lower(), rest.strip()
@@ -169,7 +157,7 @@ def _proftpd_file(guard: IncludeGuard, out: DaemonBuilder, path: str, depth: int
             for inc in targets:
                 _proftpd_file(guard, out, inc, depth + 1, source, stack)
             continue
-        out.add(key, rest, source, " > ".join(stack))
+        out.add(key, rest, source, section)
 
 
 def collect_proftpd(ctx: CollectContext) -> list[DaemonBuilder]:

@@ -86,6 +86,31 @@ def head_word(line: str) -> tuple[str, str]:
     return parts[0], parts[1] if len(parts) > 1 else ""
 
 
+def section_line(line: str, raw: str, stack: list[str], out: DaemonBuilder, source: Source,
+                 *, lower: bool = False) -> str | None:
+    """Apply an Apache-style section line to ``stack`` (Apache, CUPS, ProFTPD).
+
+    ``</Name>`` closes the innermost section (``""`` is returned); ``<Name args>`` opens one,
+    its words with blanks folded (lower-cased with ``lower``), which is returned; any other
+    line gives ``None``. A close without an open section, or an open past
+    :data:`MAX_BLOCK_DEPTH`, is recorded as malformed.
+    """
+    if line.startswith("</"):
+        if stack:
+            stack.pop()
+        else:
+            out.bad("closing a section that is not open", raw, source)
+        return ""
+    if line.startswith("<") and line.endswith(">"):
+        section = " ".join(line[1:-1].split())
+        section = section.lower() if lower else section
+        if len(stack) >= MAX_BLOCK_DEPTH:
+            out.bad("sections nested too deep", raw, source)
+        stack.append(section)
+        return section
+    return None
+
+
 def section_of(stack: list[str]) -> str | None:
     """The section path of a setting: open blocks joined by `` > `` (the outer ones when a
     hostile file nests deeper than :data:`MAX_BLOCK_DEPTH`, so the cost stays linear)."""
@@ -183,17 +208,7 @@ def _apache_file(guard: IncludeGuard, out: DaemonBuilder, root: str, path: str, 
     out.files.append(path)
     for number, line in _apache_lines(text):
         source = Source(path, number)
-        if line.startswith("</"):
-            if stack:
-                stack.pop()
-            else:
-                out.bad("closing a section that is not open", line, source)
-            continue
-        if line.startswith("<") and line.endswith(">"):
-            name, arg = head_word(line[1:-1].strip())
-            if len(stack) >= MAX_BLOCK_DEPTH:
-                out.bad("sections nested too deep", line, source)
-            stack.append(f"{name} {arg.strip()}".strip())
+        if section_line(line, line, stack, out, source) is not None:
             continue
         words = split_words(line) or line.split()
         key = words[0].lower()

@@ -7,9 +7,16 @@ daemon listens on when its configuration says nothing, for rules to reference.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from imageaudit.facts.conftext import MalformedLine, Setting
+from imageaudit.facts.conftext import (
+    IncludeGuard,
+    MalformedLine,
+    Setting,
+    numbered_lines,
+    strip_comment,
+)
 from imageaudit.model import Source
 
 # What each daemon binds to when its configuration names no address (upstream defaults of
@@ -140,3 +147,25 @@ class DaemonBuilder:
             default_bind=DEFAULT_BIND[self.daemon],
             malformed=tuple(self.malformed),
         )
+
+
+def config_lines(
+    guard: IncludeGuard, out: DaemonBuilder, path: str, depth: int, src: Source | None,
+    *, comment: str = "#", inline: bool = False,
+) -> Iterator[tuple[Source, str, str]]:
+    """``(source, raw, line)`` of each line of a daemon's file that holds something.
+
+    The file is read through ``guard`` (its depth and size bounds; ``src`` names the include
+    line) and recorded among ``out``'s files. ``line`` is stripped; a line starting with one
+    of the ``comment`` characters is left out, and with ``inline`` a comment is cut wherever
+    it starts (no quoting).
+    """
+    text = guard.read(path, depth, src)
+    if text is None:
+        return
+    out.files.append(path)
+    for number, raw in numbered_lines(text):
+        line = strip_comment(raw, comment) if inline else raw.strip()
+        if not line or line[0] in comment:
+            continue
+        yield Source(path, number), raw, line

@@ -27,7 +27,7 @@ from imageaudit.facts.conftext import (
     split_words,
     strip_comment,
 )
-from imageaudit.facts.listeners.model import DaemonBuilder, NtpRestrict, SnmpAccess
+from imageaudit.facts.listeners.model import DaemonBuilder, NtpRestrict, SnmpAccess, config_lines
 from imageaudit.model import Source
 
 VSFTPD_FILES = ("/etc/vsftpd.conf", "/etc/vsftpd/vsftpd.conf")
@@ -62,24 +62,16 @@ def collect_vsftpd(ctx: CollectContext) -> list[DaemonBuilder]:
     return [out]
 
 
-def _directive_file(guard: IncludeGuard, out: DaemonBuilder, path: str, depth: int,
-                    src: Source | None, handler: _Handler) -> None:
-    text = guard.read(path, depth, src)
-    if text is None:
-        return
-    out.files.append(path)
-    for number, raw in numbered_lines(text):
-        line = strip_comment(raw)
-        if not line:
-            continue
+def directive_file(guard: IncludeGuard, out: DaemonBuilder, path: str, depth: int,
+                    src: Source | None, handler: DirectiveHandler) -> None:
+    for source, _raw, line in config_lines(guard, out, path, depth, src, inline=True):
         words = line.split()
-        source = Source(path, number)
         key = words[0].lower()
         if not handler(guard, out, key, words[1:], source, depth):
             out.add(key, " ".join(words[1:]), source)
 
 
-class _Handler:
+class DirectiveHandler:
     """Per-daemon hook: returns True when it consumed the directive itself."""
 
     def __call__(self, guard: IncludeGuard, out: DaemonBuilder, key: str, args: list[str],
@@ -87,7 +79,7 @@ class _Handler:
         return False
 
 
-class _Snmp(_Handler):
+class _Snmp(DirectiveHandler):
     def __init__(self) -> None:
         self.access: list[SnmpAccess] = []
 
@@ -95,11 +87,11 @@ class _Snmp(_Handler):
                  source: Source, depth: int) -> bool:
         base = posixpath.dirname(source.path)
         if key == "includefile" and args:
-            _directive_file(guard, out, join_path(base, args[0]), depth + 1, source, self)
+            directive_file(guard, out, join_path(base, args[0]), depth + 1, source, self)
             return True
         if key == "includedir" and args:
             for inc in glob_files(guard.ctx, posixpath.join(join_path(base, args[0]), "*.conf")):
-                _directive_file(guard, out, inc, depth + 1, source, self)
+                directive_file(guard, out, inc, depth + 1, source, self)
             return True
         if key in COMMUNITY_DIRECTIVES and args:
             net = args[1] if len(args) > 1 else None
@@ -118,7 +110,7 @@ class _Snmp(_Handler):
         return False
 
 
-class _Ntp(_Handler):
+class _Ntp(DirectiveHandler):
     def __init__(self) -> None:
         self.restrict: list[NtpRestrict] = []
 
@@ -126,7 +118,7 @@ class _Ntp(_Handler):
                  source: Source, depth: int) -> bool:
         if key == "includefile" and args:
             path = join_path(posixpath.dirname(source.path), args[0])
-            _directive_file(guard, out, path, depth + 1, source, self)
+            directive_file(guard, out, path, depth + 1, source, self)
             return True
         if key == "restrict":
             rest = list(args)
@@ -142,13 +134,13 @@ class _Ntp(_Handler):
         return False
 
 
-class _Chrony(_Handler):
+class _Chrony(DirectiveHandler):
     def __call__(self, guard: IncludeGuard, out: DaemonBuilder, key: str, args: list[str],
                  source: Source, depth: int) -> bool:
         base = posixpath.dirname(source.path)
         if key == "include" and args:
             for inc in glob_files(guard.ctx, join_path(base, args[0])):
-                _directive_file(guard, out, inc, depth + 1, source, self)
+                directive_file(guard, out, inc, depth + 1, source, self)
             return False  # keep the include itself as a setting too
         if key == "confdir":
             # chronyd reads *.conf of every listed directory; a name in several: first wins
@@ -158,16 +150,16 @@ class _Chrony(_Handler):
                                                                 "*.conf")):
                     chosen.setdefault(posixpath.basename(inc), inc)
             for _name, inc in sorted(chosen.items()):
-                _directive_file(guard, out, inc, depth + 1, source, self)
+                directive_file(guard, out, inc, depth + 1, source, self)
         return False
 
 
 def _directive_daemon(ctx: CollectContext, daemon: str, files: tuple[str, ...],
-                      handler: _Handler) -> DaemonBuilder:
+                      handler: DirectiveHandler) -> DaemonBuilder:
     out = DaemonBuilder(daemon)
     guard = IncludeGuard(ctx, "listeners")
     for path in files:
-        _directive_file(guard, out, path, 0, None, handler)
+        directive_file(guard, out, path, 0, None, handler)
     out.malformed.extend(guard.malformed)
     return out
 

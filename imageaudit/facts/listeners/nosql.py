@@ -27,7 +27,7 @@ from imageaudit.facts.conftext import (
     split_words,
     universal_lines,
 )
-from imageaudit.facts.listeners.model import DaemonBuilder
+from imageaudit.facts.listeners.model import DaemonBuilder, config_lines
 from imageaudit.model import Source
 
 YAML_LIMIT = 256 * 1024
@@ -42,15 +42,7 @@ ES_FILE = "/etc/elasticsearch/elasticsearch.yml"
 
 def _redis_file(guard: IncludeGuard, out: DaemonBuilder, path: str, depth: int,
                 src: Source | None) -> None:
-    text = guard.read(path, depth, src)
-    if text is None:
-        return
-    out.files.append(path)
-    for number, raw in numbered_lines(text):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        source = Source(path, number)
+    for source, raw, line in config_lines(guard, out, path, depth, src):
         key, _sep, rest = line.partition(" ")
         key = key.lower()
         rest = rest.strip()

@@ -133,7 +133,7 @@ def test_cupsd_blocks(tmp_path: Path) -> None:
         (None, "listen", "localhost:631", 1), ("Location /admin", "allow", "@LOCAL", 3),
         ("Policy default > Limit All", "order", "deny,allow", 7),
     ]
-    assert [m.reason for m in cups.malformed] == ["closing a block that is not open"]
+    assert [m.reason for m in cups.malformed] == ["closing a section that is not open"]
 
 
 def test_dnsmasq_files_and_debian_defaults(tmp_path: Path) -> None:

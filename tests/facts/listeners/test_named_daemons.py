@@ -126,10 +126,10 @@ def test_proftpd_blocks_and_include_directory(tmp_path: Path) -> None:
     })
     p = one(facts, "proftpd")
     assert [(x[0], x[1], x[2]) for x in kv(p)] == [
-        ("", "<block>", "anonymous ~ftp"), ("anonymous ~ftp", "<block>", "limit write"),
-        ("anonymous ~ftp > limit write", "denyall", ""), ("", "<block>", "global"),
+        (None, "<block>", "anonymous ~ftp"), ("anonymous ~ftp", "<block>", "limit write"),
+        ("anonymous ~ftp > limit write", "denyall", ""), (None, "<block>", "global"),
         ("global", "umask", "022")]
-    assert [m.reason for m in p.malformed] == ["block end without a start"]
+    assert [m.reason for m in p.malformed] == ["closing a section that is not open"]
 
 
 def test_usershares_and_pure_ftpd(tmp_path: Path) -> None:
