@@ -181,8 +181,8 @@ def _cvss(vuln: Mapping[str, Any]) -> tuple[float | None, str | None]:
     return None, None
 
 
-def parse_trivy_json(data: bytes) -> tuple[AdvisoryMatch, ...]:
-    """The vulnerabilities of a trivy JSON report (schema 2) as ``source="trivy"`` matches."""
+def report_results(data: bytes) -> Sequence[Any]:
+    """The ``Results`` of a trivy JSON report (schema 2); ``TrivyOutputError`` for anything else."""
     try:
         report = json.loads(data)
     except (ValueError, RecursionError) as exc:
@@ -192,6 +192,12 @@ def parse_trivy_json(data: bytes) -> tuple[AdvisoryMatch, ...]:
     results = report.get("Results") or []
     if not isinstance(results, Sequence) or isinstance(results, str):
         raise TrivyOutputError("trivy's report has no list of Results")
+    return results
+
+
+def parse_trivy_json(data: bytes) -> tuple[AdvisoryMatch, ...]:
+    """The vulnerabilities of a trivy JSON report (schema 2) as ``source="trivy"`` matches."""
+    results = report_results(data)
     matches: dict[tuple[str, str, str], AdvisoryMatch] = {}
     for result in results:
         if not isinstance(result, Mapping):

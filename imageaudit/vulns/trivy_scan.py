@@ -24,7 +24,6 @@ schema version 2 (``Results[].Secrets[]``: ``RuleID``, ``Category``, ``Severity`
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import posixpath
 import shutil
@@ -32,7 +31,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +48,7 @@ from imageaudit.vulns.trivy import (
     default_cache_dir,
     find_trivy,
     parse_trivy_json,
+    report_results,
 )
 from imageaudit.vulns.trivy_tree import build_minimal_tree
 
@@ -109,15 +109,7 @@ def _text(mapping: Mapping[str, Any], key: str, limit: int = 300) -> str:
 
 def parse_trivy_secrets(data: bytes) -> tuple[TrivySecret, ...]:
     """The secrets of a trivy JSON report (schema 2), by file and line; ``Match`` is dropped."""
-    try:
-        report = json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        raise TrivyOutputError(f"trivy's output is not JSON ({exc})") from exc
-    if not isinstance(report, Mapping) or report.get("SchemaVersion") != 2:
-        raise TrivyOutputError("trivy's output is not a JSON report of schema version 2")
-    results = report.get("Results") or []
-    if not isinstance(results, Sequence) or isinstance(results, str):
-        raise TrivyOutputError("trivy's report has no list of Results")
+    results = report_results(data)
     found: dict[tuple[str, int | None, str], TrivySecret] = {}
     for result in results:
         if not isinstance(result, Mapping):
