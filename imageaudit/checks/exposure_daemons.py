@@ -40,13 +40,9 @@ from imageaudit.model import Evidence, Severity, Source, Status
 Daemon = Literal["dockerd", "kubelet", "jupyter", "vnc", "x11-access", "slapd", "mysql"]
 _OFF = frozenset({"0", "false", "no", "off"})
 
-DOCKER = ServiceIdentity("dockerd", ("docker",), (), ("dockerd",), "dockerd")
-KUBELET = ServiceIdentity("kubelet", ("kubelet",), (), ("kubelet",), "kubelet")
-JUPYTER = ServiceIdentity(
-    "Jupyter", ("jupyter", "jupyterlab", "jupyter-notebook", "jupyter-lab", "jupyter-server",
-                "notebook"), (),
-    ("jupyter", "jupyter-notebook", "jupyter-lab", "jupyter-server", "start-notebook.sh",
-     "start-notebook.py", "start-singleuser.sh", "start-singleuser.py"), "jupyter")
+DOCKER = SERVICES["docker"]
+KUBELET = SERVICES["kubelet"]
+JUPYTER = SERVICES["jupyter"]
 
 
 def _host_of(address: str) -> str:

@@ -30,6 +30,7 @@ import re
 from typing import Any
 
 from imageaudit.checks.activity import (
+    SERVICES,
     Activity,
     ServiceIdentity,
     active,
@@ -43,18 +44,14 @@ from imageaudit.facts.services.systemd_loader import UNIT_DIRS
 from imageaudit.findings import CheckResult, code
 from imageaudit.model import Severity
 
-VNC = ServiceIdentity(
-    "A VNC server", ("x11vnc", "x0vncserver", "vncserver", "tigervncserver", "xvnc",
-                     "vncserver-x11-serviced"), (),
-    ("x11vnc", "Xvnc", "Xtigervnc", "vncserver", "tigervncserver", "x0vncserver",
-     "x0tigervncserver"), "vnc")
+VNC = SERVICES["vnc"]
 DISPLAY_MANAGER = ServiceIdentity(
     "A display manager", ("display-manager", "lightdm", "gdm", "gdm3", "sddm", "xdm", "lxdm",
                           "slim", "nodm"), (),
     ("lightdm", "gdm", "gdm3", "sddm", "xdm", "startx", "xinit", "Xorg"))
 XACCESS = ServiceIdentity(DISPLAY_MANAGER.label, DISPLAY_MANAGER.names, (),
                           DISPLAY_MANAGER.programs, "x11-access")
-LDAP = ServiceIdentity("slapd", ("slapd",), (), ("slapd",), "slapd")
+LDAP = SERVICES["slapd"]
 
 _LISTEN_TCP = re.compile(r"(?:^|\s)-listen\s+tcp\b")
 _X11VNC_AUTH = frozenset({"-rfbauth", "-passwd", "-passwdfile", "-usepw", "-unixpw",

@@ -12,15 +12,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from imageaudit.checks import MissingPolicy, check_type
-from imageaudit.checks.activity import Activity, ServiceIdentity, active, describe
+from imageaudit.checks.activity import SERVICES, Activity, active, describe
 from imageaudit.checks.exposure_db import _fail
 from imageaudit.findings import CheckResult, Rule, code
 from imageaudit.model import Evidence, Severity, Status
 
-PROFTPD = ServiceIdentity("ProFTPD", ("proftpd",), (), ("proftpd", "in.proftpd"), "proftpd")
-PUREFTPD = ServiceIdentity("Pure-FTPd", ("pure-ftpd", "pure-ftpd-mysql", "pure-ftpd-ldap",
-                                         "pure-ftpd-postgresql"), (),
-                           ("pure-ftpd", "pure-ftpd-wrapper"), "pure-ftpd")
+PROFTPD = SERVICES["proftpd"]
+PUREFTPD = SERVICES["pureftpd"]
 _WRITE_COMMANDS = frozenset({"write", "stor", "stou", "appe", "mkd", "xmkd", "all", "dirs"})
 _YES = frozenset({"yes", "on", "true", "1"})
 

@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from imageaudit.checks import MissingPolicy, check_type
-from imageaudit.checks.activity import Activity, ServiceIdentity, active, describe
+from imageaudit.checks.activity import SERVICES, Activity, ServiceIdentity, active, describe
 from imageaudit.checks.exposure import is_loopback
 from imageaudit.facts.conftext import split_words
 from imageaudit.findings import CheckResult, Rule, code
@@ -127,24 +127,9 @@ Daemon = Literal["rsync", "squid", "mail_access", "cups", "mta", "dnsmasq", "web
                  "x11"]
 
 IDENTITIES: dict[str, ServiceIdentity] = {
-    "rsync": ServiceIdentity("the rsync daemon", ("rsync", "rsyncd"), ("rsync",), ("rsync",),
-                             "rsync"),
-    "squid": ServiceIdentity("squid", ("squid", "squid3"), (), ("squid",), "squid"),
-    "dovecot": ServiceIdentity("dovecot", ("dovecot",), (), ("dovecot",), "dovecot"),
-    "cyrus": ServiceIdentity("Cyrus IMAP", ("cyrus-imapd", "cyrus"), (),
-                             ("cyrmaster", "master"), "cyrus"),
-    "cups": ServiceIdentity("CUPS", ("cups", "cupsd", "org.cups.cupsd"), (), ("cupsd",),
-                            "cups"),
-    "dnsmasq": ServiceIdentity("dnsmasq", ("dnsmasq",), (), ("dnsmasq",), "dnsmasq"),
-    "postfix": ServiceIdentity("postfix", ("postfix",), (), ("postfix",), "postfix"),
-    "exim4": ServiceIdentity("exim", ("exim4", "exim"), (), ("exim4", "exim"), "exim4"),
-    "sendmail": ServiceIdentity("sendmail", ("sendmail",), (), ("sendmail", "sendmail-mta"),
-                                "sendmail"),
-    "apache": ServiceIdentity("Apache httpd", ("apache2", "httpd", "apache-htcacheclean"), (),
-                              ("apache2", "httpd", "apache2ctl", "httpd-foreground"),
-                              "apache"),
-    "nginx": ServiceIdentity("nginx", ("nginx",), (), ("nginx",), "nginx"),
-    "lighttpd": ServiceIdentity("lighttpd", ("lighttpd",), (), ("lighttpd",), "lighttpd"),
+    **{key: SERVICES[key] for key in ("rsync", "squid", "dovecot", "cyrus", "cups", "dnsmasq",
+                                      "postfix", "exim4", "sendmail", "apache", "nginx",
+                                      "lighttpd")},
     "x11": ServiceIdentity("the X server", ("gdm", "gdm3", "lightdm", "sddm", "xdm",
                                             "display-manager"), (),
                            ("Xorg", "X", "Xvfb", "startx", "xinit"), "x11"),

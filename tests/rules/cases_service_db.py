@@ -166,3 +166,14 @@ case("service_firewall_default_deny", Status.PASS,
                                          "-A INPUT -j REJECT\nCOMMIT\n",
       **unit("netfilter-persistent.service")}, name="iptables-catch-all")
 case("service_firewall_default_deny", Status.PASS, unit("ssh.service"), name="no-services")
+# The daemons of cloud images count too: the Docker API, the kubelet, LDAP, CUPS.
+case("service_firewall_default_deny", Status.FAIL,
+     {**unit("docker.service"), **unit("kubelet.service"), **unit("slapd.service"),
+      **unit("cups.service"), "/etc/nftables.conf": NFT_ACCEPT, **NFT_ON},
+     resources={"firewall"}, name="cloud-daemons",
+     message="No enabled firewall denies incoming traffic by default while network services "
+     "are enabled: `slapd`, `cups`, `docker`, `kubelet` (nftables: input policy accept, enabled)")
+case("service_firewall_default_deny", Status.PASS,
+     {**unit("docker.service"), **unit("kubelet.service"), "/etc/nftables.conf": NFT_DROP,
+      **NFT_ON}, name="cloud-daemons-behind-drop")
+
