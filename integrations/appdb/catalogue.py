@@ -53,6 +53,7 @@ from integrations.appdb.verify import (
 __all__ = ["Catalogue", "CatalogueError", "Principal"]
 
 DEFAULT_VO = "default"
+TOKEN_PREFIX = "iac_"  # imageaudit catalogue token
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,10 +142,14 @@ class Catalogue:
     # --- tokens -----------------------------------------------------------------------------
 
     def create_token(self, name: str, role: str, who: Principal) -> str:
-        """A new random token for ``role``; only its hash is stored, so it is shown once."""
+        """A new random token for ``role``; only its hash is stored, so it is shown once.
+
+        The token starts with :data:`TOKEN_PREFIX`: never with ``-`` (which a command line
+        would take for an option: ``--token -x…``), and recognisable where it leaks.
+        """
         if role not in ROLES:
             raise CatalogueError(422, f"unknown role {role!r}; roles: {', '.join(ROLES)}")
-        token = secrets.token_urlsafe(32)
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self.session() as s:
             s.add(Token(name=name, role=role, sha256=hash_token(token), created=utcnow(),
                         revoked=False))

@@ -75,6 +75,13 @@ def test_tokens_are_stored_hashed(sqlite_catalogue: Catalogue) -> None:
     assert sqlite_catalogue.authenticate(token) == Principal("ci", "auditor")
 
 
+def test_tokens_never_read_as_an_option(sqlite_catalogue: Catalogue) -> None:
+    # A random URL-safe token starts with "-" once in 64: `--token -x...` then fails to parse.
+    tokens = [sqlite_catalogue.create_token(f"t{i}", "reader", ADMIN) for i in range(200)]
+    assert all(t.startswith("iac_") and len(t) == 47 for t in tokens)
+    assert len(set(tokens)) == 200
+
+
 def test_request_size_limit(sqlite_catalogue: Catalogue) -> None:
     token = sqlite_catalogue.create_token("ci", "auditor", ADMIN)
     big = b'{"report_id": "ab", "report": "' + b"x" * (17 * 1024 * 1024) + b'"}'
