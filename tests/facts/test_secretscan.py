@@ -71,6 +71,7 @@ SAMPLES: dict[str, str] = {
     "gitlab-deploy-token": "gl" + "dt-" + _n("gldt", 20, ALNUM + "_-"),
     "gitlab-token": "gl" + "ptt-" + _n("glptt", 40, HEX),
     "npm-access-token": "np" + "m_" + _n("npm", 36),
+    "imageaudit-catalogue-token": "IMAGEAUDIT_TOKEN=" + "ia" + "c_" + _n("iac", 43, B64URL),
     "pypi-upload-token": "py" + "pi-AgEIcHlwaS5vcmc" + _n("pypi", 70, B64URL),
     "rubygems-api-token": "ruby" + "gems_" + _n("gem", 48, HEX),
     "docker-hub-pat": "dckr" + "_pat_" + _n("dckr", 27, B64URL),
