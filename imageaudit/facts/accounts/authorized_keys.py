@@ -10,11 +10,10 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 
-from imageaudit.facts.accounts.homes import existing_homes
+from imageaudit.facts.accounts.homes import existing_homes, listdir_or_none
 from imageaudit.facts.accounts.sshkeys import AuthorizedKey, parse_key_line
 from imageaudit.facts.base import CollectContext
 from imageaudit.facts.textlines import glibc_lines
-from imageaudit.imagefs import ImageFSError
 from imageaudit.model import Source
 
 # Homes that exist; bounded by the passwd cap anyway, an image has far fewer.
@@ -29,13 +28,6 @@ class AuthorizedKeysFile:
     gid: int
     mode: int
     keys: int
-
-
-def _listdir(ctx: CollectContext, path: str) -> list[str] | None:
-    try:
-        return ctx.fs.listdir(path)
-    except ImageFSError:
-        return None
 
 
 def authorized_keys(
@@ -58,7 +50,7 @@ def authorized_keys(
             owners[posixpath.join(home, ".ssh", name)] = homes[home]
     for path in ctx.fs.glob("/etc/ssh/authorized_keys*"):
         if ctx.fs.is_dir(path):
-            for name in _listdir(ctx, path) or []:
+            for name in listdir_or_none(ctx, path) or []:
                 owners.setdefault(posixpath.join(path, name), [])
         else:
             owners.setdefault(path, [])

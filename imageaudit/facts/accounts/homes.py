@@ -132,7 +132,8 @@ class _Resolver:
         return canon, self._ctx.fs.is_dir(canon)
 
 
-def _listdir_or_none(ctx: CollectContext, path: str) -> list[str] | None:
+def listdir_or_none(ctx: CollectContext, path: str) -> list[str] | None:
+    """The names in an in-image directory, or ``None`` when it cannot be listed."""
     try:
         return ctx.fs.listdir(path)
     except ImageFSError:
@@ -156,7 +157,7 @@ def existing_homes(ctx: CollectContext, homes: list[str]) -> list[str]:
             continue
         if not ctx.fs.is_dir(parent):
             continue  # nothing is read under a parent that is not there
-        names = _listdir_or_none(ctx, parent)
+        names = listdir_or_none(ctx, parent)
         if names is None:
             out.extend(children)
             continue
