@@ -38,6 +38,7 @@ from imageaudit.facts.listeners.mailweb import (
     MAILWEB_DEFAULT_BIND,
     MAILWEB_EXECUTABLES,
     MAILWEB_PATTERNS,
+    MAX_BLOCK_DEPTH,
     collect_mailweb,
     head_word,
     section_line,
@@ -62,7 +63,6 @@ X11_INI_FILES = ("/etc/gdm3/daemon.conf", "/etc/gdm3/custom.conf", "/etc/gdm/cus
 X11_INI_DIRS = ("/etc/lightdm/lightdm.conf.d/*.conf", "/etc/sddm.conf.d/*.conf",
                 "/usr/lib/sddm/sddm.conf.d/*.conf")
 X11_COMMAND_FILES = ("/etc/X11/xinit/xserverrc", "/etc/X11/xdm/Xservers")
-MAX_SECTION_DEPTH = 32
 
 # What each daemon listens on when its configuration names nothing (upstream defaults).
 CIS_DEFAULT_BIND: dict[str, str] = {
@@ -295,7 +295,7 @@ def _dovecot_file(guard: IncludeGuard, out: DaemonBuilder, path: str, depth: int
                 out.bad("closing a section that is not open", raw, source)
             continue
         if line.endswith("{") and "=" not in line:
-            if len(stack) >= MAX_SECTION_DEPTH:
+            if len(stack) >= MAX_BLOCK_DEPTH:
                 out.bad("sections nested too deep", raw, source)
             stack.append(" ".join(line[:-1].split()))
             continue
