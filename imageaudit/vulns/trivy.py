@@ -80,6 +80,12 @@ class _Run:
     tree: MinimalTree | None
 
 
+def trivy_env() -> dict[str, str]:
+    """The environment trivy runs in: ours without ``TRIVY_*``, so that a user's settings
+    (a server, a config file, online updates) never change an offline scan."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("TRIVY_")}
+
+
 def find_trivy(explicit: str | None = None) -> str | None:
     """The trivy binary: ``explicit``, else ``$IMAGEAUDIT_TRIVY``, else ``trivy`` on PATH."""
     for candidate in (explicit, os.environ.get(ENV_BINARY)):
@@ -128,7 +134,7 @@ def _run(
             "--no-progress", "--timeout", f"{int(timeout)}s", "--output", str(out),
             str(tree.root),
         )  # fmt: skip
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TRIVY_")}
+        env = trivy_env()
         with err.open("wb") as err_handle:
             proc = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

@@ -49,6 +49,7 @@ from imageaudit.vulns.trivy import (
     find_trivy,
     parse_trivy_json,
     report_results,
+    trivy_env,
 )
 from imageaudit.vulns.trivy_tree import build_minimal_tree
 
@@ -223,7 +224,7 @@ def _command(binary: str, scanners: str, cache: Path, timeout: float, out: Path,
 
 def _execute(command: tuple[str, ...], work: Path, timeout: float) -> tuple[bytes | None, str]:
     out, err = Path(command[command.index("--output") + 1]), work / "stderr"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIVY_")}
+    env = trivy_env()
     with err.open("wb") as err_handle:
         proc = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err_handle,
@@ -316,7 +317,7 @@ def trivy_identity(trivy: str | None = None, cache_dir: Path | None = None) -> s
     if binary is None:
         return "trivy: absent"
     db_dir = cache_dir or default_cache_dir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIVY_")}
+    env = trivy_env()
     try:
         done = subprocess.run(
             (binary, "--version", "--cache-dir", str(db_dir)), stdin=subprocess.DEVNULL,
