@@ -38,8 +38,8 @@ def cache_root(cache_dir: Path | None = None) -> Path:
     return Path.home() / ".cache" / "imageaudit-tests"
 
 
-def _build_key() -> str:
-    spec = "|".join([SUITE, VARIANT, MIRROR, *sorted(EXTRA_PACKAGES)])
+def _build_key(packages: tuple[str, ...]) -> str:
+    spec = "|".join([SUITE, VARIANT, MIRROR, *sorted(packages)])
     return hashlib.sha256(spec.encode()).hexdigest()[:12]
 
 
@@ -71,14 +71,14 @@ def _ensure_mmdebstrap() -> str:
     return found
 
 
-def _build_tarball(tarball: Path) -> None:
+def _build_tarball(tarball: Path, packages: tuple[str, ...]) -> None:
     mmdebstrap = _ensure_mmdebstrap()
     partial = tarball.with_name(tarball.name + ".partial")
     partial.unlink(missing_ok=True)
     cmd = [
         mmdebstrap,
         f"--variant={VARIANT}",
-        f"--include={','.join(EXTRA_PACKAGES)}",
+        f"--include={','.join(packages)}",
         "--format=tar",
         SUITE,
         str(partial),
@@ -103,16 +103,24 @@ def _unpack(tarball: Path, target: Path) -> None:
     partial.rename(target)
 
 
-def debian_root(cache_dir: Path | None = None) -> Path:
-    """Path of an unpacked minimal Debian bookworm root, building and caching it if needed."""
+def debian_root(
+    cache_dir: Path | None = None,
+    packages: tuple[str, ...] = EXTRA_PACKAGES,
+    flavour: str = VARIANT,
+) -> Path:
+    """Path of an unpacked minimal Debian bookworm root, building and caching it if needed.
+
+    ``packages`` are installed on top of minbase (mmdebstrap leaves Recommends out); ``flavour`` names
+    the root in the cache beside the hash of the package list.
+    """
     base = cache_root(cache_dir)
-    name = f"debian-{SUITE}-{VARIANT}-{_build_key()}"
+    name = f"debian-{SUITE}-{flavour}-{_build_key(packages)}"
     tarball = base / f"{name}.tar"
     target = base / name
     with _locked(base / f"{name}.lock"):
         if not target.is_dir():
             if not tarball.is_file():
-                _build_tarball(tarball)
+                _build_tarball(tarball, packages)
             _unpack(tarball, target)
     return target
 
