@@ -131,7 +131,7 @@ class Step:
     describe: str
     read: Callable[[], State]
     reached: Callable[[State], bool]
-    apply: Callable[[], None]
+    apply: Callable[[], object]
     # what a step that ran without error but did not take effect most likely means
     unmet: str = "the cloud does not show the change"
     note: str = ""
