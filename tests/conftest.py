@@ -80,3 +80,61 @@ def debian_qcow2() -> Path:
         used = sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and not f.is_symlink())
         build_fs_disk(root, out, size_mb=max(256, used * 2 // (1 << 20) + 128))
     return out
+
+
+# --- the test OpenStack ----------------------------------------------------------------------
+# Tests that use the ``openstack_stack`` fixture run last: the services start in the background
+# as soon as such tests are collected, while the rest of the suite runs.
+
+OPENSTACK_FIXTURE = "openstack_stack"
+_STACK: list[object] = []
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import os
+
+    uses = [i for i in items if OPENSTACK_FIXTURE in getattr(i, "fixturenames", ())]
+    if not uses:
+        return
+    chosen = set(uses)
+    items[:] = [i for i in items if i not in chosen] + uses
+    if config.option.collectonly or os.geteuid() != 0 or os.environ.get(
+            "IMAGEAUDIT_TEST_OPENSTACK"):
+        return
+    from tests.cloud.openstack_stack import Stack
+
+    stack = Stack()
+    stack.start()
+    _STACK.append(stack)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    from tests.cloud.openstack_stack import Stack
+
+    for stack in _STACK:
+        assert isinstance(stack, Stack)
+        stack.stop()
+    _STACK.clear()
+
+
+@pytest.fixture(scope="session")
+def openstack_stack() -> object:
+    """The running test OpenStack (:class:`tests.cloud.openstack_stack.Stack`)."""
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("the test OpenStack needs root (mount and PID namespaces, chroot)")
+    external = os.environ.get("IMAGEAUDIT_TEST_OPENSTACK")
+    if external:  # a stack already running (a developer's), given by its clouds.yaml
+        from tests.cloud.openstack_stack import RunningStack
+
+        return RunningStack(Path(external))
+    if not _STACK:  # collected without the hook having seen it (e.g. a plugin reordered)
+        from tests.cloud.openstack_stack import Stack
+
+        stack = Stack()
+        stack.start()
+        _STACK.append(stack)
+    stack = _STACK[0]
+    stack.wait()  # type: ignore[attr-defined]
+    return stack

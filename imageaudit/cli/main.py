@@ -97,6 +97,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from imageaudit.cli.batch import add_parsers as add_batch_parsers
+    from imageaudit.cli.cloud import add_parsers as add_cloud_parsers
     from imageaudit.cli.feeds import add_parsers as add_feeds_parsers
     from imageaudit.cli.publish import add_parsers as add_publish_parsers
     from imageaudit.cli.publish import add_scan_arguments
@@ -155,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_feeds_parsers(sub)
     add_sbom_parsers(sub)
     add_catalogue_parsers(sub)
+    add_cloud_parsers(sub)
 
     p = sub.add_parser("demo", help="build the example images, scan them and write reports")
     p.add_argument("--out", default="out", help="directory for the images and reports")

@@ -62,6 +62,10 @@ def _lock_reason(incident: str, reason: str) -> str:
 
 class OpenStackProvider:
     def __init__(self, target: Target) -> None:
+        import warnings
+
+        # openstacksdk warns about its own future API changes: noise to an operator
+        warnings.filterwarnings("ignore", module=r"openstack(\.|$)")
         import openstack
         from openstack.config.exceptions import OpenStackConfigException
 

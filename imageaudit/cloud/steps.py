@@ -95,7 +95,8 @@ RESULT_WORDS = {"planned": "would", "done": "done", "already": "already", "faile
                 "skipped": "skipped"}
 
 
-def print_record(record: Record, out: TextIO = sys.stdout) -> None:
+def print_record(record: Record, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
     line = f"  {RESULT_WORDS[record.result]:8} {record.action:22} {record.obj.label()}"
     if record.reason:
         line += f": {record.reason}"
