@@ -33,6 +33,9 @@ PACKAGES = ("keystone", "glance-api", "placement-api", "nova-api", "nova-conduct
             "python3-openstackclient", "curl")
 HERE = Path(__file__).resolve().parent / "openstack"
 START_TIMEOUT = 1800.0
+# The stack of a session that died without stopping it still holds the ports: the next
+# session ends it first, by the process group this file names.
+PIDFILE = Path(tempfile.gettempdir()) / "imageaudit-test-openstack.pid"
 KEYSTONE = "http://127.0.0.1:5000/v3"
 USERS = {"admin": "admin", "alice": "vo1", "bob": "vo2"}  # user: project (password = user)
 
@@ -80,6 +83,7 @@ class Stack:
             for tool in ("unshare", "chroot", "mount"):
                 if shutil.which(tool) is None:
                     raise RuntimeError(f"{tool} is needed to start the test OpenStack")
+            _end_leftover()
             with self.log.open("wb") as out:
                 self._proc = subprocess.Popen(
                     ["unshare", "--mount", "--pid", "--fork", "--kill-child",
@@ -88,6 +92,7 @@ class Stack:
                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
+            PIDFILE.write_text(str(self._proc.pid))
             deadline = time.monotonic() + START_TIMEOUT
             while time.monotonic() < deadline:
                 if b"STACK READY" in self.log.read_bytes():
@@ -118,6 +123,7 @@ class Stack:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=60)
+            PIDFILE.unlink(missing_ok=True)
         if self._thread is not None:
             self._thread.join(timeout=5)
         shutil.rmtree(self.run_dir, ignore_errors=True)
@@ -145,6 +151,22 @@ class Stack:
             for user, project in USERS.items()
         }
         self.clouds_yaml.write_text(yaml.safe_dump({"clouds": clouds}))
+
+
+def _end_leftover() -> None:
+    try:
+        pid = int(PIDFILE.read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return
+    if b"unshare" in cmdline and b"/srv/stack/start.sh" in cmdline:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        for _ in range(100):  # the kernel ends the namespace's services after its init
+            if not Path(f"/proc/{pid}").exists():
+                break
+            time.sleep(0.1)
+        time.sleep(2)  # ports released
 
 
 class RunningStack:
