@@ -11,7 +11,15 @@ from botocore.exceptions import ClientError
 
 from imageaudit.cloud.actionlog import ActionLog
 from imageaudit.cloud.aws import AwsProvider
-from imageaudit.cloud.model import CloudObject, ContainOptions, Found, ImageQuery, Record, Step
+from imageaudit.cloud.model import (
+    CloudObject,
+    ContainOptions,
+    Found,
+    ImageQuery,
+    Record,
+    Step,
+    parse_target,
+)
 from imageaudit.cloud.provider import connect, release_pairs
 from imageaudit.cloud.steps import error_text, run_steps
 from imageaudit.errors import UsageError
@@ -26,8 +34,6 @@ DESTRUCTIVE = {"TerminateInstances", "DeleteSnapshot", "DeleteVolume", "Deregist
 
 
 def provider() -> AwsProvider:
-    from imageaudit.cloud.model import parse_target
-
     made = connect(parse_target(TARGET_TEXT))
     assert isinstance(made, AwsProvider)
     return made
@@ -232,7 +238,7 @@ def test_interrupted_contain_resumes_where_it_stopped(aws_world: AwsWorld,
     second = run(p.contain_steps(p.find(by_sha512()), OPTIONS), log=log)
     assert outcome(second) == [(r.obj.id, r.action, "already" if i < 4 else "done")
                                for i, r in enumerate(second)]
-    assert len([r for r in log.records()]) == 4 + len(second)
+    assert len(list(log.records())) == 4 + len(second)
     assert len(w.evidence(INCIDENT)) == 3
 
 
@@ -394,8 +400,6 @@ def test_credentials_the_cloud_refuses_are_a_usage_error(aws_world: AwsWorld,
 
 
 def test_an_unknown_profile_is_a_usage_error(aws_moto: MotoServer) -> None:
-    from imageaudit.cloud.model import parse_target
-
     with pytest.raises(UsageError, match="nobody"):
         AwsProvider(parse_target(f"aws:nobody@{AWS_REGION}"))
 
