@@ -22,6 +22,9 @@ def now() -> str:
 
 def error_text(exc: BaseException) -> str:
     """An SDK error in one line: openstacksdk's and botocore's carry the HTTP status/code."""
+    aws = _aws_error(exc)
+    if aws is not None:
+        return aws
     for attr in ("details", "message"):
         value = getattr(exc, attr, None)
         if isinstance(value, str) and value.strip():
@@ -29,6 +32,24 @@ def error_text(exc: BaseException) -> str:
             prefix = f"HTTP {status}: " if status else ""
             return prefix + " ".join(value.split())[:500]
     return f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
+
+
+def _aws_error(exc: BaseException) -> str | None:
+    """botocore's ClientError keeps AWS's answer in ``response['Error']`` (code, message): the
+    code is what tells the reader why (``UnauthorizedOperation``, ``InvalidInstanceID.NotFound``)
+    and the message may be absent."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict) or not isinstance(response.get("Error"), dict):
+        return None
+    error = response["Error"]
+    code = str(error.get("Code") or "error")
+    message = " ".join(str(error.get("Message") or "").split())[:500]
+    meta = response.get("ResponseMetadata")
+    status = meta.get("HTTPStatusCode") if isinstance(meta, dict) else None
+    operation = getattr(exc, "operation_name", "")
+    text = f"HTTP {status}: " if status else ""
+    text += f"{operation} refused: {code}" if operation else code
+    return f"{text}: {message}" if message else text
 
 
 def run_steps(steps: Sequence[Step], *, act: bool, cloud: str, incident: str, image: str,
