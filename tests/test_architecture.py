@@ -20,7 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("certify", "waivers"),
     ("engine", "errors"),
     ("pipeline",),
-    ("batch",),
+    ("batch", "cloud"),
     ("cli", "__main__"),
 )
 LAYER_OF = {name: level for level, names in enumerate(LAYERS) for name in names}

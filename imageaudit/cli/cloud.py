@@ -134,7 +134,7 @@ def _target(args: argparse.Namespace) -> Target:
 
 
 def _connect(target: Target) -> Provider:
-    from imageaudit.cloud.provider import connect
+    from imageaudit.cloud.run import connect
 
     return connect(target)
 

@@ -36,18 +36,6 @@ class Provider(Protocol):
         them); what a site reports to the catalogue."""
 
 
-def connect(target: Target) -> Provider:
-    """The provider for ``target``, connected with the user's own configuration
-    (``clouds.yaml`` / ``OS_*`` for OpenStack, the AWS profile chain for AWS)."""
-    if target.kind == "aws":
-        from imageaudit.cloud.aws import AwsProvider
-
-        return AwsProvider(target)
-    from imageaudit.cloud.openstack import OpenStackProvider
-
-    return OpenStackProvider(target)
-
-
 def release_pairs(records: Sequence[Record], incident: str) -> list[Record]:
     """The records ``release`` undoes: steps this incident's ``contain`` took (``done``), not
     already undone by a later release, newest first."""

@@ -14,9 +14,22 @@ from imageaudit.cloud.model import (
     Found,
     ImageQuery,
     Record,
+    Target,
 )
 from imageaudit.cloud.provider import Provider
 from imageaudit.cloud.steps import Echo, run_steps
+
+
+def connect(target: Target) -> Provider:
+    """The provider for ``target``, connected with the user's own configuration
+    (``clouds.yaml`` / ``OS_*`` for OpenStack, the AWS profile chain for AWS)."""
+    if target.kind == "aws":
+        from imageaudit.cloud.aws import AwsProvider
+
+        return AwsProvider(target)
+    from imageaudit.cloud.openstack import OpenStackProvider
+
+    return OpenStackProvider(target)
 
 
 def image_query(text: str, *, sha512: str | None = None,
