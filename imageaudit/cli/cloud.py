@@ -246,7 +246,7 @@ def cmd_contain(args: argparse.Namespace) -> int:
     provider = _connect(target)
     found = provider.find(query)
     _summary(found, query.describe(), target.name)
-    if not found.images:
+    if not found.images and not any(found.instances.values()):
         return EXIT_OK
     if not args.yes:
         plan = contain(provider, query, options, act=False, log=None,
