@@ -24,7 +24,7 @@ from typing import Any
 from cryptography import x509
 
 from integrations.appdb.catalogue import Standing
-from integrations.appdb.imagelist import slash_name
+from integrations.appdb.dn import openssl_dn
 from integrations.appdb.schemas import format_time
 
 LIST_VALIDITY = timedelta(days=7)
@@ -46,7 +46,7 @@ class SigningIdentity:
         c = x509.load_pem_x509_certificate(cert.read_bytes())
         if not key.is_file():
             raise FileNotFoundError(f"signing key {key} not found")
-        return cls(cert, key, slash_name(c.subject), slash_name(c.issuer))
+        return cls(cert, key, openssl_dn(c.subject), openssl_dn(c.issuer))
 
 
 def image_entry(st: Standing, base_url: str) -> dict[str, Any]:
