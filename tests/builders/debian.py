@@ -110,8 +110,8 @@ def debian_root(
 ) -> Path:
     """Path of an unpacked minimal Debian bookworm root, building and caching it if needed.
 
-    ``packages`` are installed on top of minbase (mmdebstrap leaves Recommends out); ``flavour`` names
-    the root in the cache beside the hash of the package list.
+    ``packages`` are installed on top of minbase (mmdebstrap leaves Recommends out);
+    ``flavour`` names the root in the cache beside the hash of the package list.
     """
     base = cache_root(cache_dir)
     name = f"debian-{SUITE}-{flavour}-{_build_key(packages)}"
