@@ -338,12 +338,13 @@ def create_app(catalogue: Catalogue, settings: Settings | None = None) -> FastAP
         key = (vo, base(request), catalogue.change_mark(), int(now.timestamp()) // LIST_CACHE_S)
         cached = list_cache.get(key)
         if cached is None:
-            if not catalogue.vo_exists(vo):
+            vo_list = catalogue.vo_list(vo)
+            if vo_list is None:
                 raise CatalogueError(404, f"no VO {vo}")
             listed = [st for st in catalogue.standings(vo=vo) if st.listed]
             ident = cfg.signer.identity if cfg.signer else None
-            cached = build_imagelist(vo, listed, base_url=base(request), now=now, signer=ident,
-                                     catalogue_name=cfg.name)
+            cached = build_imagelist(vo_list, listed, base_url=base(request), now=now,
+                                     signer=ident, catalogue_name=cfg.name)
             if cfg.signer is not None:
                 cached = cfg.signer.sign(cached)
             if len(list_cache) > 256:

@@ -64,6 +64,28 @@ class VoRef:
 
 
 @dataclass(frozen=True, slots=True)
+class Endorsement:
+    """Who endorsed an image: the endorser's image list (its ``dc:identifier`` and where it is
+    published) and the endorser (DN, name and e-mail as that list gave them)."""
+
+    appliance: str
+    list_uri: str
+    dn: str
+    name: str
+    email: str
+
+
+@dataclass(frozen=True, slots=True)
+class VoList:
+    """A VO as its image list names it: ``list_uuid`` is the list's stable ``dc:identifier``;
+    ``endorsements`` says who endorsed each of the VO's images (by image identifier)."""
+
+    name: str
+    list_uuid: str
+    endorsements: dict[str, Endorsement]
+
+
+@dataclass(frozen=True, slots=True)
 class ImageRef:
     """An image's identity (``identifier`` is the public image id)."""
 
@@ -422,7 +444,18 @@ class Catalogue:
         with self.sessions() as s:
             return int(s.scalar(select(func.max(AuditEntry.id))) or 0)
 
-    def vo_exists(self, name: str) -> bool:
-        """True when the VO is known."""
+    def vo_list(self, name: str) -> VoList | None:
+        """What the VO's image list says of the VO and of each image's endorser (None when the
+        VO is unknown)."""
         with self.sessions() as s:
-            return s.scalars(select(Vo.id).where(Vo.name == name)).first() is not None
+            vo = s.scalars(select(Vo).where(Vo.name == name)).first()
+            if vo is None:
+                return None
+            rows = s.execute(
+                select(Image.identifier, Appliance.identifier, Appliance.source_uri, Endorser.dn,
+                       Endorser.name, Endorser.email)
+                .join(Appliance, Appliance.id == Image.appliance_id)
+                .outerjoin(Endorser, Endorser.id == Appliance.endorser_id)
+                .where(Image.vo_id == vo.id)).all()
+            return VoList(vo.name, vo.list_uuid, {
+                r[0]: Endorsement(r[1], r[2], r[3] or "", r[4] or "", r[5] or "") for r in rows})

@@ -185,7 +185,9 @@ def add_parsers(subparsers: Any) -> None:
     db_opt(s)
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
-    s.add_argument("--sign-cert", type=Path, help="PEM certificate to sign image lists with")
+    s.add_argument("--sign-cert", type=Path,
+                   help="PEM certificate to sign image lists with (sites' atrope reads only "
+                        "signed lists)")
     s.add_argument("--sign-key", type=Path, help="PEM key of --sign-cert")
     s.add_argument("--ca-dir", type=Path,
                    help="CA directory verifying image lists posted to the API")

@@ -7,6 +7,7 @@ one image file (URI, size, SHA-512, format, OS). Reports are bound to a version 
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,11 +68,20 @@ class Endorser(Base):
     email: Mapped[str] = mapped_column(String(512))
 
 
+def new_list_uuid() -> str:
+    """A fresh random identifier for a VO's image list."""
+    return str(uuid.uuid4())
+
+
 class Vo(Base):
+    """A VO; ``list_uuid`` is its image list's ``dc:identifier``, made once when the VO is
+    created so that the list keeps it across requests, restarts and a new public URL."""
+
     __tablename__ = "vos"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
     min_level: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    list_uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_list_uuid)
 
 
 class Appliance(Base):

@@ -1,7 +1,8 @@
 """What the catalogue serves to sites and legacy consumers.
 
 - a per-VO HEPiX image list (JSON, optionally S/MIME signed, detached ``multipart/signed``, as
-  vmcatcher/cloudkeeper expect) holding only *listed* images;
+  vmcatcher/cloudkeeper expect; atrope reads only signed ones) holding only *listed* images,
+  with the AppDB fields atrope requires;
 - per image version, an AppDB ``endorsable`` security report and a Secant ``<SECANT>`` report.
 Specs: HEPiX image list format; AppDB VA version "endorsable report"; Secant assessment XML;
 openssl-smime(1).
@@ -23,11 +24,14 @@ from typing import Any
 
 from cryptography import x509
 
-from integrations.appdb.catalogue import Standing
-from integrations.appdb.imagelist import slash_name
+from integrations.appdb.catalogue import Endorsement, Standing, VoList
+from integrations.appdb.dn import openssl_dn
 from integrations.appdb.schemas import format_time
 
 LIST_VALIDITY = timedelta(days=7)
+# AppDB's name for the image group of an appliance that defines none.
+DEFAULT_GROUP = "General group"
+_WEB_URL = re.compile(r"^https?://[^\s]+$", re.IGNORECASE)
 _XML_BAD = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
@@ -46,43 +50,73 @@ class SigningIdentity:
         c = x509.load_pem_x509_certificate(cert.read_bytes())
         if not key.is_file():
             raise FileNotFoundError(f"signing key {key} not found")
-        return cls(cert, key, slash_name(c.subject), slash_name(c.issuer))
+        return cls(cert, key, openssl_dn(c.subject), openssl_dn(c.issuer))
 
 
-def image_entry(st: Standing, base_url: str) -> dict[str, Any]:
-    """The ``hv:image`` object of a listed image; it expires with its certification."""
+def _endorser_fields(who: Endorsement | None, mpuri: str, catalogue_name: str) -> dict[str, str]:
+    # AppDB names, per image, the person who registered it; here that is the endorser whose
+    # list brought the image in. atrope refuses a whole list where one image lacks one.
+    dn = who.dn if who else ""
+    list_uri = who.list_uri if who else ""
+    return {
+        "ad:group": DEFAULT_GROUP,
+        "ad:user:fullname": (who.name if who else "") or dn or catalogue_name,
+        "ad:user:guid": str(uuid.uuid5(uuid.NAMESPACE_X500, dn or catalogue_name)),
+        "ad:user:uri": list_uri if _WEB_URL.match(list_uri) else mpuri,
+        "ad:appid": who.appliance if who else "",
+    }
+
+
+def image_entry(st: Standing, base_url: str, *, endorsement: Endorsement | None = None,
+                catalogue_name: str = "") -> dict[str, Any]:
+    """The ``hv:image`` object of a listed image; it expires with its certification.
+
+    The AppDB fields atrope requires (``ad:group``, ``ad:user:*``) and ``ad:appid`` keep what
+    the endorser's list gave; missing ones come from the endorser (``endorsement``).
+    """
     v = st.version
     expiry = [t for t in (v.expires, st.report_expires) if t is not None]
     img: dict[str, Any] = {k: val for k, val in json.loads(v.extra or "{}").items()
                            if not k.startswith("imageaudit:")}
+    mpuri = f"{base_url}/images/{st.image.identifier}"
+    for key, value in _endorser_fields(endorsement, mpuri, catalogue_name).items():
+        if img.get(key) in (None, ""):
+            img[key] = value
     img.update({
         "dc:identifier": st.image.identifier, "dc:title": v.title,
         "dc:description": v.description, "hv:uri": v.uri, "hv:size": v.size,
         "sl:checksum:sha512": v.sha512, "hv:format": v.format, "hv:hypervisor": v.hypervisor,
         "hv:version": v.version, "sl:arch": v.arch, "sl:os": v.os, "sl:osname": v.osname,
         "sl:osversion": v.osversion, "sl:comments": v.comments, "ad:vo": st.image.vo.name,
-        "ad:mpuri": f"{base_url}/images/{st.image.identifier}",
-        "imageaudit:level": st.level, "imageaudit:report": st.report_id,
+        "ad:mpuri": mpuri, "imageaudit:level": st.level, "imageaudit:report": st.report_id,
     })
     if expiry:
         img["dc:date:expires"] = format_time(min(expiry))
     return {"hv:image": img}
 
 
-def build_imagelist(vo: str, listed: list[Standing], *, base_url: str, now: datetime,
+def build_imagelist(vo: VoList, listed: list[Standing], *, base_url: str, now: datetime,
                     signer: SigningIdentity | None, catalogue_name: str) -> bytes:
-    """The HEPiX image list JSON for ``vo`` (UTF-8 bytes)."""
+    """The HEPiX image list JSON for ``vo`` (UTF-8 bytes).
+
+    Its ``dc:identifier`` (and ``ad:swid``) is the VO's own stable UUID; its URLs start with
+    ``base_url``, the catalogue's public URL. ``ad:vo`` at the list's level is what atrope
+    (and AppDB's VO lists) use to share the images with the VO's project.
+    """
     doc = {"hv:imagelist": {
-        "dc:identifier": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{base_url}/vos/{vo}")),
-        "dc:title": f"{vo} endorsed images", "dc:description":
-            f"Images of VO {vo} whose security level meets the VO minimum, from {catalogue_name}",
+        "dc:identifier": vo.list_uuid, "ad:swid": vo.list_uuid, "ad:vo": vo.name,
+        "dc:title": f"{vo.name} endorsed images", "dc:description":
+            f"Images of VO {vo.name} whose security level meets the VO minimum, "
+            f"from {catalogue_name}",
         "dc:date:created": format_time(now), "dc:date:expires": format_time(now + LIST_VALIDITY),
-        "dc:source": base_url, "hv:uri": f"{base_url}/api/v1/vos/{vo}/image.list",
+        "dc:source": base_url, "hv:uri": f"{base_url}/api/v1/vos/{vo.name}/image.list",
         "hv:version": format_time(now),
         "hv:endorser": {"hv:x509": {"dc:creator": catalogue_name,
                                     "hv:ca": signer.ca if signer else "",
                                     "hv:dn": signer.dn if signer else "", "hv:email": ""}},
-        "hv:images": [image_entry(st, base_url) for st in listed],
+        "hv:images": [image_entry(st, base_url, catalogue_name=catalogue_name,
+                                  endorsement=vo.endorsements.get(st.image.identifier))
+                      for st in listed],
     }}
     return json.dumps(doc, indent=2, ensure_ascii=False).encode("utf-8")
 

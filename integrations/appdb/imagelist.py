@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.x509.oid import NameOID
 
+from integrations.appdb.dn import dn_spellings, openssl_dn
 from integrations.appdb.schemas import NAME_PATTERN, parse_time
 
 MAX_LIST_BYTES = 32 * 1024 * 1024
@@ -37,7 +37,6 @@ _SCHEME = re.compile(r"^\s*([A-Za-z][A-Za-z0-9+.-]*):")
 # Where sites, vmcatcher and the web page follow a link, only these schemes are accepted: a
 # ``javascript:`` or ``file:`` URI from an endorser must never reach them.
 WEB_SCHEMES = ("http", "https")
-_SHORT = {NameOID.EMAIL_ADDRESS: "emailAddress"}
 
 
 class ImageListError(Exception):
@@ -46,12 +45,13 @@ class ImageListError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Signer:
-    """The certificate that signed a list, its names in both common spellings."""
+    """The certificate that signed a list: its names as ``hv:dn``/``hv:ca`` are written
+    (:func:`~integrations.appdb.dn.openssl_dn`) and every spelling accepted for them."""
 
     subject: str
     issuer: str
-    subject_rfc4514: str
-    issuer_rfc4514: str
+    subject_spellings: frozenset[str]
+    issuer_spellings: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,16 +96,6 @@ class ImageList:
     signer: Signer | None
 
 
-def slash_name(name: x509.Name) -> str:
-    """A name in OpenSSL's legacy ``/C=../O=../CN=..`` form, the form ``hv:dn`` uses."""
-    parts = []
-    for rdn in name.rdns:
-        for attr in rdn:
-            key = _SHORT.get(attr.oid) or attr.rfc4514_attribute_name
-            parts.append(f"/{key}={attr.value!s}")
-    return "".join(parts)
-
-
 def is_smime(data: bytes) -> bool:
     """True when ``data`` is a MIME message (signed list) rather than bare JSON."""
     head = data.lstrip()[:4096].lower()
@@ -139,8 +129,8 @@ def verify_smime(data: bytes, ca_dir: Path | None) -> tuple[bytes, Signer]:
             raise ImageListError(f"signature verification failed: {_openssl_error(proc)}")
         cert = x509.load_pem_x509_certificate(signer_pem.read_bytes())
         content = out.read_bytes()
-    signer = Signer(slash_name(cert.subject), slash_name(cert.issuer),
-                    cert.subject.rfc4514_string(), cert.issuer.rfc4514_string())
+    signer = Signer(openssl_dn(cert.subject), openssl_dn(cert.issuer),
+                    dn_spellings(cert.subject), dn_spellings(cert.issuer))
     return _strip_mime_headers(content), signer
 
 
@@ -278,9 +268,9 @@ def parse_imagelist(data: bytes, *, ca_dir: Path | None, now: datetime) -> Image
     dn = _text(x509_obj, "hv:dn", required=True, limit=1024)
     ca = _text(x509_obj, "hv:ca", required=True, limit=1024)
     if signer is not None:
-        if dn not in (signer.subject, signer.subject_rfc4514):
+        if dn not in signer.subject_spellings:
             raise ImageListError(f"signer {signer.subject!r} is not the endorser hv:dn {dn!r}")
-        if ca not in (signer.issuer, signer.issuer_rfc4514):
+        if ca not in signer.issuer_spellings:
             raise ImageListError(
                 f"signer issuer {signer.issuer!r} is not the endorser hv:ca {ca!r}")
     created = _time(top, "dc:date:created", required=True)

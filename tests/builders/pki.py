@@ -32,9 +32,25 @@ def openssl(*args: str, stdin: bytes | None = None) -> bytes:
 
 
 @dataclass(frozen=True)
+class Leaf:
+    """A certificate the test CA issued and its key."""
+
+    cert: Path
+    key: Path
+
+    def sign(self, content: bytes, *, text: bool = False) -> bytes:
+        """``content`` clear-signed with this certificate (``openssl smime -sign``); with
+        ``text`` a ``Content-Type: text/plain`` header is signed with it (``-text``), as some
+        endorsers do."""
+        return openssl("smime", "-sign", "-signer", str(self.cert), "-inkey", str(self.key),
+                       *(("-text",) if text else ()), stdin=content)
+
+
+@dataclass(frozen=True)
 class Pki:
     """A CA (hashed directory ``ca_dir``, as ``-CApath`` wants it), the endorser's and the
-    catalogue's certificates it issued, and the hashed directory of a CA that issued neither."""
+    catalogue's certificates it issued, and the hashed directory of a CA that issued neither.
+    :meth:`issue` makes more certificates of that CA."""
 
     ca_dir: Path
     ca_dn: str
@@ -44,12 +60,27 @@ class Pki:
     catalogue_cert: Path
     catalogue_key: Path
     other_ca_dir: Path
+    root: Path
 
     def sign(self, content: bytes, *, text: bool = False) -> bytes:
-        """``content`` clear-signed by the endorser (``openssl smime -sign``); with ``text`` a
-        ``Content-Type: text/plain`` header is signed with it (``-text``), as some endorsers do."""
-        return openssl("smime", "-sign", "-signer", str(self.endorser_cert), "-inkey",
-                       str(self.endorser_key), *(("-text",) if text else ()), stdin=content)
+        """``content`` clear-signed by the endorser (see :meth:`Leaf.sign`)."""
+        return Leaf(self.endorser_cert, self.endorser_key).sign(content, text=text)
+
+    def issue(self, name: str, dn: str, *, multivalue: bool = False) -> Leaf:
+        """An S/MIME signing certificate for ``dn`` (``openssl req -subj`` syntax, UTF-8;
+        ``multivalue``: ``+`` joins the members of one RDN) issued by the CA, valid 30 days."""
+        return _issue(self.root, self.ca_dir, name, dn, multivalue=multivalue)
+
+
+def _issue(root: Path, ca_dir: Path, name: str, dn: str, *, multivalue: bool = False) -> Leaf:
+    key, csr, crt = root / f"{name}.key", root / f"{name}.csr", root / f"{name}.pem"
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+            "-utf8", *(("-multivalue-rdn",) if multivalue else ()), "-subj", dn)
+    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca_dir / "ca.pem"), "-CAkey",
+            str(root / f"{ca_dir.name}.key"), "-CAserial", str(root / "ca.srl"),
+            "-CAcreateserial", "-out", str(crt), "-days", "30", "-extfile",
+            str(root / "leaf.ext"))
+    return Leaf(crt, key)
 
 
 def make_pki(root: Path) -> Pki:
@@ -58,7 +89,7 @@ def make_pki(root: Path) -> Pki:
     ca_dir.mkdir(parents=True)
     other_ca_dir.mkdir()
 
-    def make_ca(directory: Path, dn: str) -> tuple[Path, Path]:
+    def make_ca(directory: Path, dn: str) -> None:
         # The key stays outside the directory the verifiers are given.
         key, crt = root / f"{directory.name}.key", directory / "ca.pem"
         openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
@@ -66,22 +97,11 @@ def make_pki(root: Path) -> Pki:
                 "-addext", "basicConstraints=critical,CA:TRUE",
                 "-addext", "keyUsage=critical,keyCertSign,cRLSign")
         openssl("rehash", str(directory))
-        return crt, key
 
-    ca_crt, ca_key = make_ca(ca_dir, CA_DN)
+    make_ca(ca_dir, CA_DN)
     make_ca(other_ca_dir, OTHER_CA_DN)
     (root / "leaf.ext").write_text(LEAF_EXTENSIONS, encoding="utf-8")
-
-    def leaf(name: str, dn: str) -> tuple[Path, Path]:
-        key, csr, crt = root / f"{name}.key", root / f"{name}.csr", root / f"{name}.pem"
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
-                "-subj", dn)
-        openssl("x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key),
-                "-CAserial", str(root / "ca.srl"), "-CAcreateserial", "-out", str(crt),
-                "-days", "30", "-extfile", str(root / "leaf.ext"))
-        return crt, key
-
-    endorser_cert, endorser_key = leaf("endorser", ENDORSER_DN)
-    catalogue_cert, catalogue_key = leaf("catalogue", CATALOGUE_DN)
-    return Pki(ca_dir, CA_DN, endorser_cert, endorser_key, ENDORSER_DN, catalogue_cert,
-               catalogue_key, other_ca_dir)
+    endorser = _issue(root, ca_dir, "endorser", ENDORSER_DN)
+    catalogue = _issue(root, ca_dir, "catalogue", CATALOGUE_DN)
+    return Pki(ca_dir, CA_DN, endorser.cert, endorser.key, ENDORSER_DN, catalogue.cert,
+               catalogue.key, other_ca_dir, root)
