@@ -39,10 +39,10 @@ from imageaudit.errors import UsageError
 API_TIMEOUT = 60
 POLL = 1.0
 EVIDENCE_KEY = "imageaudit_evidence"
-# Image properties naming the catalogue's image (its dc:identifier in the HEPiX list) that the
-# tools sites sync image lists with set on what they upload: atrope, cloudkeeper-os, vmcatcher.
-IDENTIFIER_PROPERTIES = ("imageaudit_image_id", "appdb_id", "vmcatcher_event_dc_identifier",
-                         "cloudkeeper_appliance_identifier", "APPLIANCE_ID", "ad_appid")
+# Image properties naming the catalogue's image (its dc:identifier in the VO image list): atrope
+# sets appdb_id on every image it uploads (beside tag "atrope" and the sha512 property); a site
+# uploading by hand may set it too.
+IDENTIFIER_PROPERTIES = ("appdb_id",)
 # A server in one of these states runs no guest code: isolating it again is not needed.
 NOT_RUNNING = frozenset({"PAUSED", "SUSPENDED", "SHUTOFF", "SHELVED", "SHELVED_OFFLOADED"})
 ISOLATE_WORDS = {
