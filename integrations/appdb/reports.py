@@ -99,6 +99,10 @@ def add_report(cat: ReportStore, req: PublishRequest, who: Principal,
                 check_binding(report, version.size)
             except ReportInvalid as exc:
                 raise CatalogueError(422, f"report refused: {exc}") from exc
+            if version.size is None and cert.image_size is not None:
+                # The endorser's list gave no size; the signed report, bound to the SHA-512,
+                # measured it. Sites' sync tools (atrope) refuse a list with an image of no size.
+                version.size = cert.image_size
             s.add(Report(report_id=rid, version_id=version.id, level=cert.level,
                          levels=json.dumps([lv.name for lv in cert.levels]),
                          ruleset_version=cert.ruleset_version,

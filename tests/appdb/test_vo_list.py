@@ -104,3 +104,21 @@ def test_vos_of_a_catalogue_older_than_list_identifiers_get_one(tmp_path: Path) 
         ids = {name: list_uuid for name, list_uuid in s.execute(select(Vo.name, Vo.list_uuid))}
     assert sorted(ids) == ["a", "b"] and len(set(ids.values())) == 2
     assert all(str(uuid.UUID(v)) == v for v in ids.values())
+
+
+def test_an_image_listed_without_a_size_is_served_with_the_reports(catalogue: Catalogue,
+                                                                  pki: Pki) -> None:
+    """atrope refuses a whole list when one image has no ``hv:size``: an endorser's list that
+    gave none is completed with the size the signed report measured."""
+    entry = image_entry("img-nosize", sha512_of("nosize"), VO, "No size")
+    del entry["hv:image"]["hv:size"]
+    data = pki.sign(imagelist([entry], dn=pki.endorser_dn, ca=pki.ca_dn))
+    catalogue.import_imagelist(parse_imagelist(data, ca_dir=pki.ca_dir, now=utcnow()), ADMIN)
+    add_auditor(catalogue)
+    report = make_report(sha512_of("nosize"), "standard")
+    report["image"]["size"] = report["certification"]["image_size"] = 123_456
+    store_report(catalogue, report)
+    with live_server(catalogue, Settings(base_url=BASE)) as url:
+        top = fetch(url)
+    [image] = [e["hv:image"] for e in top["hv:images"]]
+    assert image["hv:size"] == 123_456
