@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
@@ -57,6 +58,10 @@ def serve(url: str, *, host: str = "127.0.0.1", port: int = 8080, sign_cert: Pat
     import uvicorn
 
     base = check_base_url(base_url) if base_url else default_base_url(host, port)
+    if sign_cert is not None and not base_url:
+        # Signed lists are for sites; the URLs in them would name this bind address.
+        print(f"imageaudit catalogue: note: no --base-url: the image lists' URLs name {base}, "
+              "which sites cannot reach unless that is the public address", file=sys.stderr)
 
     signer = None
     if sign_cert is not None or sign_key is not None:
