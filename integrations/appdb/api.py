@@ -235,7 +235,7 @@ def create_app(catalogue: Catalogue, settings: Settings | None = None) -> FastAP
             report_expires=format_time(st.report_expires) if st.report_expires else None,
             listed=st.listed, suspended=st.suspension is not None,
             suspension_reason=st.suspension.reason if st.suspension else None,
-            report_id=st.report_id, signer=st.signer)
+            report_id=st.report_id, signer=st.signer, unlisted_reason=st.unlisted_reason)
 
     @app.get(f"{API_PREFIX}/health", response_model=Health)
     def health() -> Health:
@@ -270,8 +270,11 @@ def create_app(catalogue: Catalogue, settings: Settings | None = None) -> FastAP
     @app.get(f"{API_PREFIX}/images", response_model=list[ImageSummary])
     def list_images(vo: Annotated[str | None, Query(max_length=63)] = None,
                     q: Annotated[str | None, Query(max_length=200)] = None,
-                    limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> list[ImageSummary]:
-        return [summary(st) for st in catalogue.standings(vo=vo, search=q, limit=limit)]
+                    limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+                    offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> list[ImageSummary]:
+        # By image identifier, paged with an offset like the version listing.
+        return [summary(st) for st in catalogue.standings(vo=vo, search=q, limit=limit,
+                                                          offset=offset)]
 
     @app.get(f"{API_PREFIX}/versions", response_model=list[VersionSummary])
     def list_versions(vo: Annotated[str | None, Query(max_length=63)] = None,

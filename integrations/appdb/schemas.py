@@ -185,6 +185,10 @@ class ImportResult(BaseModel):
 
 
 class ImageSummary(BaseModel):
+    """An image's current version and its standing; ``unlisted_reason`` says why the image is
+    not in its VO's image list (suspended, no unexpired report, level below the VO's minimum,
+    image list entry expired: every reason that holds, ``; ``-separated), None when it is."""
+
     image_id: str
     title: str
     vo: str
@@ -197,6 +201,7 @@ class ImageSummary(BaseModel):
     suspension_reason: str | None
     report_id: str | None = None
     signer: str | None = None
+    unlisted_reason: str | None = None
 
 
 class VersionSummary(BaseModel):
