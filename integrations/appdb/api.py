@@ -122,7 +122,7 @@ class BodyLimit:
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > limit:
-                    raise _TooLarge
+                    raise _TooLarge()
             return msg
 
         try:
@@ -131,8 +131,13 @@ class BodyLimit:
             await _too_large(send)
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """A body past the limit, found while it streams in. An HTTPException because FastAPI turns
+    any other exception met while reading a JSON body into a 400 (it raises this one again);
+    the handler of HTTPExceptions answers it as :func:`_too_large` does."""
+
+    def __init__(self) -> None:
+        super().__init__(413, "request body too large")
 
 
 class SecurityHeaders:
