@@ -18,6 +18,7 @@ import json
 import math
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -214,7 +215,9 @@ def add_records(cat: Catalogue, ref: str, records: Sequence[ContainmentRecordIn]
         now = utcnow()
         rows: dict[str, dict[str, Any]] = {}
         for r in records:
-            rows.setdefault(r.key(), _row(r, image.id, by_sha, who, now))
+            key = r.key()
+            if key not in rows:
+                rows[key] = _row(r, key, image.id, by_sha, who, now)
         new = _insert_new(s, list(rows.values()))
         if new:
             cat.audit(s, who, "containment.add", "image", image.identifier, new=new,
@@ -225,12 +228,12 @@ def add_records(cat: Catalogue, ref: str, records: Sequence[ContainmentRecordIn]
                                  existing=len(records) - new)
 
 
-def _row(r: ContainmentRecordIn, image_id: int, by_sha: str | None, who: Principal,
-         now: Any) -> dict[str, Any]:
+def _row(r: ContainmentRecordIn, key: str, image_id: int, by_sha: str | None, who: Principal,
+         now: datetime) -> dict[str, Any]:
     def state(value: dict[str, Any] | None) -> str | None:
         return None if value is None else canonical_json(value)
 
-    return {"image_id": image_id, "content_key": r.key(), "image_ref": r.image,
+    return {"image_id": image_id, "content_key": key, "image_ref": r.image,
             "sha512": r.image if SHA512.match(r.image) else by_sha, "site": r.cloud,
             "incident": r.incident, "at": parse_time(r.time), "object_kind": r.object.kind,
             "object_id": r.object.id, "object_name": r.object.name,
