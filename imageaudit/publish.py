@@ -179,6 +179,11 @@ def _connection_reason(exc: BaseException) -> str:
     return " ".join(printable(str(reason)).split()) or type(reason).__name__
 
 
+def transient(status: int | None) -> bool:
+    """Whether a failure may pass: no answer, 408, 429 or 5xx."""
+    return status is None or status >= 500 or status in (408, 429)
+
+
 def classify(status: int, body: bytes) -> Attempt:
     """Map an HTTP answer to delivered / transient / permanent, per the catalogue contract."""
     detail = _detail(body)
@@ -193,9 +198,56 @@ def classify(status: int, body: bytes) -> Attempt:
         )
     if status == 422:
         return Attempt(status, Outcome.FAILED, f"HTTP 422, the report is invalid{suffix}")
-    if status >= 500 or status in (408, 429):
+    if transient(status):
         return Attempt(status, Outcome.QUEUED, f"HTTP {status}{suffix}")
     return Attempt(status, Outcome.FAILED, f"HTTP {status}{suffix}")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the catalogue answered to one request: ``status`` None when no answer came, then
+    ``reason`` says why ("connection refused"); else the HTTP reason phrase and at most
+    MAX_RESPONSE bytes of the body."""
+
+    status: int | None
+    reason: str
+    body: bytes = b""
+
+    @property
+    def detail(self) -> str:
+        """The catalogue's explanation from the body, printable and short."""
+        return _detail(self.body)
+
+
+def exchange(url: str, method: str, path: str, token: str, body: bytes | None,
+             timeout: float = 10.0) -> Answer:
+    """One request with a JSON ``body`` to the catalogue at ``url`` (a :func:`catalogue_base`)
+    with the bearer ``token``; never raises for network or HTTP errors, and never follows a
+    redirect (it would replay the token elsewhere)."""
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Accept": "application/json",
+        "User-Agent": f"imageaudit/{__version__}",
+    }
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(url + path, data=body, method=method, headers=headers)
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            return Answer(response.status, _phrase(response.reason),
+                          response.read(MAX_RESPONSE))
+    except urllib.error.HTTPError as exc:
+        try:
+            data = exc.read(MAX_RESPONSE)
+        except OSError:
+            data = b""
+        return Answer(exc.code, _phrase(exc.reason), data)
+    except (urllib.error.URLError, OSError) as exc:
+        return Answer(None, _connection_reason(exc))
+
+
+def _phrase(reason: object) -> str:
+    return " ".join(printable(str(reason or "")).split())[:60]
 
 
 def send_once(url: str, token: str, rid: str, report: Mapping[str, Any],
@@ -206,28 +258,10 @@ def send_once(url: str, token: str, rid: str, report: Mapping[str, Any],
     if key is not None:
         doc["signature"] = sign_report(report, key)
     body = json.dumps(doc, ensure_ascii=False).encode("utf-8")
-    request = urllib.request.Request(
-        url + REPORTS_PATH,
-        data=body,
-        method="POST",
-        headers={
-            "Authorization": f"Bearer {token}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "User-Agent": f"imageaudit/{__version__}",
-        },
-    )
-    try:
-        with _OPENER.open(request, timeout=timeout) as response:
-            return classify(response.status, response.read(MAX_RESPONSE))
-    except urllib.error.HTTPError as exc:
-        try:
-            data = exc.read(MAX_RESPONSE)
-        except OSError:
-            data = b""
-        return classify(exc.code, data)
-    except (urllib.error.URLError, OSError) as exc:
-        return Attempt(None, Outcome.QUEUED, _connection_reason(exc))
+    answer = exchange(url, "POST", REPORTS_PATH, token, body, timeout)
+    if answer.status is None:
+        return Attempt(None, Outcome.QUEUED, answer.reason)
+    return classify(answer.status, answer.body)
 
 
 def check_health(url: str, timeout: float = 5.0) -> bool:
@@ -361,6 +395,7 @@ def publish(report_json: Mapping[str, Any], url: str, token: str | None,
 __all__ = [
     "ONE_TRY",
     "TOKEN_ENV",
+    "Answer",
     "Attempt",
     "Outcome",
     "PublishError",
@@ -370,8 +405,10 @@ __all__ = [
     "check_health",
     "check_token",
     "classify",
+    "exchange",
     "flush_outbox",
     "publish",
     "report_id",
     "send_once",
+    "transient",
 ]

@@ -1,13 +1,14 @@
 """The catalogue's HTTP service: JSON API under ``/api/v1`` and the operators' web page at ``/``.
 
 Reads are public (sites sync image lists without credentials), except campaigns (which images
-hold a vulnerable package or a known-bad file, and who endorsed them) and the sites' holdings
-(which site runs which image), which need a token of any role (reader and above); every write
+hold a vulnerable package or a known-bad file, and who endorsed them), the sites' holdings
+(which site runs which image) and containment records (what a site did to which of its
+objects, in which incident), which need a token of any role (reader and above); every write
 needs a bearer token of the right role: auditor publishes reports, operator suspends, manages
-VOs and image lists, saves and runs campaigns and stores a site's report of what it holds,
-admin may do everything and create tokens. A client address that presents wrong tokens
-``auth_failures`` times within ``auth_window`` seconds gets 429 (with Retry-After) for every
-authenticated call until the window has passed.
+VOs and image lists, saves and runs campaigns and stores a site's report of what it holds and
+its containment logs, admin may do everything and create tokens. A client address that
+presents wrong tokens ``auth_failures`` times within ``auth_window`` seconds gets 429 (with
+Retry-After) for every authenticated call until the window has passed.
 
 Absolute URLs in what the catalogue serves come from ``Settings.base_url`` or, without one, from
 the address the server is bound to, never from the request's ``Host`` header (which anyone
@@ -17,6 +18,7 @@ may set). Every response carries ``X-Content-Type-Options``, ``X-Frame-Options``
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,11 +36,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from integrations.appdb import API_PREFIX, AUTH_FAILURES, AUTH_WINDOW, sites
 from integrations.appdb.catalogue import Catalogue, CatalogueError, Principal
+from integrations.appdb.containment_api import CONTAINMENT_PATTERN, add_containment_routes
 from integrations.appdb.db import utcnow
 from integrations.appdb.export import Signer, appdb_xml, build_imagelist, secant_xml
 from integrations.appdb.imagelist import ImageListError, parse_imagelist
 from integrations.appdb.ratelimit import AuthThrottle
 from integrations.appdb.schemas import (
+    IMAGE_ID_PATTERN,
     NAME_PATTERN,
     CampaignHit,
     CampaignInfo,
@@ -64,6 +68,9 @@ from integrations.appdb.schemas import (
 MAX_BODY = 16 * 1024 * 1024
 # A site's report of 100,000 holdings is some 17 MB of JSON: its own route takes more.
 MAX_HOLDINGS_BODY = 32 * 1024 * 1024
+# A post of containment records (at most containment.MAX_RECORDS) takes less: a site's log is
+# sent in parts (the client's batches stay well under it).
+MAX_CONTAINMENT_BODY = 8 * 1024 * 1024
 # The web page needs only its own inline style and same-origin links and forms.
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; "
        "base-uri 'none'; frame-ancestors 'none'")
@@ -74,7 +81,7 @@ DOCS_CSP = ("default-src 'none'; script-src https://cdn.jsdelivr.net 'unsafe-inl
 LIST_CACHE_S = 10
 MAX_IOC_BODY = 8 * 1024 * 1024
 READERS = ("reader", "auditor", "operator")
-ImageId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")]
+ImageId = Annotated[str, PathParam(pattern=IMAGE_ID_PATTERN)]
 VoName = Annotated[str, PathParam(pattern=NAME_PATTERN)]
 CampaignRef = Annotated[str, PathParam(pattern=NAME_PATTERN)]
 SiteName = Annotated[str, PathParam(pattern=NAME_PATTERN)]
@@ -94,22 +101,25 @@ class Settings:
     auth_window: float = AUTH_WINDOW
     feeds: Path | None = None  # the feed snapshot resolving campaigns' CVEs and OSV ids
     max_holdings_body: int = MAX_HOLDINGS_BODY  # PUT /sites/{site}/holdings
+    max_containment_body: int = MAX_CONTAINMENT_BODY  # POST /images/{image_id}/containment
 
 
 class BodyLimit:
     """Refuse request bodies above ``limit`` bytes (413) whether or not Content-Length is sent;
-    paths starting with a prefix of ``larger`` have that prefix's limit instead."""
+    a path matching (from its start) a pattern of ``paths`` has that pattern's limit instead,
+    the first that matches."""
 
     def __init__(self, app: ASGIApp, limit: int,
-                 larger: tuple[tuple[str, int], ...] = ()) -> None:
-        self.app, self.limit, self.larger = app, limit, larger
+                 paths: tuple[tuple[str, int], ...] = ()) -> None:
+        self.app, self.limit = app, limit
+        self.paths = tuple((re.compile(pattern), n) for pattern, n in paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
-        limit = next((n for prefix, n in self.larger if path.startswith(prefix)), self.limit)
+        limit = next((n for pattern, n in self.paths if pattern.match(path)), self.limit)
         for key, value in scope.get("headers", ()):
             if key == b"content-length" and (not value.isdigit() or int(value) > limit):
                 await _too_large(send)
@@ -122,7 +132,7 @@ class BodyLimit:
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > limit:
-                    raise _TooLarge
+                    raise _TooLarge()
             return msg
 
         try:
@@ -131,8 +141,13 @@ class BodyLimit:
             await _too_large(send)
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """A body past the limit, found while it streams in. An HTTPException because FastAPI turns
+    any other exception met while reading a JSON body into a 400 (it raises this one again);
+    the handler of HTTPExceptions answers it as :func:`_too_large` does."""
+
+    def __init__(self) -> None:
+        super().__init__(413, "request body too large")
 
 
 class SecurityHeaders:
@@ -235,7 +250,7 @@ def create_app(catalogue: Catalogue, settings: Settings | None = None) -> FastAP
             report_expires=format_time(st.report_expires) if st.report_expires else None,
             listed=st.listed, suspended=st.suspension is not None,
             suspension_reason=st.suspension.reason if st.suspension else None,
-            report_id=st.report_id, signer=st.signer)
+            report_id=st.report_id, signer=st.signer, unlisted_reason=st.unlisted_reason)
 
     @app.get(f"{API_PREFIX}/health", response_model=Health)
     def health() -> Health:
@@ -270,8 +285,11 @@ def create_app(catalogue: Catalogue, settings: Settings | None = None) -> FastAP
     @app.get(f"{API_PREFIX}/images", response_model=list[ImageSummary])
     def list_images(vo: Annotated[str | None, Query(max_length=63)] = None,
                     q: Annotated[str | None, Query(max_length=200)] = None,
-                    limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> list[ImageSummary]:
-        return [summary(st) for st in catalogue.standings(vo=vo, search=q, limit=limit)]
+                    limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+                    offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> list[ImageSummary]:
+        # By image identifier, paged with an offset like the version listing.
+        return [summary(st) for st in catalogue.standings(vo=vo, search=q, limit=limit,
+                                                          offset=offset)]
 
     @app.get(f"{API_PREFIX}/versions", response_model=list[VersionSummary])
     def list_versions(vo: Annotated[str | None, Query(max_length=63)] = None,
@@ -481,12 +499,15 @@ def create_app(catalogue: Catalogue, settings: Settings | None = None) -> FastAP
     def list_sites(who: Principal = Depends(as_reader)) -> list[SiteInfo]:  # noqa: B008
         return sites.sites(catalogue)
 
+    add_containment_routes(app, catalogue, operator=as_operator, reader=as_reader)
+
     from integrations.appdb.web import add_web_routes
 
     add_web_routes(app, catalogue, reader=lambda request, token: authorize(request, token,
                                                                            READERS),
                    feeds=cfg.feeds)
     app.add_middleware(BodyLimit, limit=cfg.max_body,
-                       larger=((f"{API_PREFIX}/sites/", cfg.max_holdings_body),))
+                       paths=((re.escape(f"{API_PREFIX}/sites/"), cfg.max_holdings_body),
+                              (CONTAINMENT_PATTERN, cfg.max_containment_body)))
     app.add_middleware(SecurityHeaders, docs_path=f"{API_PREFIX}/docs")
     return app

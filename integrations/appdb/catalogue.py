@@ -35,6 +35,7 @@ from integrations.appdb.db import (
     utcnow,
 )
 from integrations.appdb.imagelist import ImageList
+from integrations.appdb.listing import listed_now, meets, unlisted_reasons
 from integrations.appdb.principal import CatalogueError, Principal
 from integrations.appdb.reports import add_report
 from integrations.appdb.schemas import (
@@ -50,7 +51,8 @@ from integrations.appdb.verify import (
     known_levels,
 )
 
-__all__ = ["Catalogue", "CatalogueError", "Principal"]
+# The listing rule's functions (listing.py) are also found here, where callers first found them.
+__all__ = ["Catalogue", "CatalogueError", "Principal", "listed_now", "meets"]
 
 DEFAULT_VO = "default"
 TOKEN_PREFIX = "iac_"  # imageaudit catalogue token
@@ -111,29 +113,12 @@ class Standing:
     suspension: Any
     listed: bool
     signer: str | None = None
+    unlisted_reason: str | None = None  # why it is not listed (None when it is)
 
 
 def hash_token(token: str) -> str:
     """The stored form of a token: its SHA-256 (tokens are 256-bit random, no salt needed)."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def meets(level: str, levels: list[str], minimum: str) -> bool:
-    """True when ``level`` is at or above ``minimum`` in ``levels`` (ordered lowest first)."""
-    if minimum == "none":
-        return True
-    if level == "none" or level not in levels or minimum not in levels:
-        return False
-    return levels.index(level) >= levels.index(minimum)
-
-
-def listed_now(*, suspended: bool, level: str | None, levels: list[str],
-               expires: datetime | None, minimum: str, now: datetime) -> bool:
-    """The listing rule for an image's current version: not suspended, an unexpired report
-    (``level`` None when there is none), the version itself not expired, and the report's
-    level at or above the VO's ``minimum``."""
-    return (not suspended and level is not None and (expires is None or expires > now)
-            and meets(level, levels, minimum))
 
 
 class Catalogue:
@@ -353,8 +338,10 @@ class Catalogue:
     # --- the listing rule -------------------------------------------------------------------
 
     def standings(self, *, vo: str | None = None, identifier: str | None = None,
-                  search: str | None = None, limit: int | None = None) -> list[Standing]:
-        """The current standing of images (current version, newest unexpired report).
+                  search: str | None = None, limit: int | None = None,
+                  offset: int = 0) -> list[Standing]:
+        """The current standing of images (current version, newest unexpired report), by
+        image identifier: ``offset`` and ``limit`` page through them.
 
         Plain rows, not ORM objects: a VO list of thousands of images is rendered per request.
         """
@@ -386,12 +373,15 @@ class Catalogue:
             if conds:
                 q, sq = q.where(and_(*conds)), sq.where(and_(*conds))
                 rq = rq.join(Version, Version.id == Report.version_id).where(and_(*conds))
+            if offset:
+                q = q.offset(offset)
             if limit is not None:
                 q = q.limit(limit)
             rows = s.execute(q).all()
             reports: dict[int, Any] = {}
             for r in s.execute(rq):
                 reports.setdefault(r.version_id, r)
+            lapsed = self._last_expiries(s, [row.id for row in rows if row.id not in reports])
             suspended = {x.image_id: x for x in s.execute(sq)}
             mins = {v.id: v.min_level or self.default_min_level for v in s.scalars(select(Vo))}
         out = []
@@ -401,14 +391,28 @@ class Catalogue:
             level = r.level if r is not None else "none"
             sus = suspended.get(row.image_id)
             names = levels_cache.setdefault(r.levels, json.loads(r.levels)) if r else []
-            listed = listed_now(suspended=sus is not None, level=r.level if r else None,
-                                levels=names, expires=row.expires,
-                                minimum=mins[row.image_vo_id], now=now)
+            reasons = unlisted_reasons(
+                suspended=sus is not None, level=r.level if r else None, levels=names,
+                expires=row.expires, minimum=mins[row.image_vo_id], now=now,
+                suspension_reason=sus.reason if sus is not None else None, vo=row.vo_name,
+                report_expired=lapsed.get(row.id))
             image = ImageRef(row.image_id, row.image_identifier, row.image_vo_id,
                              VoRef(row.vo_name))
             out.append(Standing(image, row, level, r.report_id if r else None,
-                                r.expires if r else None, sus, listed,
-                                r.signer if r else None))
+                                r.expires if r else None, sus, not reasons,
+                                r.signer if r else None, "; ".join(reasons) or None))
+        return out
+
+    @staticmethod
+    def _last_expiries(s: Session, version_ids: list[int]) -> dict[int, datetime]:
+        """When the last report of each of ``version_ids`` (versions without an unexpired
+        one) expired; versions that never had a report are absent."""
+        out: dict[int, datetime] = {}
+        for start in range(0, len(version_ids), 900):  # under SQLite's oldest parameter limit
+            chunk = version_ids[start:start + 900]
+            out.update((r[0], r[1]) for r in s.execute(
+                select(Report.version_id, func.max(Report.expires))
+                .where(Report.version_id.in_(chunk)).group_by(Report.version_id)))
         return out
 
     def versions(self, *, vo: str | None = None, limit: int | None = None,

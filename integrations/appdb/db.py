@@ -304,6 +304,39 @@ class SiteHolding(Base):
     reported_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class ContainmentRecord(Base):
+    """One step a cloud site's agent took (or planned) to contain an image, as its action log
+    said it: at which site and in which incident, on which object, what it did, and whether
+    it worked. Records are only ever added: ``content_key`` (SHA-256 of the record as sent,
+    normalised) makes a log sent again add nothing, and no record is changed or removed.
+    ``sha512`` is the SHA-512 of the image version the record (or else the post) named, when
+    one was named by it rather than by the image id."""
+
+    __tablename__ = "containment_records"
+    __table_args__ = (
+        UniqueConstraint("image_id", "content_key", name="uq_containment_records_image_key"),
+        Index("ix_containment_records_image_at", "image_id", "at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"))
+    content_key: Mapped[str] = mapped_column(String(64))
+    image_ref: Mapped[str] = mapped_column(String(255))  # the record's image, as sent
+    sha512: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    site: Mapped[str] = mapped_column(String(63))
+    incident: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    object_kind: Mapped[str] = mapped_column(String(16))
+    object_id: Mapped[str] = mapped_column(String(255))
+    object_name: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    object_project: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    action: Mapped[str] = mapped_column(String(63))
+    result: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    state_before: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON object
+    state_after: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON object
+    sent_by: Mapped[str] = mapped_column(String(255))
+    received: Mapped[datetime] = mapped_column(UTCDateTime())
+
 def normalise_url(url: str) -> str:
     """``postgresql://`` means psycopg 3 here (SQLAlchemy's default driver is psycopg2)."""
     if url.startswith("postgresql://") or url.startswith("postgres://"):

@@ -27,6 +27,8 @@ Short = Annotated[Text, StringConstraints(max_length=255)]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 """Names of VOs, levels, token holders and auditors (one rule for the API and list import)."""
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+IMAGE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$"
+"""Image ids (``dc:identifier``) as the API's ``/images/{image_id}`` routes take them."""
 Sha512 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{128}$")]
 ReportId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{1,128}$")]
 Time = Annotated[str, StringConstraints(
@@ -185,6 +187,10 @@ class ImportResult(BaseModel):
 
 
 class ImageSummary(BaseModel):
+    """An image's current version and its standing; ``unlisted_reason`` says why the image is
+    not in its VO's image list (suspended, no unexpired report, level below the VO's minimum,
+    image list entry expired: every reason that holds, ``; ``-separated), None when it is."""
+
     image_id: str
     title: str
     vo: str
@@ -197,6 +203,7 @@ class ImageSummary(BaseModel):
     suspension_reason: str | None
     report_id: str | None = None
     signer: str | None = None
+    unlisted_reason: str | None = None
 
 
 class VersionSummary(BaseModel):

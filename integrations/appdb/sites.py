@@ -19,8 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from integrations.appdb.catalogue import Catalogue
+from integrations.appdb.db import Image, Version, utcnow
 from integrations.appdb.db import SiteHolding as SiteHoldingRow
-from integrations.appdb.db import utcnow
 from integrations.appdb.principal import CatalogueError, Principal
 from integrations.appdb.schemas import Holding, SiteInfo, format_time
 
@@ -32,6 +32,18 @@ class SiteHolding(NamedTuple):
     """A site holding one image version: its copies and instances, and when it said so."""
 
     site: str
+    copies: int
+    instances: int
+    reported: datetime
+
+
+class VersionHeld(NamedTuple):
+    """A site holding a version of an image: which version (and file), copies, instances."""
+
+    site: str
+    version: str
+    sha512: str
+    current: bool
     copies: int
     instances: int
     reported: datetime
@@ -89,3 +101,20 @@ def holdings_for(s: Session, sha512s: Collection[str]) -> dict[str, list[SiteHol
             out.setdefault(r.sha512, []).append(
                 SiteHolding(r.site, r.copies, r.instances, r.reported_at))
     return out
+
+
+def image_holdings(cat: Catalogue, identifier: str) -> list[VersionHeld]:
+    """The sites holding any version of the image ``identifier`` (old versions still run), by
+    site, then version as registered; CatalogueError 404 for an unknown image."""
+    with cat.sessions() as s:
+        image = s.scalars(select(Image).where(Image.identifier == identifier)).first()
+        if image is None:
+            raise CatalogueError(404, f"no image {identifier}")
+        versions = s.execute(select(Version.id, Version.version, Version.sha512)
+                             .where(Version.image_id == image.id)
+                             .order_by(Version.created, Version.id)).all()
+        held = holdings_for(s, {v.sha512 for v in versions})
+    out = [VersionHeld(h.site, v.version, v.sha512, v.id == image.current_version_id,
+                       h.copies, h.instances, h.reported)
+           for v in versions for h in held.get(v.sha512, ())]
+    return sorted(out, key=lambda h: h.site)  # stable: versions stay in registration order

@@ -2,11 +2,14 @@
 the security team's campaign search (``/campaigns``).
 
 Templates are Jinja2 with autoescape on for every template, so image strings (titles, paths,
-finding messages: all attacker-controlled) are always escaped.
+finding messages: all attacker-controlled) are always escaped; so are the sites' containment
+logs (object names, reasons, states: what a site's agent read from its cloud).
 
 Campaigns name endorsers and the images that are vulnerable, so, as in the API, they need a
 token of any role: the form posts it with the filters (never in a URL, where it would stay in
-logs and history) and the page never shows it back.
+logs and history) and the page never shows it back. An image page's containment records and
+the sites holding the image (which site runs it, what it did to which of its objects) need one
+the same way: the page's form posts it to the image page, which answers with them.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from imageaudit.store import canonical_json
+from integrations.appdb import containment, sites
 from integrations.appdb.catalogue import Catalogue, CatalogueError
 from integrations.appdb.principal import Principal
 from integrations.appdb.schemas import error_sentence, format_time
@@ -29,6 +34,7 @@ from integrations.appdb.schemas import error_sentence, format_time
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 PAGE_SIZE = 500
 CAMPAIGN_ROWS = 2000
+CONTAINMENT_ROWS = 5000
 MAX_FORM = 64 * 1024
 CAMPAIGN_FIELDS = ("package", "affected", "cve", "osv_id", "endorser_dn")
 SEVERITY_ORDER = {"critical": 0, "high": 1, "moderate": 2, "low": 3, "info": 4}
@@ -40,7 +46,23 @@ def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)),
                       autoescape=select_autoescape(default=True, default_for_string=True))
     env.filters["time"] = lambda t: format_time(t) if t is not None else "—"
+    env.filters["state"] = lambda s: canonical_json(s) if s is not None else "—"
     return env
+
+
+def form_token(body: bytes) -> str | None:
+    """The ``token`` field of a posted form (the first of at most 16 fields), or None."""
+    form = urllib.parse.parse_qs(body.decode("utf-8", "replace"), max_num_fields=16)
+    return (form.get("token") or [""])[0].strip() or None
+
+
+def by_site_and_incident(entries: list[containment.ContainmentEntry],
+                         ) -> list[tuple[str, str, list[containment.ContainmentEntry]]]:
+    """Records grouped per site and incident (sorted by both), each group in time order."""
+    groups: dict[tuple[str, str], list[containment.ContainmentEntry]] = {}
+    for e in entries:
+        groups.setdefault((e.cloud, e.incident), []).append(e)
+    return [(site, incident, rows) for (site, incident), rows in sorted(groups.items())]
 
 
 def add_web_routes(app: FastAPI, catalogue: Catalogue, *,
@@ -76,7 +98,7 @@ def add_web_routes(app: FastAPI, catalogue: Catalogue, *,
             return campaign_page(fields, 413, f"the form is larger than {MAX_FORM} bytes")
         form = urllib.parse.parse_qs(body.decode("utf-8", "replace"), max_num_fields=16)
         fields.update({k: form[k][0].strip()[:1024] for k in CAMPAIGN_FIELDS if form.get(k)})
-        token = (form.get("token") or [""])[0].strip() or None
+        token = form_token(body)
         if reader is None:
             return campaign_page(fields, 403, "campaigns are not served here")
         try:
@@ -99,8 +121,7 @@ def add_web_routes(app: FastAPI, catalogue: Catalogue, *,
         html = env.get_template("index.html").render(rows=rows, q=q or "", limit=PAGE_SIZE)
         return HTMLResponse(html)
 
-    @app.get("/images/{image_id}", response_class=HTMLResponse, include_in_schema=False)
-    def image_page(image_id: str) -> HTMLResponse:
+    def image_page(image_id: str, status: int = 200, **restricted: Any) -> HTMLResponse:
         try:
             st = catalogue.standing(image_id)
         except CatalogueError:
@@ -111,5 +132,37 @@ def add_web_routes(app: FastAPI, catalogue: Catalogue, *,
                           key=lambda f: (STATUS_ORDER.get(f.get("status"), 9),
                                          SEVERITY_ORDER.get(f.get("severity"), 9),
                                          str(f.get("rule_id"))))
-        html = env.get_template("image.html").render(st=st, report=report, findings=findings)
-        return HTMLResponse(html)
+        html = env.get_template("image.html").render(st=st, report=report, findings=findings,
+                                                      **restricted)
+        return HTMLResponse(html, status_code=status)
+
+    @app.get("/images/{image_id}", response_class=HTMLResponse, include_in_schema=False)
+    def image_public(image_id: str) -> HTMLResponse:
+        return image_page(image_id)
+
+    @app.post("/images/{image_id}", response_class=HTMLResponse, include_in_schema=False)
+    async def image_with_containment(image_id: str, request: Request) -> HTMLResponse:
+        body = await request.body()
+
+        def work() -> HTMLResponse:
+            if len(body) > MAX_FORM:
+                return image_page(image_id, 413,
+                                  error=f"the form is larger than {MAX_FORM} bytes")
+            if reader is None:
+                return image_page(image_id, 403,
+                                  error="containment records are not served here")
+            try:
+                reader(request, form_token(body))
+            except HTTPException as exc:
+                return image_page(image_id, exc.status_code, error=str(exc.detail))
+            try:
+                _, entries = containment.records(catalogue, image_id,
+                                                 limit=CONTAINMENT_ROWS + 1)
+                held = sites.image_holdings(catalogue, image_id)
+            except CatalogueError:
+                return image_page(image_id)  # not an image (a SHA-512): the page says so
+            return image_page(image_id, shown=True, held=held,
+                              groups=by_site_and_incident(entries[:CONTAINMENT_ROWS]),
+                              more=len(entries) > CONTAINMENT_ROWS, limit=CONTAINMENT_ROWS)
+
+        return await run_in_threadpool(work)

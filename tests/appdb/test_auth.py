@@ -25,6 +25,7 @@ WRITES = [
     ("POST", "/api/v1/campaigns", {"name": "c1", "query": {"package": "x"}}, {"operator"}),
     ("POST", "/api/v1/campaigns/saved/c1/runs", None, {"operator"}),
     ("PUT", "/api/v1/sites/site-a/holdings", {"holdings": []}, {"operator"}),
+    ("POST", "/api/v1/images/img-a/containment", {"records": []}, {"operator"}),
     # a query, posted because its indicator file is the body: any role may
     ("POST", "/api/v1/campaigns/ioc", "filename\nkworker\n", {"reader", "auditor", "operator"}),
 ]

@@ -8,12 +8,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
 
+from integrations.appdb.api import Settings
 from integrations.appdb.campaign_output import render_csv, render_table
 from integrations.appdb.campaigns import query_package
 from integrations.appdb.catalogue import Catalogue, CatalogueError
@@ -172,3 +174,20 @@ def test_table_and_csv_name_the_sites(sqlite_catalogue: Catalogue) -> None:
     assert [(row["image_id"], row["sites"]) for row in rows] == [
         ("img-copy", "site-a (copies 2, instances 3)"),
         ("img-deb", "site-a (copies 2, instances 3)")]
+
+
+def test_report_streamed_past_the_limit_is_413(sqlite_catalogue: Catalogue) -> None:
+    """Without a Content-Length the limit holds as the body streams in, and says so (413)."""
+    operator = auth(sqlite_catalogue, "operator")
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"holdings": ['
+        for _ in range(3):
+            yield b" " * (1024 * 1024)
+        yield b"]}"
+
+    settings = Settings(max_holdings_body=2 * 1024 * 1024)
+    with live_server(sqlite_catalogue, settings) as url, httpx.Client(base_url=url) as c:
+        r = c.put("/api/v1/sites/site-a/holdings", content=chunks(),
+                  headers={**operator, "Content-Type": "application/json"})
+    assert (r.status_code, r.json()) == (413, {"detail": "request body too large"})

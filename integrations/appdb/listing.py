@@ -1,0 +1,56 @@
+"""The listing rule: whether an image's current version goes into its VO's image list, and, when
+it does not, why (the reason the catalogue gives with every image it withdrew, so that a cloud
+site knows what to contain and the security team reads why).
+
+One rule answers both questions, so the reason and the listing can never disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from integrations.appdb.schemas import format_time
+
+
+def meets(level: str, levels: list[str], minimum: str) -> bool:
+    """True when ``level`` is at or above ``minimum`` in ``levels`` (ordered lowest first)."""
+    if minimum == "none":
+        return True
+    if level == "none" or level not in levels or minimum not in levels:
+        return False
+    return levels.index(level) >= levels.index(minimum)
+
+
+def unlisted_reasons(*, suspended: bool, level: str | None, levels: list[str],
+                     expires: datetime | None, minimum: str, now: datetime,
+                     suspension_reason: str | None = None, vo: str | None = None,
+                     report_expired: datetime | None = None) -> list[str]:
+    """Why an image's current version is not listed, one sentence per reason (empty: listed).
+
+    ``level`` is None when the version has no unexpired report; ``report_expired`` is then when
+    its last report expired (None: it never had one). ``expires`` is the version's own expiry
+    (the image list entry's), ``minimum`` the VO's minimum level.
+    """
+    reasons = []
+    if suspended:
+        reasons.append(f"suspended: {suspension_reason}" if suspension_reason else "suspended")
+    if expires is not None and expires <= now:
+        reasons.append(f"its image list entry expired at {format_time(expires)}")
+    whose = f"VO {vo}'s" if vo else "the VO's"
+    if level is None:
+        reasons.append(f"its certification expired at {format_time(report_expired)}"
+                       if report_expired is not None else "it has no report")
+    elif level == "none" and minimum != "none":
+        reasons.append(f"its report grants no level ({whose} minimum is {minimum})")
+    elif not meets(level, levels, minimum):
+        reasons.append(f"level {level} does not reach {whose} minimum {minimum}")
+    return reasons
+
+
+def listed_now(*, suspended: bool, level: str | None, levels: list[str],
+               expires: datetime | None, minimum: str, now: datetime) -> bool:
+    """The listing rule for an image's current version: not suspended, an unexpired report
+    (``level`` None when there is none), the version itself not expired, and the report's
+    level at or above the VO's ``minimum``."""
+    return not unlisted_reasons(suspended=suspended, level=level, levels=levels,
+                                expires=expires, minimum=minimum, now=now)
