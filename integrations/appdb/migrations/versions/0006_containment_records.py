@@ -1,8 +1,8 @@
 """What cloud sites did to contain a withdrawn image: one row per step of a site agent's action
 log (object, action, result, state before and after), per image, site and incident.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from alembic import op
 
 from integrations.appdb.db import UTCDateTime
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
