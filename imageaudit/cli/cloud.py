@@ -77,6 +77,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                        help="send the action log to this catalogue as the image's containment "
                             "record (needs an operator token)")
         q.add_argument("--token", help="catalogue token (default: $IMAGEAUDIT_CATALOGUE_TOKEN)")
+        q.add_argument("--site", metavar="NAME",
+                       help="this cloud's name in the catalogue (default: the clouds.yaml "
+                            "entry, or aws-PROFILE-REGION)")
 
     q = csub.add_parser("plan", help="print what contain would do; changes nothing",
                         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -117,7 +120,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     q.add_argument("--catalogue", required=True, metavar="URL")
     q.add_argument("--vo", help="only this VO's images")
     q.add_argument("--site", metavar="NAME",
-                   help="the site's name in the catalogue (default: the --cloud name)")
+                   help="this cloud's name in the catalogue (default: the clouds.yaml entry, "
+                        "or aws-PROFILE-REGION)")
     q.add_argument("--token", help="operator token, to report holdings and containment "
                                    "(default: $IMAGEAUDIT_CATALOGUE_TOKEN)")
     q.add_argument("--yes", action="store_true", help="act (default: print the plan)")
@@ -145,7 +149,12 @@ def _query(args: argparse.Namespace) -> tuple[ImageQuery, str]:
     from imageaudit.cloud.run import image_query
 
     if args.catalogue:
-        known = catalogue.lookup(args.catalogue, args.image)
+        from integrations.appdb.site_client import CatalogueCallError
+
+        try:
+            known = catalogue.lookup(args.catalogue, args.image)
+        except CatalogueCallError as exc:
+            raise UsageError(f"--catalogue: {exc}") from None
         if known is not None:
             return image_query(args.image, sha512=known.sha512,
                                identifiers=(known.image_id,)), known.image_id
@@ -207,7 +216,14 @@ def _publish(args: argparse.Namespace, image: str, records: list[Record]) -> int
     token = resolve_token(args.token)
     if not token:
         raise UsageError("--publish needs --token or $IMAGEAUDIT_CATALOGUE_TOKEN")
-    new, old = catalogue.send_records(args.publish, token, image, records)
+    from integrations.appdb.site_client import CatalogueCallError
+
+    try:
+        new, old = catalogue.send_records(args.publish, token, _site(args), image, records)
+    except CatalogueCallError as exc:
+        print(f"imageaudit: error: containment record not sent: {exc}; the action log keeps "
+              "it: send it again with the same command", file=sys.stderr)
+        return EXIT_FAILED
     print(f"containment record sent to {args.publish}: {new} new, {old} already there")
     return EXIT_OK
 
@@ -243,6 +259,9 @@ def cmd_contain(args: argparse.Namespace) -> int:
     if args.publish and not _publish_token(args):
         raise UsageError("--publish needs --token or $IMAGEAUDIT_CATALOGUE_TOKEN")
     query, label = _query(args)
+    if args.publish and not (query.sha512 or query.identifiers):
+        raise UsageError("--publish: the catalogue knows images by id or SHA-512; give IMAGE as "
+                         "a SHA-512, or as a catalogue image id with --catalogue")
     provider = _connect(target)
     found = provider.find(query)
     _summary(found, query.describe(), target.name)
@@ -263,8 +282,17 @@ def cmd_contain(args: argparse.Namespace) -> int:
     outcome = contain(provider, query, options, act=True, log=log,
                       image_label=label, found=found, echo=print_record)
     print(f"action log: {log.path}")
-    _publish(args, label, outcome.records)
-    return _exit(outcome.records)
+    sent = _publish(args, label, outcome.records)
+    return _exit(outcome.records) or sent
+
+
+def _site(args: argparse.Namespace) -> str:
+    from imageaudit.cloud.model import CLOUD_NAME_RE, site_name
+
+    site = args.site or site_name(_target(args))
+    if not CLOUD_NAME_RE.match(site):
+        raise UsageError(f"--site {site!r}: a site name is letters, digits, '.', '_', '-'")
+    return site
 
 
 def _publish_token(args: argparse.Namespace) -> str | None:
@@ -299,20 +327,24 @@ def cmd_release(args: argparse.Namespace) -> int:
             return EXIT_REFUSED
     done = release(provider, records, incident, act=True, log=log, echo=print_record)
     print(f"action log: {log.path}")
-    if done:
-        _publish(args, done[0].image, done)
-    return _exit(done)
+    sent = _publish(args, done[0].image, done) if done else EXIT_OK
+    return _exit(done) or sent
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
     from imageaudit.cli.publish import resolve_token
     from imageaudit.cloud.sync import sync
+    from integrations.appdb.site_client import CatalogueCallError
 
     target = _target(args)
     token = resolve_token(args.token)
     provider = _connect(target)
-    result = sync(provider, args.catalogue, act=args.yes, vo=args.vo,
-                  site=args.site or target.name, token=token,
-                  log_for=lambda incident: _log_path(args, incident),
-                  instance_action=args.instance_action, wait_timeout=args.wait_timeout)
+    try:
+        result = sync(provider, args.catalogue, act=args.yes, vo=args.vo,
+                      site=_site(args), token=token,
+                      log_for=lambda incident: _log_path(args, incident),
+                      instance_action=args.instance_action, wait_timeout=args.wait_timeout)
+    except CatalogueCallError as exc:
+        print(f"imageaudit: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_FAILED if result.failed else EXIT_OK

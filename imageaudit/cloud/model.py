@@ -15,7 +15,9 @@ State = dict[str, Any]
 
 SHA512_RE = re.compile(r"^[0-9a-f]{128}$")
 AMI_RE = re.compile(r"^ami-[0-9a-f]{8,17}$")
-INCIDENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:#/-]{0,63}$")
+# incident ids as the catalogue takes them in containment records
+INCIDENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:#+-]{0,63}$"
+INCIDENT_RE = re.compile(INCIDENT_PATTERN)
 # a clouds.yaml entry, an AWS profile and a region: what people type, nothing that could be a path
 CLOUD_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 AWS_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
@@ -72,10 +74,19 @@ def parse_target(text: str) -> Target:
     return Target("openstack", text)
 
 
+def site_name(target: Target) -> str:
+    """The name a cloud goes by in the catalogue (its sites' and containment records' names
+    take letters, digits, '.', '_' and '-'): a clouds.yaml entry's own name, or
+    ``aws-PROFILE-REGION``."""
+    if target.kind == "aws":
+        return f"aws-{target.profile or 'default'}-{target.region}"[:63]
+    return target.name
+
+
 def check_incident(text: str) -> str:
     if not INCIDENT_RE.match(text):
         raise UsageError(f"--incident {text!r}: an incident id is 1-64 letters, digits and "
-                         "'._:#/-', starting with a letter or digit")
+                         "'._:#+-', starting with a letter or digit")
     return text
 
 

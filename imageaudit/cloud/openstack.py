@@ -56,6 +56,13 @@ def _incident_tag(incident: str) -> str:
     return f"incident:{incident}"
 
 
+def snapshot_name(incident: str, server_id: str) -> str:
+    """The evidence snapshot's name. Glance reads ``word:`` at the start of a name filter as an
+    operator (``in:``, ``eq:``), so the incident's ':' are written '-'; the snapshot is told
+    from another incident's by its incident property."""
+    return f"imageaudit-{incident.replace(':', '-')}-{server_id}"[:255]
+
+
 def _lock_reason(incident: str, reason: str) -> str:
     return f"imageaudit incident {incident}: {reason}"[:255]
 
@@ -215,11 +222,8 @@ class OpenStackProvider:
                        "reaches the client as success"),
         ]
 
-    def _snapshot_name(self, incident: str, server_id: str) -> str:
-        return f"imageaudit-{incident}-{server_id}"[:255]
-
     def _snapshot_state(self, server_id: str, incident: str) -> State:
-        name = self._snapshot_name(incident, server_id)
+        name = snapshot_name(incident, server_id)
         snaps = [i for i in self.conn.image.images(name=name)
                  if (i.properties or {}).get(INCIDENT_KEY) == incident]
         server = self._server(server_id)
@@ -236,7 +240,7 @@ class OpenStackProvider:
         def snapshot() -> None:
             if snapshot_read()["snapshot"] is None:
                 compute.create_server_image(
-                    obj.id, self._snapshot_name(o.incident, obj.id),
+                    obj.id, snapshot_name(o.incident, obj.id),
                     metadata={INCIDENT_KEY: o.incident, EVIDENCE_KEY: "snapshot",
                               REASON_KEY: o.reason[:255]})
             self._wait(f"snapshot of server {obj.id}",

@@ -5,6 +5,7 @@ gate step (the evidence snapshot) stops the steps after it on the same object.""
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -14,6 +15,8 @@ from imageaudit.cloud.actionlog import ActionLog
 from imageaudit.cloud.model import Record, Result, State, Step
 
 Echo = Callable[[Record], None]
+# HTML line breaks and the like in error bodies (Nova's and Glance's 400s carry <br />)
+_TAGS = re.compile(r"<[a-zA-Z/][^<>]{0,20}>")
 
 
 def now() -> str:
@@ -30,7 +33,7 @@ def error_text(exc: BaseException) -> str:
         if isinstance(value, str) and value.strip():
             status = getattr(exc, "status_code", None)
             prefix = f"HTTP {status}: " if status else ""
-            return prefix + " ".join(value.split())[:500]
+            return prefix + " ".join(_TAGS.sub(" ", value).split())[:500]
     return f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
 
 

@@ -63,16 +63,17 @@ def sync(provider: Provider, url: str, *, act: bool, vo: str | None, site: str,
         if not found.images:
             continue
         result.contained += 1
-        n_inst = sum(len(v) for v in found.instances.values())
+        n_img, n_inst = len(found.images), sum(len(v) for v in found.instances.values())
         print(f"{image.title or image.image_id} ({image.vo}): withdrawn ({image.reason}); "
-              f"{len(found.images)} copies, {n_inst} instances on {cloud}")
+              f"{n_img} cop{'y' if n_img == 1 else 'ies'}, {n_inst} instance"
+              f"{'' if n_inst == 1 else 's'} on {cloud}")
         log = ActionLog(log_for(incident))
         outcome = contain(provider, query, options, act=act, log=log, found=found,
                           image_label=image.image_id, echo=print_record)
         result.records.extend(outcome.records)
         if act and token and outcome.records:
             try:
-                catalogue.send_records(url, token, image.image_id, outcome.records)
+                catalogue.send_records(url, token, site, image.image_id, outcome.records)
             except Exception as exc:
                 result.errors.append(f"{image.image_id}: containment record not sent: "
                                      f"{error_text(exc)}")

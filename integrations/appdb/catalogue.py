@@ -35,7 +35,7 @@ from integrations.appdb.db import (
     utcnow,
 )
 from integrations.appdb.imagelist import ImageList
-from integrations.appdb.listing import listed_now, meets, unlisted_reasons
+from integrations.appdb.listing import REASONS_SEPARATOR, listed_now, meets, unlisted_reasons
 from integrations.appdb.principal import CatalogueError, Principal
 from integrations.appdb.reports import add_report
 from integrations.appdb.schemas import (
@@ -400,7 +400,7 @@ class Catalogue:
                              VoRef(row.vo_name))
             out.append(Standing(image, row, level, r.report_id if r else None,
                                 r.expires if r else None, sus, not reasons,
-                                r.signer if r else None, "; ".join(reasons) or None))
+                                r.signer if r else None, REASONS_SEPARATOR.join(reasons) or None))
         return out
 
     @staticmethod

@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from imageaudit.cloud.model import INCIDENT_PATTERN
 from imageaudit.store import canonical_json
 from integrations.appdb.db import ContainmentRecord as Row
 from integrations.appdb.db import Image, Version, utcnow
@@ -103,8 +104,9 @@ ObjectName = Annotated[str, StringConstraints(max_length=1024), AfterValidator(_
 Project = Annotated[str, StringConstraints(max_length=255), AfterValidator(_no_control)]
 Reason = Annotated[str, StringConstraints(max_length=MAX_REASON), AfterValidator(_no_control)]
 ObjectKind = Literal["image", "server", "snapshot", "volume", "instance"]
-Result = Literal["done", "already", "failed", "planned"]
-Incident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:#+-]{0,63}$")]
+# skipped: not taken because the evidence step before it failed on the same object
+Result = Literal["done", "already", "failed", "planned", "skipped"]
+Incident = Annotated[str, StringConstraints(pattern=INCIDENT_PATTERN)]
 Action = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,62}$")]
 ImageRef = Annotated[str, StringConstraints(pattern=IMAGE_ID_PATTERN)]
 

@@ -11,6 +11,11 @@ from datetime import datetime
 
 from integrations.appdb.schemas import format_time
 
+# The one reason that is not a withdrawal: a version never audited is not listed yet (a cloud
+# site's agent leaves its copies alone). Reasons are joined with REASONS_SEPARATOR.
+NEVER_AUDITED = "it has no report"
+REASONS_SEPARATOR = "; "
+
 
 def meets(level: str, levels: list[str], minimum: str) -> bool:
     """True when ``level`` is at or above ``minimum`` in ``levels`` (ordered lowest first)."""
@@ -39,7 +44,7 @@ def unlisted_reasons(*, suspended: bool, level: str | None, levels: list[str],
     whose = f"VO {vo}'s" if vo else "the VO's"
     if level is None:
         reasons.append(f"its certification expired at {format_time(report_expired)}"
-                       if report_expired is not None else "it has no report")
+                       if report_expired is not None else NEVER_AUDITED)
     elif level == "none" and minimum != "none":
         reasons.append(f"its report grants no level ({whose} minimum is {minimum})")
     elif not meets(level, levels, minimum):

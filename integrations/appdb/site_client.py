@@ -299,6 +299,39 @@ def withdrawn_images(url: str, vo: str | None = None) -> list[WithdrawnImage]:
     raise CatalogueCallError(f"catalogue {base}: lists more than {MAX_IMAGES} images")
 
 
+def image_sha512(url: str, image: str) -> str | None:
+    """The SHA-512 of catalogue image ``image``'s current version; None when the catalogue
+    at ``url`` does not know that image (public: no token). CatalogueCallError naming the URL
+    when it cannot say."""
+    import httpx
+
+    base = _base(url)
+    if not _IMAGE.match(image):
+        return None
+    page_url = f"{base}{API_PREFIX}/images/{urllib.parse.quote(image, safe='')}"
+    with http_client(READ_TIMEOUT) as http:
+        try:
+            response = http.get(page_url)
+        except httpx.HTTPError as exc:
+            raise CatalogueCallError(f"{shown(page_url)}: no answer ({type(exc).__name__})",
+                                     transient=True) from exc
+    if response.status_code == 404:
+        return None
+    if response.status_code != 200:
+        raise CatalogueCallError(f"{shown(page_url)}: HTTP {response.status_code}",
+                                 status=response.status_code,
+                                 transient=response.status_code in (408, 429)
+                                 or response.status_code >= 500)
+    try:
+        doc = json.loads(response.content[:MAX_PAGE_BYTES])
+    except (ValueError, RecursionError) as exc:
+        raise CatalogueCallError(f"{shown(page_url)}: the answer is not JSON") from exc
+    sha = doc.get("sha512") if isinstance(doc, dict) else None
+    if not isinstance(sha, str) or not _SHA512.match(sha):
+        raise CatalogueCallError(f"{shown(page_url)}: the answer has no SHA-512")
+    return sha
+
+
 def _page(page_url: str, http: Any) -> list[Any]:
     try:
         data = fetch_bytes(page_url, max_bytes=MAX_PAGE_BYTES, timeout=READ_TIMEOUT,
@@ -319,6 +352,7 @@ __all__ = [
     "CatalogueCallError",
     "SiteReport",
     "WithdrawnImage",
+    "image_sha512",
     "report_holdings",
     "send_containment",
     "withdrawn_images",

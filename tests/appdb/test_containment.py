@@ -165,7 +165,7 @@ MALFORMED: list[tuple[dict[str, Any], str, str]] = [
     (step(1, "pause", "database"), "records.0.object.kind",
      "Input should be 'image', 'server', 'snapshot', 'volume' or 'instance'"),
     (step(1, "pause", result="ok"), "records.0.result",
-     "Input should be 'done', 'already', 'failed' or 'planned'"),
+     "Input should be 'done', 'already', 'failed', 'planned' or 'skipped'"),
     (step(1, "Pause!"), "records.0.action", "String should match pattern"),
     (step(1, "pause", cloud="site a"), "records.0.cloud", "String should match pattern"),
     (step(1, "pause", incident="INC 42"), "records.0.incident", "String should match pattern"),

@@ -20,7 +20,8 @@ from imageaudit.cloud.model import (
     Step,
     parse_target,
 )
-from imageaudit.cloud.provider import connect, release_pairs
+from imageaudit.cloud.provider import release_pairs
+from imageaudit.cloud.run import connect
 from imageaudit.cloud.steps import error_text, run_steps
 from imageaudit.errors import UsageError
 from tests.cloud.conftest import AWS_REGION, CATALOGUE_ID, SHA512, AwsWorld, MotoServer, launch

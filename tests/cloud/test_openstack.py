@@ -17,7 +17,7 @@ import pytest
 from imageaudit.cli.main import main
 from imageaudit.cloud.actionlog import ActionLog, default_log
 from imageaudit.cloud.model import INCIDENT_KEY, ContainOptions, ImageQuery, Target
-from imageaudit.cloud.openstack import EVIDENCE_KEY, OpenStackProvider
+from imageaudit.cloud.openstack import EVIDENCE_KEY, OpenStackProvider, snapshot_name
 from imageaudit.cloud.steps import run_steps
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
@@ -110,7 +110,7 @@ def test_contain_then_again_then_release(os_env: Path,
         assert server.status == "PAUSED"
         assert server.is_locked
         assert INCIDENT in server.locked_reason
-        snaps = [i for i in conn.image.images(name=f"imageaudit-{INCIDENT}-{s.id}")]
+        snaps = [i for i in conn.image.images(name=snapshot_name(INCIDENT, s.id))]
         assert len(snaps) == 1, "one evidence snapshot per server"
         assert snaps[0].properties[EVIDENCE_KEY] == "snapshot"
     records = log_records("stack-admin")
@@ -133,7 +133,7 @@ def test_contain_then_again_then_release(os_env: Path,
     again = log_records("stack-admin")[len(records):]
     assert again and {r["result"] for r in again} == {"already"}
     for s in booted.servers:
-        assert len(list(conn.image.images(name=f"imageaudit-{INCIDENT}-{s.id}"))) == 1
+        assert len(list(conn.image.images(name=snapshot_name(INCIDENT, s.id)))) == 1
 
     code, out, err = cli(capsys, "release", "--cloud", "stack-admin", "--incident", INCIDENT,
                          "--yes")
@@ -144,7 +144,7 @@ def test_contain_then_again_then_release(os_env: Path,
         server = conn.compute.get_server(s.id)
         assert (server.status, server.is_locked) == ("ACTIVE", False)
         # the evidence stays
-        assert len(list(conn.image.images(name=f"imageaudit-{INCIDENT}-{s.id}"))) == 1
+        assert len(list(conn.image.images(name=snapshot_name(INCIDENT, s.id)))) == 1
     released = log_records("stack-admin")[len(records) + len(again):]
     assert {r["action"] for r in released} == {"reactivate", "restore-visibility",
                                                "restore-protection", "unpause", "unlock"}

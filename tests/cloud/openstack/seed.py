@@ -56,6 +56,10 @@ def compute_up(timeout: float = 900) -> None:
     else:
         sys.exit("nova-compute did not report up")
     conn.compute.create_flavor(name="m1.tiny", ram=64, vcpus=1, disk=1)
+    # The tests boot more servers than Nova's default quota (10 a project) allows.
+    for project in ("admin", "vo1", "vo2"):
+        p = conn.identity.find_project(project)
+        conn.set_compute_quotas(p.id, instances=-1, cores=-1, ram=-1)
 
 
 if __name__ == "__main__":
