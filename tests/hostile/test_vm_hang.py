@@ -43,12 +43,23 @@ def _real_qemu() -> str:
 
 
 def _wrapper(tmp: Path, stuck_on: str) -> Path:
-    """A qemu that stops the guest's CPUs when its arguments match the shell ``stuck_on``."""
+    """A qemu that stops the guest's CPUs when its arguments match the shell ``stuck_on``.
+
+    The stopped qemu is given ``-cpu qemu64``: on some hosts KVM refuses the ``host`` and
+    ``max`` models outright ("failed to set MSR"), and qemu would then fail instead of
+    accepting /dev/kvm and never running the guest, the case these tests make."""
     path = tmp / "qemu-stuck"
     path.write_text(
         "#!/bin/sh\n"
-        f'case " $* " in {stuck_on}) exec {_real_qemu()} "$@" -S ;; esac\n'
-        f'exec {_real_qemu()} "$@"\n'
+        f'case " $* " in {stuck_on}) ;; *) exec {_real_qemu()} "$@" ;; esac\n'
+        'prev=\n'
+        'for a do\n'
+        '    shift\n'
+        '    [ "$prev" = -cpu ] && a=qemu64\n'
+        '    set -- "$@" "$a"\n'
+        '    prev=$a\n'
+        'done\n'
+        f'exec {_real_qemu()} "$@" -S\n'
     )
     path.chmod(0o755)
     return path
