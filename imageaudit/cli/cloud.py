@@ -29,6 +29,10 @@ examples:
       --reason "default root password" --yes
   imageaudit cloud release --cloud mysite --incident EGI-2026-12 --yes
   imageaudit cloud sync --cloud aws:incident@eu-west-1 --catalogue https://catalogue.example.org
+
+exit codes: 0 every step done or already in effect (or only planned); 1 a step failed or was
+not taken (the reasons are printed and in the action log), or the catalogue could not be told;
+2 usage errors, refusals, and changes not confirmed (no terminal and no --yes)
 """
 
 
@@ -343,6 +347,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         result = sync(provider, args.catalogue, act=args.yes, vo=args.vo,
                       site=_site(args), token=token,
                       log_for=lambda incident: _log_path(args, incident),
+                      state=_log_path(args, "sync").parent,
                       instance_action=args.instance_action, wait_timeout=args.wait_timeout)
     except CatalogueCallError as exc:
         print(f"imageaudit: error: {exc}", file=sys.stderr)

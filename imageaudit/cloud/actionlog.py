@@ -20,12 +20,18 @@ from imageaudit.errors import UsageError
 MAX_LINE = 64 * 1024
 
 
-def default_log(cloud: str, incident: str) -> Path:
-    """``$XDG_STATE_HOME/imageaudit/cloud/CLOUD/INCIDENT.jsonl`` (``~/.local/state/...``)."""
+def state_dir(cloud: str) -> Path:
+    """``$XDG_STATE_HOME/imageaudit/cloud/CLOUD`` (``~/.local/state/...``): the cloud's action
+    logs and what the site agent remembers of it."""
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     safe_cloud = cloud.replace("/", "_").replace(":", "_").replace("@", "_")
+    return Path(base) / "imageaudit" / "cloud" / safe_cloud
+
+
+def default_log(cloud: str, incident: str) -> Path:
+    """``STATE_DIR/INCIDENT.jsonl``, in :func:`state_dir`."""
     safe_incident = incident.replace("/", "_").replace(":", "_").replace("#", "_")
-    return Path(base) / "imageaudit" / "cloud" / safe_cloud / f"{safe_incident}.jsonl"
+    return state_dir(cloud) / f"{safe_incident}.jsonl"
 
 
 class ActionLog:

@@ -35,7 +35,7 @@ ModifyInstanceAttribute (DisableApiTermination), CreateTags.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import boto3
@@ -43,10 +43,12 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
 from imageaudit.cloud.model import (
+    AMI_RE,
     SHA512_RE,
     CloudObject,
     ContainOptions,
     Found,
+    Held,
     ImageQuery,
     Record,
     State,
@@ -174,23 +176,32 @@ class AwsProvider:
                 found.instances[ami].append(_instance_object(inst, owner))
         return found
 
-    def holdings(self) -> dict[str, tuple[int, int]]:
+    def holdings(self, remembered: Mapping[str, Sequence[str]] | None = None
+                 ) -> dict[str, Held]:
         """Every AMI of the account carrying a SHA-512 tag (disabled ones too: still a copy),
         with the instances launched from it that are not shutting down or terminated. A tag
         value that is not a SHA-512 names no image file and is left out."""
         try:
             copies = {img["ImageId"]: _tags(img)[SHA512_TAG].lower()
                       for img in self._owned([{"Name": "tag-key", "Values": [SHA512_TAG]}])}
-            launched = self._instances(list(copies), HELD_STATES)
+            # AMIs seen before and gone since (deregistered): their instances still count
+            gone = {ami: sha for sha, known in (remembered or {}).items() for ami in known
+                    if ami not in copies and AMI_RE.match(ami)}
+            launched = self._instances([*copies, *gone], HELD_STATES)
         except (ClientError, BotoCoreError) as exc:
             raise UsageError(f"{self.target}: cannot list AMIs and instances: "
                              f"{error_text(exc)}") from None
-        held: dict[str, tuple[int, int]] = {}
+        held: dict[str, Held] = {}
         for ami, sha512 in copies.items():
             if not SHA512_RE.match(sha512):
                 continue
-            n_copies, n_instances = held.get(sha512, (0, 0))
-            held[sha512] = (n_copies + 1, n_instances + len(launched.get(ami, [])))
+            was = held.get(sha512, Held(0, 0))
+            held[sha512] = Held(was.copies + 1, was.instances + len(launched.get(ami, [])),
+                                (*was.ids, ami))
+        for ami, sha512 in gone.items():
+            if launched.get(ami):
+                was = held.get(sha512, Held(0, 0))
+                held[sha512] = Held(was.copies, was.instances + len(launched[ami]), was.ids)
         return held
 
     # -- containment -----------------------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from imageaudit.cloud.model import Record
+from imageaudit.cloud.model import Held, Record
 from integrations.appdb import site_client
 from integrations.appdb.listing import NEVER_AUDITED, REASONS_SEPARATOR
 
@@ -56,8 +56,7 @@ def send_records(url: str, token: str, site: str, image: str,
     return site_client.send_containment(url, token, image, docs)
 
 
-def report_holdings(url: str, token: str, site: str,
-                    holdings: dict[str, tuple[int, int]]) -> None:
+def report_holdings(url: str, token: str, site: str, holdings: dict[str, Held]) -> None:
     site_client.report_holdings(url, token, site, [
-        {"sha512": sha, "copies": copies, "instances": instances}
-        for sha, (copies, instances) in sorted(holdings.items())])
+        {"sha512": sha, "copies": h.copies, "instances": h.instances}
+        for sha, h in sorted(holdings.items())])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from imageaudit.errors import UsageError
 
@@ -188,6 +188,16 @@ class ContainOptions:
     instance_action: Literal["pause", "suspend", "stop"] = "pause"
     deregister: bool = False  # AWS only: DeregisterImage after DisableImage (not reversible)
     wait_timeout: float = 600.0
+
+
+class Held(NamedTuple):
+    """What a cloud holds of one image file: copies, instances started from them, and the
+    copies' ids (remembered by the site agent: a copy deleted later, e.g. by the site's
+    image-list sync, still leads to its instances)."""
+
+    copies: int
+    instances: int
+    ids: tuple[str, ...] = ()
 
 
 @dataclass

@@ -16,9 +16,10 @@ negotiates it); ``all_tenants`` is for admins only.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from imageaudit.cloud.model import (
@@ -27,6 +28,7 @@ from imageaudit.cloud.model import (
     CloudObject,
     ContainOptions,
     Found,
+    Held,
     ImageQuery,
     Record,
     State,
@@ -38,6 +40,7 @@ from imageaudit.errors import UsageError
 
 API_TIMEOUT = 60
 POLL = 1.0
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 EVIDENCE_KEY = "imageaudit_evidence"
 # Image properties naming the catalogue's image (its dc:identifier in the VO image list): atrope
 # sets appdb_id on every image it uploads (beside tag "atrope" and the sha512 property); a site
@@ -61,6 +64,12 @@ def snapshot_name(incident: str, server_id: str) -> str:
     operator (``in:``, ``eq:``), so the incident's ':' are written '-'; the snapshot is told
     from another incident's by its incident property."""
     return f"imageaudit-{incident.replace(':', '-')}-{server_id}"[:255]
+
+
+def _image_of(server: Any) -> str | None:
+    image = server.image
+    value = image.get("id") if isinstance(image, dict) else getattr(image, "id", None)
+    return value if isinstance(value, str) else None
 
 
 def _lock_reason(incident: str, reason: str) -> str:
@@ -133,28 +142,40 @@ class OpenStackProvider:
             found.images.append(obj)
             if img.hash_algo == "sha512" and img.hash_value:
                 found.sha512[img.id] = img.hash_value
-            found.instances[img.id] = [
-                CloudObject("server", s.id, s.name or "", s.project_id or "")
-                for s in self._servers(image=img.id)
-            ]
+            found.instances[img.id] = self._servers_of(img.id)
+        # Ids of copies no longer in Glance (deleted since the agent last saw them, e.g. by
+        # atrope when the image left the list): their instances still run.
+        for gone in sorted(ids - {o.id for o in found.images}):
+            if not UUID_RE.match(gone):
+                continue
+            servers = self._servers_of(gone)
+            if servers:
+                found.instances[gone] = servers
+                found.notes.append(f"image {gone} is no longer in Glance: the {len(servers)} "
+                                   "server(s) started from it are contained all the same")
         found.notes.extend(self.notes)
         return found
 
-    def holdings(self) -> dict[str, tuple[int, int]]:
-        by_image: dict[str, str] = {}
-        copies: Counter[str] = Counter()
+    def _servers_of(self, image_id: str) -> list[CloudObject]:
+        return [CloudObject("server", s.id, s.name or "", s.project_id or "")
+                for s in self._servers(image=image_id)]
+
+    def holdings(self, remembered: Mapping[str, Sequence[str]] | None = None
+                 ) -> dict[str, Held]:
+        by_image = {i: sha for sha, known in (remembered or {}).items() for i in known}
+        ids: dict[str, list[str]] = {}
         for img in self._images():
             if self._is_evidence(img) or img.hash_algo != "sha512" or not img.hash_value:
                 continue
             by_image[img.id] = img.hash_value
-            copies[img.hash_value] += 1
+            ids.setdefault(img.hash_value, []).append(img.id)
         instances: Counter[str] = Counter()
         for s in self._servers():
-            image_id = (s.image or {}).get("id") if isinstance(s.image, dict) else getattr(
-                s.image, "id", None)
+            image_id = _image_of(s)
             if image_id in by_image:
                 instances[by_image[image_id]] += 1
-        return {sha: (n, instances[sha]) for sha, n in copies.items()}
+        return {sha: Held(len(ids.get(sha, ())), instances[sha], tuple(sorted(ids.get(sha, ()))))
+                for sha in {*ids, *instances}}
 
     # -- reading state ----------------------------------------------------------------------
 
@@ -177,8 +198,8 @@ class OpenStackProvider:
         steps: list[Step] = []
         for obj in found.images:
             steps.extend(self._image_steps(obj, options))
-        for obj in found.images:
-            for server in found.instances.get(obj.id, []):
+        for servers in found.instances.values():
+            for server in servers:
                 steps.extend(self._server_steps(server, options))
         return steps
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from imageaudit.cloud.model import (
     REVERSE,
     ContainOptions,
     Found,
+    Held,
     ImageQuery,
     Record,
     Step,
@@ -31,9 +32,11 @@ class Provider(Protocol):
         """Steps undoing what the records say ``contain`` did (``done`` records only), newest
         first; evidence (snapshots, incident tags) is kept."""
 
-    def holdings(self) -> dict[str, tuple[int, int]]:
-        """Every image file this cloud holds, by SHA-512: (copies, instances started from
-        them); what a site reports to the catalogue."""
+    def holdings(self, remembered: Mapping[str, Sequence[str]] | None = None
+                 ) -> dict[str, Held]:
+        """Every image file this cloud holds, by SHA-512: copies, instances started from them
+        and the copies' ids; what a site reports to the catalogue. ``remembered`` (SHA-512 →
+        ids of copies seen before) counts the instances of copies deleted since."""
 
 
 def release_pairs(records: Sequence[Record], incident: str) -> list[Record]:

@@ -115,7 +115,10 @@ def test_holdings_count_copies_and_live_instances_by_sha512(aws_world: AwsWorld)
     register_ami(w.ec2, "hand-tagged", {"imageaudit:sha512": "not a digest"})
     launch(w.ec2, w.bystander_ami, "other-2")
     w.ec2.terminate_instances(InstanceIds=[launch(w.ec2, w.bystander_ami, "gone")])
-    assert provider().holdings() == {SHA512: (2, 2), "7a" * 64: (1, 2)}
+    held = provider().holdings()
+    assert {sha: (h.copies, h.instances) for sha, h in held.items()} == {
+        SHA512: (2, 2), "7a" * 64: (1, 2)}
+    assert sorted(held[SHA512].ids) == sorted([w.ami, second])
 
 
 # -- plan and contain ------------------------------------------------------------------------
@@ -473,3 +476,12 @@ def test_release_leaves_protection_that_was_there_before(aws_world: AwsWorld,
     run(provider().release_steps(release_pairs(list(log.records()), INCIDENT)), log=log)
     assert w.protected(w.plain)
     assert not w.protected(w.hibernating)
+
+
+def test_holdings_count_instances_of_a_remembered_copy_deregistered_since(
+        aws_world: AwsWorld) -> None:
+    w = aws_world
+    w.ec2.deregister_image(ImageId=w.ami)  # gone from the account, its instances run on
+    assert SHA512 not in provider().holdings()
+    held = provider().holdings({SHA512: [w.ami]})
+    assert (held[SHA512].copies, held[SHA512].instances) == (0, 2)

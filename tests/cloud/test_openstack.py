@@ -192,6 +192,9 @@ def test_refused_steps_are_failures_with_the_reason(
     assert all(r["reason"] for r in failed)
 
     mine = upload_and_boot("alice", 1, visibility="private")
+    # the admin finds it, and its server, in alice's project
+    code, out, _ = cli(capsys, "plan", "--cloud", "stack-admin", mine.sha512)
+    assert code == 0 and "1 copy of SHA-512" in out and "1 instance" in out
     code, out, err = cli(capsys, "contain", "--cloud", "stack-alice", mine.sha512,
                          "--incident", "INC-alice", "--reason", "test", "--yes")
     assert code == 0, out + err

@@ -81,6 +81,15 @@ def test_sync_contains_what_the_catalogue_withdrew(
         wait=300) for i in range(2)]
     sha512 = sha512_file(weak)[0]
     assert conn.image.get_image(glance_image.id).hash_value == sha512
+    # A second copy, as atrope uploads it (tag "atrope", the catalogue id in appdb_id), with a
+    # server of its own: atrope deletes it from Glance once the image leaves the list.
+    synced = conn.image.create_image(
+        name="weak example (atrope)", data=io.BytesIO(weak.read_bytes()), disk_format="qcow2",
+        container_format="bare", visibility="public", allow_duplicates=True, tags=["atrope"],
+        appdb_id=WEAK_ID)
+    orphan = conn.compute.wait_for_server(conn.compute.create_server(
+        name="weak-vm-atrope", image_id=synced.id, flavor_id=flavor.id, networks="none"),
+        wait=300)
 
     with CatalogueProcess(db, tmp_path / "catalogue.log", cwd=ROOT) as server:
         url = server.url
@@ -101,6 +110,8 @@ def test_sync_contains_what_the_catalogue_withdrew(
         standing = get(f"{url}/api/v1/images/{WEAK_ID}")
         assert standing["listed"] is False
 
+        conn.image.delete_image(synced.id)  # what atrope does when the image leaves the list
+
         # Plan first: nothing changes.
         code = main(["cloud", "sync", "--cloud", "stack-admin", "--catalogue", url,
                      "--site", SITE, "--vo", VO])
@@ -118,7 +129,7 @@ def test_sync_contains_what_the_catalogue_withdrew(
         assert (image.status, image.visibility, image.is_protected) == (
             "deactivated", "private", True)
         incident = f"withdrawn:{WEAK_ID}"
-        for s in servers:
+        for s in [*servers, orphan]:
             server_now = conn.compute.get_server(s.id)
             assert server_now.status == "PAUSED" and server_now.is_locked
             assert incident in server_now.locked_reason
@@ -128,12 +139,14 @@ def test_sync_contains_what_the_catalogue_withdrew(
         logged = [json.loads(x) for x in log.read_text().splitlines()]
         # (a stack kept running between test sessions may hold copies from earlier runs: they
         # are contained too, and not counted here)
-        ours = {glance_image.id, *(s.id for s in servers)}
+        ours = {glance_image.id, *(s.id for s in servers), orphan.id}
         records = [r for r in logged if r["object"]["id"] in ours]
         assert [(r["object"]["kind"], r["action"]) for r in records] == [
             ("image", "tag"), ("image", "make-private"), ("image", "protect"),
             ("image", "deactivate"),
-            *[("server", a) for _ in servers for a in ("snapshot", "pause", "lock")]]
+            *[("server", a) for _ in [*servers, orphan] for a in ("snapshot", "pause", "lock")]]
+        # the server whose image atrope deleted was found by the id the agent remembered
+        assert f"image {synced.id} is no longer in Glance" in err
         assert {r["result"] for r in records} == {"done"}
 
         # The catalogue has the containment record and the site's holdings.
@@ -143,7 +156,7 @@ def test_sync_contains_what_the_catalogue_withdrew(
             (r["object"]["id"], r["action"], r["result"]) for r in logged}
         assert {r["cloud"] for r in kept} == {SITE}
         sites = {s["site"]: s for s in get_with_token(f"{url}/api/v1/sites", operator)}
-        assert sites[SITE]["instances"] >= 2
+        assert sites[SITE]["instances"] >= 3  # the orphan counted by its remembered image
 
         # Again: nothing is repeated.
         code = main(["cloud", "sync", "--cloud", "stack-admin", "--catalogue", url,
@@ -162,7 +175,7 @@ def test_sync_contains_what_the_catalogue_withdrew(
         image = conn.image.get_image(glance_image.id)
         assert (image.status, image.visibility, image.is_protected) == (
             "active", "public", False)
-        for s in servers:
+        for s in [*servers, orphan]:
             server_now = conn.compute.get_server(s.id)
             assert server_now.status == "ACTIVE" and not server_now.is_locked
 
