@@ -153,7 +153,7 @@ def _query(args: argparse.Namespace) -> tuple[ImageQuery, str]:
     from imageaudit.cloud.run import image_query
 
     if args.catalogue:
-        from integrations.appdb.site_client import CatalogueCallError
+        from imageaudit.cloud.site_client import CatalogueCallError
 
         try:
             known = catalogue.lookup(args.catalogue, args.image)
@@ -220,7 +220,7 @@ def _publish(args: argparse.Namespace, image: str, records: list[Record]) -> int
     token = resolve_token(args.token)
     if not token:
         raise UsageError("--publish needs --token or $IMAGEAUDIT_CATALOGUE_TOKEN")
-    from integrations.appdb.site_client import CatalogueCallError
+    from imageaudit.cloud.site_client import CatalogueCallError
 
     try:
         new, old = catalogue.send_records(args.publish, token, _site(args), image, records)
@@ -337,8 +337,8 @@ def cmd_release(args: argparse.Namespace) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     from imageaudit.cli.publish import resolve_token
+    from imageaudit.cloud.site_client import CatalogueCallError
     from imageaudit.cloud.sync import sync
-    from integrations.appdb.site_client import CatalogueCallError
 
     target = _target(args)
     token = resolve_token(args.token)

@@ -1,5 +1,5 @@
 """What the cloud commands ask of a running catalogue (through the site client,
-:mod:`integrations.appdb.site_client`): an image's SHA-512, the withdrawn images, and taking
+:mod:`imageaudit.cloud.site_client`): an image's SHA-512, the withdrawn images, and taking
 the containment records and the site's holdings."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from imageaudit.cloud import site_client
 from imageaudit.cloud.model import Held, Record
-from integrations.appdb import site_client
 from integrations.appdb.listing import NEVER_AUDITED, REASONS_SEPARATOR
 
 

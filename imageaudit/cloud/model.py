@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from imageaudit.errors import UsageError
+from integrations.appdb.schemas import INCIDENT_PATTERN
 
 ProviderKind = Literal["openstack", "aws"]
 Result = Literal["planned", "done", "already", "failed", "skipped"]
@@ -16,7 +17,6 @@ State = dict[str, Any]
 SHA512_RE = re.compile(r"^[0-9a-f]{128}$")
 AMI_RE = re.compile(r"^ami-[0-9a-f]{8,17}$")
 # incident ids as the catalogue takes them in containment records
-INCIDENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:#+-]{0,63}$"
 INCIDENT_RE = re.compile(INCIDENT_PATTERN)
 # a clouds.yaml entry, an AWS profile and a region: what people type, nothing that could be a path
 CLOUD_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")

@@ -27,12 +27,18 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from imageaudit.cloud.model import INCIDENT_PATTERN
 from imageaudit.store import canonical_json
 from integrations.appdb.db import ContainmentRecord as Row
 from integrations.appdb.db import Image, Version, utcnow
 from integrations.appdb.principal import CatalogueError, Principal
-from integrations.appdb.schemas import IMAGE_ID_PATTERN, NAME_PATTERN, Time, format_time, parse_time
+from integrations.appdb.schemas import (
+    IMAGE_ID_PATTERN,
+    INCIDENT_PATTERN,
+    NAME_PATTERN,
+    Time,
+    format_time,
+    parse_time,
+)
 
 if TYPE_CHECKING:
     from integrations.appdb.catalogue import Catalogue

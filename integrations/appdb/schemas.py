@@ -30,6 +30,8 @@ Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 IMAGE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$"
 """Image ids (``dc:identifier``) as the API's ``/images/{image_id}`` routes take them."""
 Sha512 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{128}$")]
+INCIDENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:#+-]{0,63}$"
+"""Incident ids of containment records (the cloud agent checks its --incident with it too)."""
 ReportId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{1,128}$")]
 Time = Annotated[str, StringConstraints(
     pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$")]

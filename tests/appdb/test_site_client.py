@@ -11,17 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from imageaudit.publish import RetryPolicy
-from integrations.appdb import site_client
-from integrations.appdb.catalogue import Catalogue
-from integrations.appdb.containment import records
-from integrations.appdb.process import free_port
-from integrations.appdb.site_client import (
+from imageaudit.cloud import site_client
+from imageaudit.cloud.site_client import (
     CatalogueCallError,
     SiteReport,
     report_holdings,
     send_containment,
 )
+from imageaudit.publish import RetryPolicy
+from integrations.appdb.catalogue import Catalogue
+from integrations.appdb.containment import records
+from integrations.appdb.process import free_port
 from integrations.appdb.sites import sites
 from tests.appdb.helpers import ADMIN, live_server
 from tests.appdb.test_containment import LOG, NEW, OLD, register, step
@@ -132,7 +132,7 @@ def test_a_catalogue_that_does_not_answer() -> None:
 
 
 def test_the_client_imports_no_web_framework() -> None:
-    code = ("import sys, integrations.appdb.site_client; "
+    code = ("import sys, imageaudit.cloud.site_client; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('fastapi', 'starlette', 'uvicorn', 'jinja2')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

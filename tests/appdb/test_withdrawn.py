@@ -14,13 +14,13 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from integrations.appdb import site_client
+from imageaudit.cloud import site_client
+from imageaudit.cloud.site_client import CatalogueCallError, WithdrawnImage, withdrawn_images
 from integrations.appdb.catalogue import Catalogue
 from integrations.appdb.db import Report, Version, utcnow
 from integrations.appdb.imagelist import parse_imagelist
 from integrations.appdb.listing import unlisted_reasons
 from integrations.appdb.schemas import format_time
-from integrations.appdb.site_client import CatalogueCallError, WithdrawnImage, withdrawn_images
 from tests.appdb.helpers import (
     ADMIN,
     add_auditor,
