@@ -40,6 +40,8 @@ from imageaudit.model import CollectorError, Evidence, Severity, Status
 from imageaudit.rules import RuleSet
 from imageaudit.waivers import Waiver, apply_waivers
 
+# The findings whose severity a rule's own severity reflects: those every output lists.
+_SEVERE = frozenset({Status.FAIL, Status.ERROR, Status.WAIVED})
 _CHECK_STATUSES = frozenset({Status.PASS, Status.FAIL, Status.ERROR, Status.NOT_APPLICABLE})
 _MISSING_STATUS = {
     MissingPolicy.PASS: Status.PASS,
@@ -264,11 +266,13 @@ def effective_severity(rule: Rule, findings: Sequence[Finding]) -> Severity:
     """The rule's severity, or the worst severity a check gave one of its failing objects.
 
     Levels block by this, so a finding that a check escalated (an empty password reachable
-    over ssh) blocks the level its own severity belongs to.
+    over ssh) blocks the level its own severity belongs to. Waived findings count too: they
+    stay in every output under their own severity, and the rule's severity (SARIF's
+    ``security-severity``, the JSON report's ``rules``) must not read lower than theirs.
     """
     worst = rule.severity
     for finding in findings:
-        if finding.status in (Status.FAIL, Status.ERROR) and finding.severity.rank > worst.rank:
+        if finding.status in _SEVERE and finding.severity.rank > worst.rank:
             worst = finding.severity
     return worst
 
