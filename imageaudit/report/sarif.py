@@ -4,6 +4,11 @@ FAIL findings are ``kind: fail`` results; ERROR findings are ``kind: open`` (the
 not decide); waived findings keep their result with an accepted external suppression.
 PASS and NOT_APPLICABLE are left out, as dashboards expect. Paths inside the image are
 relative to the ``IMAGEROOT`` base.
+
+Severity is the one every other output shows: a result's ``level`` and its
+``properties.severity``/``security-severity`` are its finding's; a rule's are the rule's
+effective severity in this scan (its own, or the worst a check gave one of its listed
+findings), since GitHub ranks every alert of a rule by the rule's ``security-severity``.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ LEVEL = {
     Severity.LOW: "note",
     Severity.INFO: "note",
 }
-# GitHub code scanning ranks security results by this CVSS-like score.
+# GitHub code scanning ranks security results by this CVSS-like score, in its bands:
+# critical >= 9.0, high 7.0-8.9, medium 4.0-6.9, low 0.1-3.9 (info: none of them).
 SECURITY_SEVERITY = {
     Severity.CRITICAL: "9.5",
     Severity.HIGH: "8.0",
@@ -87,6 +93,8 @@ def _result(finding: Finding, index: int) -> dict[str, Any]:
         ]
     result["properties"] = {
         "status": finding.status.value,
+        "severity": finding.severity.value,
+        "security-severity": SECURITY_SEVERITY[finding.severity],
         "resource": finding.resource,
         "observed": ev.observed,
         "expected": ev.expected,
