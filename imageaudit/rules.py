@@ -184,6 +184,63 @@ def _load_one(path: Path, registry: Registry) -> tuple[Rule | None, list[str]]:
     return rule, []
 
 
+@dataclass(frozen=True, slots=True)
+class SeverityCase:
+    """A severity a rule's check gives some findings instead of the rule's own, and when."""
+
+    severity: Severity
+    when: str
+
+
+def _condition(description: str | None, name: str) -> str:
+    # Parameter descriptions read "severity when ...", "severity of ...", or "raise findings
+    # to this severity when ..."; the condition is what follows "severity".
+    text = " ".join((description or "").split())
+    if text.startswith("severity of "):
+        return "for " + text.removeprefix("severity of ")
+    if text.startswith("severity "):
+        return text.removeprefix("severity ")
+    _, sep, tail = text.partition(" when ")
+    return f"when {tail}" if sep else f"as {name} says"
+
+
+def severity_cases(rule: Rule) -> tuple[SeverityCase, ...]:
+    """The other severities the rule's check parameters give findings, most severe first.
+
+    A check that raises or lowers a finding's severity takes it from a ``Severity``
+    parameter (``reachable_severity: critical``); the parameter's description says when.
+    """
+    cases = []
+    for name, info in type(rule.params).model_fields.items():
+        value = getattr(rule.params, name)
+        if isinstance(value, Severity) and value is not rule.severity:
+            cases.append(SeverityCase(value, _condition(info.description, name)))
+    return tuple(sorted(cases, key=lambda c: -c.severity.rank))
+
+
+def finding_severities(rule: Rule) -> frozenset[Severity]:
+    """Every severity a finding of the rule can be given."""
+    return frozenset({rule.severity, *(c.severity for c in severity_cases(rule))})
+
+
+def describe_severity(rule: Rule, *, detailed: bool = True) -> str:
+    """The rule's severity as findings get it: ``high (critical when ...)`` when a check
+    parameter can raise it; ``detailed=False`` names only the range (``high (up to critical)``).
+    """
+    cases = severity_cases(rule)
+    own = rule.severity.value
+    if not cases:
+        return own
+    if detailed:
+        return f"{own} ({'; '.join(f'{c.severity.value} {c.when}' for c in cases)})"
+    top, bottom = cases[0].severity, cases[-1].severity
+    if top.rank > rule.severity.rank and bottom.rank < rule.severity.rank:
+        return f"{own} ({bottom.value} to {top.value})"
+    if top.rank > rule.severity.rank:
+        return f"{own} (up to {top.value})"
+    return f"{own} (down to {bottom.value})"
+
+
 def tree_digest(directory: Path) -> str:
     """``sha256:`` digest of every file of a tree (names and contents): the rule-set version."""
     digest = hashlib.sha256()
@@ -236,8 +293,12 @@ __all__ = [
     "RuleModel",
     "RuleSet",
     "RuleSetError",
+    "SeverityCase",
+    "describe_severity",
     "describe_yaml_error",
+    "finding_severities",
     "load_rules",
+    "severity_cases",
     "tree_digest",
     "validate_rules",
 ]

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from imageaudit.findings import Rule
-from imageaudit.rules import load_rules, validate_rules
+from imageaudit.rules import describe_severity, finding_severities, load_rules, validate_rules
 
 
 def _rules_dir(args: argparse.Namespace) -> Path:
@@ -20,8 +20,9 @@ def _rules_dir(args: argparse.Namespace) -> Path:
 def _show(rule: Rule) -> str:
     params = rule.params.model_dump(mode="json")
     lines = [
-        f"{rule.id}  [{rule.severity.value}, {rule.category.value}]",
+        f"{rule.id}  [{describe_severity(rule, detailed=False)}, {rule.category.value}]",
         f"  title:       {rule.title}",
+        f"  severity:    {describe_severity(rule)}",
         f"  description: {rule.description.strip()}",
         f"  rationale:   {rule.rationale.strip()}",
         f"  remediation: {rule.remediation.strip()}",
@@ -58,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
     for rule in rules:
         if args.category and rule.category.value != args.category:
             continue
-        if args.severity and rule.severity.value != args.severity:
+        # a rule is listed under every severity its findings can have
+        if args.severity and args.severity not in finding_severities(rule):
             continue
-        print(f"{rule.id:40} {rule.severity.value:9} {rule.category.value:14} {rule.title}")
+        severity = describe_severity(rule, detailed=False)
+        print(f"{rule.id:40} {severity:25} {rule.category.value:14} {rule.title}")
     return 0
