@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from imageaudit.vulns.sync import open_snapshot
 from tests.scenario import write_tree
+from tests.vulns.debrepo import serve
 from tests.vulns.osv_data import ALL_RECORDS, BOOKWORM_TREE, write_dir, write_zip
 
 
@@ -45,3 +47,23 @@ def test_a_missing_osv_source_writes_no_snapshot(tmp_path: Path) -> None:
     assert f"--osv {tmp_path / 'nope.zip'}: no such file or directory" in done.stderr
     snapshots = feeds / "snapshots"
     assert not snapshots.exists() or not any(snapshots.iterdir())
+
+
+def test_an_osv_dump_url_is_downloaded_into_the_snapshot(tmp_path: Path) -> None:
+    www = tmp_path / "www"
+    write_zip(www / "Debian" / "all.zip", ALL_RECORDS)
+    feeds = tmp_path / "feeds"
+    with serve(www) as (url, counts):
+        done = _cli("feeds", "sync", "--osv", f"{url}/Debian/all.zip", "--dir", str(feeds))
+    assert done.returncode == 0, done.stderr
+    assert counts == {"200": 1}
+    assert done.stdout.startswith(f"osv Debian/all.zip: {len(ALL_RECORDS)} records\n")
+    snapshot = open_snapshot(feeds)
+    [feed] = snapshot.feeds
+    assert (feed.release, feed.format, feed.files) == ("osv", "osv", ("osv/01-all.zip",))
+    assert (feed.info.url, feed.info.verified, feed.info.package_count) == (
+        f"{url}/Debian/all.zip", False, len(ALL_RECORDS))
+    assert feed.info.verification == (
+        f"downloaded from {url}/Debian/all.zip (osv.dev does not sign its dumps)")
+    assert snapshot.path("osv/01-all.zip").read_bytes() == (
+        www / "Debian" / "all.zip").read_bytes()
