@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 import socket
 import time
 import urllib.error
@@ -39,6 +40,9 @@ HEALTH_PATH = "/api/v1/health"
 TOKEN_ENV = "IMAGEAUDIT_CATALOGUE_TOKEN"
 # The catalogue answers with a short JSON document; never read more than this from it.
 MAX_RESPONSE = 64 * 1024
+DIRECTORY_REFUSAL = ("a directory has no image file whose SHA-512 a catalogue could bind the "
+                     "report to; publish the image file instead")
+_SHA512 = re.compile(r"^[0-9a-f]{128}$")
 
 
 class PublishError(Exception):
@@ -356,6 +360,31 @@ def flush_outbox(store: ResultsStore, url: str, token: str, *,
     return results
 
 
+def unpublishable(report_json: Mapping[str, Any]) -> str | None:
+    """Why no catalogue could take this report, None when it may be sent.
+
+    A catalogue binds certification to the SHA-512 of the image file as distributed
+    (``certification.image_sha512``): a scanned directory (``image.kind`` ``directory``) has
+    none, and the catalogue would refuse the report for good after it entered the outbox.
+    """
+    image = report_json.get("image")
+    if isinstance(image, Mapping) and image.get("kind") == "directory":
+        return DIRECTORY_REFUSAL
+    certification = report_json.get("certification")
+    sha = certification.get("image_sha512") if isinstance(certification, Mapping) else None
+    if not isinstance(sha, str) or not _SHA512.match(sha):
+        return ("the report names no SHA-512 of an image file (certification.image_sha512), "
+                "which a catalogue binds it to")
+    return None
+
+
+def report_source(report_json: Mapping[str, Any]) -> str:
+    """What the report says was scanned (``image.source``), for messages."""
+    image = report_json.get("image")
+    source = image.get("source") if isinstance(image, Mapping) else None
+    return printable(str(source)) if source else "report"
+
+
 def publish(report_json: Mapping[str, Any], url: str, token: str | None,
             store: ResultsStore, *, policy: RetryPolicy | None = None,
             source: str | None = None, sleep: Sleep = time.sleep,
@@ -366,8 +395,12 @@ def publish(report_json: Mapping[str, Any], url: str, token: str | None,
     Earlier reports still in the outbox for this catalogue go first (one try each), so they
     leave as soon as the catalogue is back. The report itself gets ``policy.tries`` tries with
     exponential backoff; if they all fail it stays in the outbox. Never raises for network or
-    HTTP errors: the result says what happened.
+    HTTP errors: the result says what happened. A report no catalogue could take
+    (:func:`unpublishable`) raises :class:`PublishError` and is neither stored nor queued.
     """
+    reason = unpublishable(report_json)
+    if reason is not None:
+        raise PublishError(f"{source or report_source(report_json)}: {reason}")
     policy = policy or RetryPolicy()
     base = catalogue_base(url)
     token = check_token(token)
@@ -393,6 +426,7 @@ def publish(report_json: Mapping[str, Any], url: str, token: str | None,
 
 
 __all__ = [
+    "DIRECTORY_REFUSAL",
     "ONE_TRY",
     "TOKEN_ENV",
     "Answer",
@@ -409,6 +443,8 @@ __all__ = [
     "flush_outbox",
     "publish",
     "report_id",
+    "report_source",
     "send_once",
     "transient",
+    "unpublishable",
 ]

@@ -244,21 +244,30 @@ def _print_totals(outcome: Any, require: str | None, output_dir: Path) -> None:
 
 
 def _publish(outcome: Any, args: argparse.Namespace) -> int:
-    """Every audited image's report to the catalogue, through the outbox (sent at most once)."""
-    from imageaudit.cli.publish import publish_reports
+    """Every audited image's report to the catalogue, through the outbox (sent at most once).
+
+    A root filesystem of the batch is audited but not published (no image file, no SHA-512 for
+    the catalogue to bind its report to); it is named and the exit code says refused (2)."""
+    from imageaudit.cli.publish import EXIT_REFUSED, publish_reports, unpublishable_reports
     from imageaudit.store import ResultsStore
 
     reports = []
     sources = []
+    refused = False
     with ResultsStore.open(args.store) as store:
         for result in outcome.results:
             if result.report_id is None:
                 continue
             stored = store.get_report(result.report_id)
-            if stored is not None:
+            if stored is None:
+                continue
+            refusals = unpublishable_reports([stored.report], [result.source])
+            for refusal in refusals:
+                print(f"imageaudit: not published: {refusal}", file=sys.stderr)
+            refused = refused or bool(refusals)
+            if not refusals:
                 reports.append(stored.report)
                 sources.append(result.source)
-    if not reports:
-        return 0
-    return publish_reports(reports, args.publish, args.token, args.store, sources=sources,
-                           signing_key=args.signing_key)
+    code = publish_reports(reports, args.publish, args.token, args.store, sources=sources,
+                           signing_key=args.signing_key) if reports else 0
+    return max(code, EXIT_REFUSED) if refused else code

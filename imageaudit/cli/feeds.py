@@ -2,7 +2,12 @@
 
 The lead wires :func:`add_parsers` into :mod:`imageaudit.cli.main`. Other feed kinds hook into
 ``feeds sync`` through :data:`SYNC_EXTENSIONS`: each named module provides
-``add_sync_arguments(parser)`` and ``sync_feeds(args, writer) -> list[SnapshotFeed]``.
+``add_sync_arguments(parser)``, ``check_sync_arguments(args) -> list[str]`` (the problems of its
+arguments, found before anything is downloaded), ``sync_requested(args) -> bool`` and
+``sync_feeds(args, writer) -> list[SnapshotFeed]``.
+
+Every argument is checked before the first download: a mistake in the last one should not
+cost the minutes of fetching and verifying the others (exit 2, each problem named).
 """
 
 from __future__ import annotations
@@ -10,7 +15,11 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib
+import os
+import re
+import shutil
 import sys
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -25,6 +34,11 @@ if TYPE_CHECKING:
 # mirror options default to None, which stands for each reader's own mirror.
 SYNC_EXTENSIONS: tuple[str, ...] = ("imageaudit.vulns.osv_feed",)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# Debian and Ubuntu codenames (bookworm, jammy); the suites are made from them.
+_CODENAME = re.compile(r"^[a-z][a-z0-9]*$")
+_ALPINE_BRANCH = re.compile(r"^(v[0-9]+\.[0-9]+|edge)$")
+_ARCH = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+MIRROR_SCHEMES = ("http", "https", "file")
 
 
 def _extensions() -> list[ModuleType]:
@@ -75,15 +89,91 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def _rpm_specs(values: list[str]) -> list[tuple[str, str]]:
-    from imageaudit.vulns.sync import FeedError
+    return [(release, url) for release, _sep, url in (v.partition("=") for v in values)]
 
-    specs = []
-    for value in values:
-        release, sep, url = value.partition("=")
-        if not sep or not release or not url:
-            raise FeedError(f"--rpm {value!r}: expected RELEASE=URL (e.g. rocky-9=https://...)")
-        specs.append((release, url))
-    return specs
+
+def _url_problem(url: str) -> str | None:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() not in MIRROR_SCHEMES:
+        return f"not a URL ({', '.join(s + '://' for s in MIRROR_SCHEMES)})"
+    if parts.scheme.lower() != "file" and not parts.hostname:
+        return "the URL names no host"
+    return None
+
+
+def _release_problems(args: argparse.Namespace) -> list[str]:
+    problems = []
+    for distro, example in (("debian", "bookworm"), ("ubuntu", "jammy")):
+        for release in getattr(args, distro):
+            if not _CODENAME.match(release):
+                problems.append(
+                    f"--{distro} {release}: not a release codename such as {example} "
+                    "(the -security and -updates suites are added to it)")
+    problems += [f"--alpine {branch}: not an Alpine branch such as v3.19 or edge"
+                 for branch in args.alpine if not _ALPINE_BRANCH.match(branch)]
+    problems += [f"--arch {arch}: not an architecture name such as amd64"
+                 for arch in args.arch if not _ARCH.match(arch)]
+    if args.alpine and not _ARCH.match(args.alpine_arch):
+        problems.append(f"--alpine-arch {args.alpine_arch}: not an architecture such as x86_64")
+    return problems
+
+
+def _url_problems(args: argparse.Namespace) -> list[str]:
+    problems = []
+    for option in ("debian_mirror", "debian_security_mirror", "ubuntu_mirror",
+                   "ubuntu_security_mirror", "alpine_mirror"):
+        url = getattr(args, option)
+        problem = None if url is None else _url_problem(url)
+        if problem is not None:
+            problems.append(f"--{option.replace('_', '-')} {url}: {problem}")
+    for flag, values in (("--rpm", args.rpm), ("--rpm-security", args.rpm_security)):
+        for value in values:
+            release, sep, url = value.partition("=")
+            if not sep or not release or not url:
+                problems.append(f"{flag} {value}: expected RELEASE=URL (e.g. rocky-9=https://...)")
+            elif (problem := _url_problem(url)) is not None:
+                problems.append(f"{flag} {value}: {problem}")
+    return problems
+
+
+def _keyring_problems(args: argparse.Namespace) -> list[str]:
+    if not (args.debian or args.ubuntu):
+        return []
+    problems = []
+    if shutil.which("gpgv") is None:
+        problems.append("--debian/--ubuntu: gpgv is not installed; cannot verify InRelease "
+                        "(apt-get install gpgv)")
+    for ring in args.keyring:
+        try:
+            with ring.open("rb"):
+                pass
+        except OSError as exc:
+            problems.append(f"--keyring {ring}: {exc.strerror or exc}")
+    return problems
+
+
+def _dir_problem(directory: Path) -> str | None:
+    """Why ``directory`` (made if missing) could not take a snapshot, None when it can."""
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
+
+
+def argument_problems(args: argparse.Namespace, extensions: list[ModuleType]) -> list[str]:
+    """Every problem of the ``feeds sync`` arguments, each naming its option; empty when the
+    sync can start. Nothing here touches the network."""
+    problems = _release_problems(args) + _url_problems(args) + _keyring_problems(args)
+    for module in extensions:
+        problems += module.check_sync_arguments(args)
+    cache = args.dir or default_feeds_dir()
+    if (problem := _dir_problem(cache)) is not None:
+        problems.append(f"--dir {cache}: {problem}")
+    return problems
 
 
 Job = Callable[["SnapshotWriter"], "SnapshotFeed"]
@@ -123,15 +213,16 @@ def cmd_sync(args: argparse.Namespace) -> int:
     """Run every requested feed; publish the snapshot only when all of them succeeded."""
     from imageaudit.vulns.sync import FeedError, SnapshotWriter
 
-    try:
-        jobs = _jobs(args)
-    except FeedError as exc:
-        print(f"imageaudit: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     extensions = _extensions()
-    if not jobs and not extensions:
-        print("imageaudit: error: nothing to sync (give --debian, --ubuntu, --rpm, --alpine...)",
-              file=sys.stderr)
+    problems = argument_problems(args, extensions)
+    for problem in problems:
+        print(f"imageaudit: error: {problem}", file=sys.stderr)
+    if problems:
+        return EXIT_USAGE
+    jobs = _jobs(args)
+    if not jobs and not any(module.sync_requested(args) for module in extensions):
+        print("imageaudit: error: nothing to sync (give --debian, --ubuntu, --rpm, --alpine, "
+              "--osv...)", file=sys.stderr)
         return EXIT_USAGE
     cache = args.dir or default_feeds_dir()
     writer = SnapshotWriter(cache)

@@ -52,6 +52,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if not formats:
         formats = ["text"]
     pairs = [(f, outputs[i] if i < len(outputs) else None) for i, f in enumerate(formats)]
+    if args.publish:
+        from imageaudit.cli.publish import refuse_unpublishable_inputs
+
+        refuse_unpublishable_inputs(args.image, args.input_kind)
     options = ScanOptions(
         require=args.require,
         rules_dir=Path(args.rules) if args.rules else None,

@@ -143,6 +143,11 @@ def publish_reports(reports: Sequence[Mapping[str, Any] | _HasToJson], catalogue
     from imageaudit.publish import PublishError, catalogue_base, check_token, publish
 
     err = err or sys.stderr
+    datas = [report if isinstance(report, Mapping) else report.to_json() for report in reports]
+    refusals = unpublishable_reports(datas, sources)
+    if refusals:
+        # Refused before anything is stored or queued: the outbox holds only what may go.
+        raise UsageError("; ".join(refusals))
     token = resolve_token(token)
     try:
         _warn_plain_http(catalogue_base(catalogue), err)
@@ -152,8 +157,7 @@ def publish_reports(reports: Sequence[Mapping[str, Any] | _HasToJson], catalogue
     key = resolve_signing_key(signing_key)
     results: list[PublishResult] = []
     with _open_store(store_url) as store:
-        for i, report in enumerate(reports):
-            data = report if isinstance(report, Mapping) else report.to_json()
+        for i, data in enumerate(datas):
             source = sources[i] if i < len(sources) else None
             try:
                 result = publish(data, catalogue, token, store, policy=policy, source=source,
@@ -165,6 +169,40 @@ def publish_reports(reports: Sequence[Mapping[str, Any] | _HasToJson], catalogue
             _say(result, err)
             results.extend((*result.flushed, result))
     return exit_code(results)
+
+
+def unpublishable_reports(reports: Sequence[Mapping[str, Any]],
+                          sources: Sequence[str | None] = ()) -> list[str]:
+    """``SOURCE: reason`` for each report no catalogue could take (a directory scan)."""
+    from imageaudit.publish import report_source, unpublishable
+
+    refusals = []
+    for i, data in enumerate(reports):
+        reason = unpublishable(data)
+        if reason is not None:
+            source = sources[i] if i < len(sources) else None
+            refusals.append(f"{source or report_source(data)}: {reason}")
+    return refusals
+
+
+def refuse_unpublishable_inputs(specs: Sequence[str], input_kind: str) -> None:
+    """Before ``scan --publish`` scans: a UsageError for an input that is a directory (a root
+    filesystem), whose report no catalogue could take. Inputs that cannot be opened are left
+    to the scan, which says why."""
+    from imageaudit.openers import OpenError
+    from imageaudit.openers.detect import detect_input
+    from imageaudit.publish import DIRECTORY_REFUSAL
+
+    refused = []
+    for spec in specs:
+        try:
+            kind = detect_input(spec, input_kind)
+        except OpenError:
+            continue
+        if kind == "directory":
+            refused.append(f"--publish: {spec}: {DIRECTORY_REFUSAL}")
+    if refused:
+        raise UsageError("; ".join(refused))
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
@@ -354,6 +392,8 @@ __all__ = [
     "cmd_publish",
     "exit_code",
     "publish_reports",
+    "refuse_unpublishable_inputs",
     "resolve_signing_key",
     "resolve_token",
+    "unpublishable_reports",
 ]

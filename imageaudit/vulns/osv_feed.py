@@ -1,8 +1,11 @@
-"""OSV advisories as a feed of the snapshot: ``feeds sync --osv PATH`` and the scan matcher.
+"""OSV advisories as a feed of the snapshot: ``feeds sync --osv SOURCE`` and the scan matcher.
 
-``feeds sync --osv DIR_OR_ZIP`` (repeatable) copies osv.dev per-ecosystem dumps (zip files, or
-directories of ``*.json`` records) into the dated snapshot, so that ``scan --feeds`` judges
-from the same frozen data as the update indexes. At scan time :func:`osv_matcher` (listed in
+``feeds sync --osv SOURCE`` (repeatable) copies osv.dev per-ecosystem dumps (zip files, or
+directories of ``*.json`` records, or the URL of a dump such as
+``https://osv-vulnerabilities.storage.googleapis.com/Debian/all.zip``) into the dated
+snapshot, so that ``scan --feeds`` judges from the same frozen data as the update indexes.
+A URL is fetched like the update indexes (:class:`imageaudit.vulns.sync.HttpCache`: bounded,
+revalidated with ETag / Last-Modified). At scan time :func:`osv_matcher` (listed in
 ``imageaudit.vulns.match.ADVISORY_MATCHERS``) loads the records of the image's release only
 and adds the matches to the vulnerability facts.
 """
@@ -12,8 +15,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import io
+import re
+import urllib.parse
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from imageaudit.vulns.model import FeedInfo, FeedProblem, VulnerabilityFacts
@@ -24,13 +29,67 @@ from imageaudit.vulns.sync import FeedError, Snapshot, SnapshotFeed, SnapshotWri
 
 FORMAT = "osv"
 MAX_DIR_BYTES = 2 << 30
+URL_SCHEMES = ("http", "https")
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def add_sync_arguments(parser: argparse.ArgumentParser) -> None:
+    # A string, not a Path: Path would fold the "//" of a URL into a local path.
     parser.add_argument(
-        "--osv", action="append", default=[], type=Path, metavar="DIR_OR_ZIP",
-        help="OSV records (an osv.dev ecosystem dump zip, or a directory of *.json); repeatable",
+        "--osv", action="append", default=[], metavar="DIR_ZIP_OR_URL",
+        help="OSV records: an osv.dev ecosystem dump (zip file or its http(s) URL, e.g. "
+        "https://osv-vulnerabilities.storage.googleapis.com/Debian/all.zip), or a directory "
+        "of *.json; repeatable",
     )
+
+
+def _has_scheme(source: str) -> bool:
+    return "://" in source
+
+
+def sync_requested(args: argparse.Namespace) -> bool:
+    """Whether ``feeds sync`` was given anything for this feed kind."""
+    return bool(args.osv)
+
+
+def _local_problem(source: str) -> str | None:
+    path = Path(source)
+    if not path.exists():
+        return "no such file or directory"
+    try:
+        if path.is_dir():
+            next(path.iterdir(), None)
+            return None
+        if not path.is_file():
+            return "neither a zip file nor a directory"
+        with path.open("rb"):
+            pass
+        if not zipfile.is_zipfile(path):
+            return "neither a zip file nor a directory"
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
+    return None
+
+
+def _url_problem(source: str) -> str | None:
+    parts = urllib.parse.urlsplit(source)
+    if parts.scheme.lower() not in URL_SCHEMES:
+        return (f"only {' and '.join(s + '://' for s in URL_SCHEMES)} URLs are fetched; "
+                "give a local file without a scheme")
+    if not parts.hostname:
+        return "the URL names no host"
+    return None
+
+
+def check_sync_arguments(args: argparse.Namespace) -> list[str]:
+    """The problems of the ``--osv`` sources, found before anything is downloaded: a local
+    source must exist and be a readable zip file or directory, a URL must be http(s)."""
+    problems = []
+    for source in args.osv:
+        problem = _url_problem(source) if _has_scheme(source) else _local_problem(source)
+        if problem is not None:
+            problems.append(f"--osv {source}: {problem}")
+    return problems
 
 
 def _zip_directory(directory: Path) -> bytes:
@@ -48,30 +107,50 @@ def _zip_directory(directory: Path) -> bytes:
     return buffer.getvalue()
 
 
+def _fetched(source: str, number: int, writer: SnapshotWriter) -> tuple[str, FeedInfo]:
+    """Download the dump at URL ``source`` (revalidating an earlier copy) into the snapshot."""
+    download = writer.http.fetch(source)
+    if not zipfile.is_zipfile(download.path):
+        raise FeedError(f"--osv {source}: the server did not send a zip file")
+    path = PurePosixPath(urllib.parse.urlsplit(source).path)
+    stem = _UNSAFE_NAME.sub("_", path.stem) or "osv"
+    relative = writer.add_file(f"osv/{number:02d}-{stem}.zip", download.path)
+    # osv.dev's dumps are named <Ecosystem>/all.zip: keep the ecosystem in the name.
+    suite = "/".join(path.parts[-2:]).lstrip("/") or source
+    return relative, FeedInfo(
+        kind="osv", suite=suite, url=source, fetched_at=download.fetched_at, verified=False,
+        verification=f"downloaded from {source} (osv.dev does not sign its dumps)",
+        package_count=0,
+    )
+
+
+def _copied(source: str, number: int, writer: SnapshotWriter) -> tuple[str, FeedInfo]:
+    """Copy a local dump (zip file or directory of records) into the snapshot."""
+    path = Path(source)
+    problem = _local_problem(source)
+    if problem is not None:  # it was there when the arguments were checked
+        raise FeedError(f"--osv {source}: {problem}")
+    relative = f"osv/{number:02d}-{_UNSAFE_NAME.sub('_', path.stem) or 'osv'}.zip"
+    writer.add_file(relative, _zip_directory(path) if path.is_dir() else path)
+    return relative, FeedInfo(
+        kind="osv", suite=path.name, url=path.resolve().as_uri(), fetched_at=iso(utc_now()),
+        verified=False,
+        verification="copied from a local OSV dump (osv.dev does not sign its dumps)",
+        package_count=0,
+    )
+
+
 def sync_feeds(args: argparse.Namespace, writer: SnapshotWriter) -> list[SnapshotFeed]:
-    """Copy each ``--osv`` source into the snapshot after checking that it loads."""
+    """Copy (or download) each ``--osv`` source into the snapshot after checking it loads."""
     feeds: list[SnapshotFeed] = []
     for number, source in enumerate(args.osv, start=1):
-        if not source.exists():
-            raise FeedError(f"--osv {source}: no such file or directory")
-        relative = f"osv/{number:02d}-{source.stem}.zip"
-        if source.is_dir():
-            writer.add_file(relative, _zip_directory(source))
-        elif zipfile.is_zipfile(source):
-            writer.add_file(relative, source)
-        else:
-            raise FeedError(f"--osv {source}: neither a zip file nor a directory")
+        take = _fetched if _has_scheme(source) else _copied
+        relative, info = take(source, number, writer)
         try:
             index = load_osv([writer.dir / relative])
         except OSVLoadError as exc:
             raise FeedError(f"--osv {source}: {exc}") from exc
-        count = index.stats.records
-        info = FeedInfo(
-            kind="osv", suite=source.name, url=source.resolve().as_uri(),
-            fetched_at=iso(utc_now()), verified=False,
-            verification="copied from a local OSV dump (osv.dev does not sign its dumps)",
-            package_count=count,
-        )
+        info = dataclasses.replace(info, package_count=index.stats.records)
         feeds.append(SnapshotFeed(info=info, release="osv", format=FORMAT, security=True,
                                   files=(relative,)))
     return feeds

@@ -412,3 +412,16 @@ def test_wrong_key_is_refused_by_the_catalogue(
     good = publish(make_report(SHA_B), catalogue.url, TOKEN, store, sleep=Sleeps(),
                    key=load_private_key(signing_key))
     assert (good.outcome, good.status) == (Outcome.SENT, 201)
+
+
+def test_a_directory_report_is_neither_stored_nor_queued(store: ResultsStore) -> None:
+    report = make_report(SHA_A)
+    report["image"].update(source="/srv/rootfs", kind="directory", format="directory")
+    with pytest.raises(PublishError) as refused:
+        publish(report, "http://127.0.0.1:9", TOKEN, store, sleep=Sleeps())
+    assert str(refused.value) == (
+        "/srv/rootfs: a directory has no image file whose SHA-512 a catalogue could bind the "
+        "report to; publish the image file instead"
+    )
+    assert store.entries() == []
+    assert store.get_report(report_id(report)) is None
