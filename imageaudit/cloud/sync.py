@@ -109,7 +109,9 @@ def sync(provider: Provider, url: str, *, act: bool, vo: str | None, site: str,
             print(f"error: {image.image_id}: cannot look for copies: {error_text(exc)}",
                   file=sys.stderr)
             continue
-        if not found.images:
+        for note in found.notes:
+            print(f"note: {note}", file=sys.stderr)
+        if not found.images and not any(found.instances.values()):
             continue
         result.contained += 1
         n_img, n_inst = len(found.images), sum(len(v) for v in found.instances.values())
