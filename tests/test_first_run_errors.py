@@ -129,8 +129,12 @@ def test_kvm_notes_name_the_cause(tmp_path: Path) -> None:
 
 
 def test_catalogue_unreachable(tmp_path: Path) -> None:
-    write_tree(CLEAN, tmp_path / "root")
-    scan = run(["scan", "root", "-q", "--format", "json", "-o", "report.json"], tmp_path)
+    # An image file (a directory has no SHA-512 to publish against, and is refused up front)
+    from tests.builders.container import docker_archive
+    from tests.builders.example_tree import clean_scenario
+
+    docker_archive(clean_scenario(), tmp_path / "clean.tar")
+    scan = run(["scan", "clean.tar", "-q", "--format", "json", "-o", "report.json"], tmp_path)
     assert scan.returncode == 0, scan.stderr
     assert run(["keys", "generate", "auditor.key"], tmp_path).returncode == 0
     url = f"http://127.0.0.1:{free_port()}"
