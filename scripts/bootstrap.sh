@@ -11,7 +11,7 @@ want_tests=0
 # with come from the distribution, never from PyPI.
 debs=(python3 python3-venv python3-seccomp python3-guestfs libguestfs-tools libguestfs-xfs qemu-utils e2fsprogs xfsprogs
       fdisk lvm2 btrfs-progs libcrypt1 openssl "linux-image-$(dpkg --print-architecture)" gpgv
-      debian-archive-keyring)
+      debian-archive-keyring curl)
 if (( want_tests )); then
     debs+=(mmdebstrap docker.io docker-registry dpkg-dev apt-utils chromium postgresql rpm db-util gpg gpg-agent)
 fi
