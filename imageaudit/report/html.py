@@ -20,6 +20,7 @@ from imageaudit.model import Status
 from imageaudit.report.common import SEVERITY_ORDER, by_severity, location, split_code
 
 SHA_SHOWN = 16  # hex digits of the SHA-512 shown; the page holds (and copies) all 128
+_UNEVALUATED = "Could not evaluate: "  # how the engine begins an ERROR finding's message
 _LINKABLE = ("https://", "http://")
 _STATUS_WORDS = {
     Status.FAIL: "failed",
@@ -42,6 +43,12 @@ class _Row:
     message: Markup
     message_text: str
     where: str
+
+    @property
+    def reason(self) -> Markup:
+        """Why the finding could not be evaluated: its message without the opening words."""
+        message = self.finding.message
+        return _code_spans(message.removeprefix(_UNEVALUATED))
 
 
 @dataclass(frozen=True, slots=True)

@@ -137,3 +137,20 @@ def test_weak_image_report_at_1400_pixels(tmp_path: Path) -> None:
     # the level pill and the critical and high severity badges are painted in their colours
     for colour in ("b00020", "d9480f"):
         assert seen[bytes.fromhex(colour)] > 500, colour
+
+
+@needs_chromium
+def test_sha512_shows_short_and_copies_whole(tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    page.write_text(render(demo_report(), "html", required="basic"), encoding="utf-8")
+    with Browser(tmp_path / "profile", WIDTH, HEIGHT) as browser:
+        browser.goto(page.as_uri())
+        shown = browser.evaluate(
+            "(() => { const s = document.getElementById('sha512');"
+            " const r = document.createRange(); r.selectNodeContents(s);"
+            " return [s.getBoundingClientRect().width, r.toString(), s.title,"
+            " document.getElementById('required').textContent]; })()")
+    width, selected, title, required = shown
+    assert width < 160  # about 16 of the 128 hex digits are painted
+    assert selected == title == "0" * 128  # selecting it copies all of them
+    assert required == "required: basic — not reached"
