@@ -232,7 +232,7 @@ def scan_images(specs: Sequence[str], outputs: Sequence[tuple[str, str | None]],
                 for report in reports:
                     print_report(report, console)
             continue
-        texts = [render(r, fmt) for r in reports]
+        texts = [render(r, fmt, required=options.require) for r in reports]
         if target is None or target == "-":
             for text in texts:
                 sys.stdout.write(text if text.endswith("\n") else text + "\n")

@@ -89,7 +89,7 @@ def test_html_escapes_image_strings() -> None:
     html = render(demo_report(), "html")
     assert "<script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    assert 'id="level-badge" class="badge level-none">none</span>' in html
+    assert 'id="level-badge" class="pill big lv-none" title="level reached">none</span>' in html
     assert "http://" not in html.replace("http-equiv", "")
     assert "src=" not in html and "<link" not in html
 
