@@ -59,8 +59,8 @@ def test_index_shows_badges_and_suspension(populated: Catalogue, tmp_path: Path)
     assert '<span class="badge level-none" data-level="none">none</span>' in dom
     assert '<span class="badge level-hardened" data-level="hardened">hardened</span>' in dom
     assert '<span class="badge suspended" data-state="suspended">suspended</span>' in dom
-    assert ('<span class="reason">root password &lt;img src=x onerror="alert(1)"&gt;</span>'
-            in dom)
+    assert ('<span class="reason">suspended: root password &lt;img src=x onerror="alert(1)"&gt;'
+            '</span>' in dom)
     assert "Good &lt;img src=x onerror=\"alert(1)\"&gt;" in dom
     assert "<img" not in dom
 
