@@ -95,14 +95,16 @@ def listing_state(*, listed: bool, suspended: bool, level: str | None,
     return UNLISTED
 
 
-def only_unevaluated(levels: object, minimum: str) -> bool:
-    """True when the report's certification ``levels`` (its ``certification.levels`` list)
-    show the level ``minimum`` blocked only by rules that could not be evaluated."""
+def only_unevaluated(levels: object, minimum: str) -> tuple[str, ...]:
+    """The rules that block the level ``minimum`` in the report's certification ``levels`` (its
+    ``certification.levels`` list) when none of them was evaluated (all ERROR); else ``()``."""
     if not isinstance(levels, list):
-        return False
+        return ()
     for lv in levels:
         if isinstance(lv, dict) and lv.get("name") == minimum:
             blocking, unevaluated = lv.get("blocking"), lv.get("unevaluated")
-            return (not lv.get("granted") and isinstance(blocking, list) and bool(blocking)
-                    and isinstance(unevaluated, list) and set(blocking) <= set(unevaluated))
-    return False
+            if (not lv.get("granted") and isinstance(blocking, list) and blocking
+                    and isinstance(unevaluated, list) and set(blocking) <= set(unevaluated)):
+                return tuple(str(rule) for rule in blocking)
+            return ()
+    return ()

@@ -20,7 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from integrations.appdb.catalogue import Catalogue, Standing
 from integrations.appdb.db import Image, Report, Vo
-from integrations.appdb.listing import listing_state, meets, only_unevaluated
+from integrations.appdb.listing import INCOMPLETE, listing_state, meets, only_unevaluated
 
 CHUNK = 900  # ids per IN (...): under SQLite's oldest parameter limit
 
@@ -32,6 +32,7 @@ class PageRow:
     st: Standing
     state: str
     last_scanned: datetime | None
+    unevaluated: tuple[str, ...] = ()  # state incomplete: the rules the audit could not evaluate
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,12 +127,14 @@ def page_rows(cat: Catalogue, standings: list[Standing]) -> list[PageRow]:
         levels = cert.get(st.report_id) if st.report_id else None
         names = [lv.get("name") for lv in levels if isinstance(lv, dict)] \
             if isinstance(levels, list) else []
+        unevaluated = only_unevaluated(levels, st.minimum)
         state = listing_state(
             listed=st.listed, suspended=st.suspension is not None,
             level=st.level if st.report_id else None, report_expired=st.report_expired,
             minimum_met=meets(st.level, [n for n in names if isinstance(n, str)], st.minimum),
-            minimum_unevaluated=only_unevaluated(levels, st.minimum))
-        out.append(PageRow(st, state, scans.get(st.version.id)))
+            minimum_unevaluated=bool(unevaluated))
+        out.append(PageRow(st, state, scans.get(st.version.id),
+                           unevaluated if state == INCOMPLETE else ()))
     return out
 
 
