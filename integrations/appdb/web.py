@@ -1,5 +1,7 @@
-"""The operators' web page: images with level badges, expiry, suspension, findings; search; and
-the security team's campaign search (``/campaigns``).
+"""The operators' web page: images with level badges, their state (never audited, could not be
+audited, below the VO's minimum, listed...: ``listing.py``'s), the VO's minimum, the last scan
+and why an image is not listed (the API's reason); filters by VO, level and state as query
+parameters; findings; search; and the security team's campaign search (``/campaigns``).
 
 Templates are Jinja2 with autoescape on for every template, so image strings (titles, paths,
 finding messages: all attacker-controlled) are always escaped; so are the sites' containment
