@@ -32,8 +32,9 @@ from tests.builders.reports import make_report
 HOSTILE = '<img src=x onerror="alert(1)">'
 VOS = {"img-listed": "fedcloud", "img-incomplete": "fedcloud", "img-failed": "fedcloud",
        "img-new": "fedcloud", "img-lapsed": "fedcloud", "img-suspended": "other",
-       "img-other": "other"}
+       "img-other": "other", "img-stale": "other"}
 ALL = sorted(VOS)
+STALE = "2026-01-01T00:00:00Z"
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
         "track", "wbr"}
 
@@ -116,11 +117,12 @@ def shown(html: str) -> list[str]:
 
 
 def populate(cat: Catalogue) -> dict[str, str]:
-    """The seven images (see VOS), fedcloud's minimum raised to standard; when each image's
+    """The eight images (see VOS), fedcloud's minimum raised to standard; when each image's
     newest report was issued."""
     images = [image_entry(ident, sha512_of(ident), vo,
                           "Other " + HOSTILE if ident == "img-other" else ident.title())
               for ident, vo in VOS.items()]
+    images[-1]["hv:image"]["dc:date:expires"] = STALE  # img-stale: its entry has expired
     data = imagelist(images, dn="/CN=e", ca="/CN=c")
     cat.import_imagelist(parse_imagelist(data, ca_dir=None, now=utcnow()), ADMIN)
     cat.set_vo("fedcloud", "standard", ADMIN)
@@ -130,7 +132,8 @@ def populate(cat: Catalogue) -> dict[str, str]:
                               ("img-incomplete", "basic", timedelta(hours=-5)),
                               ("img-failed", "none", timedelta(days=-2)),
                               ("img-suspended", "basic", timedelta(minutes=-1)),
-                              ("img-other", "basic", timedelta(minutes=-1))):
+                              ("img-other", "basic", timedelta(minutes=-1)),
+                              ("img-stale", "basic", timedelta(minutes=-1))):
         report = make_report(sha512_of(ident), level, issued=age)
         store_report(cat, report)
         issued[ident] = report["certification"]["issued"]
@@ -161,6 +164,7 @@ def test_each_state_its_level_minimum_reason_and_last_scan(catalogue: Catalogue)
                     "fedcloud (minimum standard)"),
         "img-other": (("listed",) * 2 + ("listed",), "basic", "other (minimum basic)"),
         "img-suspended": (("suspended",) * 2 + ("suspended",), "basic", "other (minimum basic)"),
+        "img-stale": (("unlisted",) * 2 + ("not listed",), "basic", "other (minimum basic)"),
     }
     # An audit that could not evaluate what the minimum needs names those rules.
     assert {k: v["state cell"] for k, v in got.items() if v["state cell"] != v["state"][2]} \
@@ -170,6 +174,7 @@ def test_each_state_its_level_minimum_reason_and_last_scan(catalogue: Catalogue)
     assert api["img-new"] == "it has no report"
     assert api["img-incomplete"] == "level basic does not reach VO fedcloud's minimum standard"
     assert api["img-suspended"] == "suspended: root password " + HOSTILE
+    assert api["img-stale"] == f"its image list entry expired at {STALE}"
     # Last scanned: the newest report's issue time, also when it has expired since.
     assert got["img-new"]["scanned"] == "never"
     assert {k: v["scanned"][0] for k, v in got.items() if k != "img-new"} == issued
@@ -181,7 +186,7 @@ def test_each_state_its_level_minimum_reason_and_last_scan(catalogue: Catalogue)
     vos = Page(page.text).root.find("details", id="vos")
     assert [(tr.attrs["data-vo"], tr.find("a").attrs["href"], tr.find_all("td")[1].text,
              tr.find_all("td")[2].text) for tr in vos.find_all("tr") if "data-vo" in tr.attrs] \
-        == [("fedcloud", "/?vo=fedcloud", "standard", "5"), ("other", "/?vo=other", "basic", "2")]
+        == [("fedcloud", "/?vo=fedcloud", "standard", "5"), ("other", "/?vo=other", "basic", "3")]
     # Image strings are text, never markup.
     assert "<img" not in page.text
     assert "Other &lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in page.text
@@ -197,9 +202,11 @@ def test_filters_by_vo_level_and_state(catalogue: Catalogue) -> None:
             return shown(r.text)
 
         assert get() == ALL
-        assert get(vo="other") == ["img-other", "img-suspended"]
+        assert get(vo="other") == ["img-other", "img-stale", "img-suspended"]
+        assert get(state="unlisted") == ["img-stale"]
         assert get(level="none") == ["img-failed"]
-        assert get(level="basic") == ["img-incomplete", "img-other", "img-suspended"]
+        assert get(level="basic") == ["img-incomplete", "img-other", "img-stale",
+                                      "img-suspended"]
         assert get(level="hardened") == []
         assert get(state="never-audited") == ["img-new"]
         assert get(state="incomplete") == ["img-incomplete"]
@@ -254,17 +261,17 @@ def test_pages_follow_the_filters(sqlite_catalogue: Catalogue) -> None:
             seen.append(shown(html))
             link = next_link(html)
         assert links == ["/", "/?offset=2", "/?offset=4", "/?offset=6"]
-        assert seen == [ALL[0:2], ALL[2:4], ALL[4:6], ALL[6:]]
+        assert seen == [ALL[0:2], ALL[2:4], ALL[4:6], ALL[6:8]]
 
         first = c.get("/?level=basic").text
         assert shown(first) == ["img-incomplete", "img-other"]
-        assert Page(first).root.find("p", id="count").text == "3 image(s) match; 1–2 shown."
+        assert Page(first).root.find("p", id="count").text == "4 image(s) match; 1–2 shown."
         assert next_link(first) == "/?level=basic&offset=2"
         second = c.get("/?level=basic&offset=2").text
-        assert shown(second) == ["img-suspended"]
+        assert shown(second) == ["img-stale", "img-suspended"]
         assert next_link(second) is None
         assert Page(second).root.find("a", rel="prev").attrs["href"] == "/?level=basic"
-        assert Page(second).root.find("p", id="count").text == "3 image(s) match; 3–3 shown."
+        assert Page(second).root.find("p", id="count").text == "4 image(s) match; 3–4 shown."
 
 
 @pytest.mark.parametrize(("image", "state", "label", "level", "scanned"), [
