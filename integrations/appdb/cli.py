@@ -147,10 +147,13 @@ def cmd_auditor_list(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps([k.model_dump() for k in keys], indent=2))
         return 0
-    for k in keys:
-        print(f"{k.auditor}  {k.key_id}  added {k.created}{'  REVOKED' if k.revoked else ''}")
     if not keys:
         print("no auditor keys registered", file=sys.stderr)
+        return 0
+    from imageaudit.report.table import write_table
+
+    write_table(sys.stdout, ("Auditor", "Key", "Added", "State"), (
+        (k.auditor, k.key_id, k.created, "revoked" if k.revoked else "active") for k in keys))
     return 0
 
 
