@@ -142,7 +142,7 @@ def test_sync_and_match_give_the_exact_pending_updates(
     assert list(result.pending) == EXPECTED
     assert result.problems == ()
     assert result.snapshot_age_days is not None and 2.99 < result.snapshot_age_days < 3.01
-    assert result.sources == ("debian:bookworm-security", "debian:bookworm-updates")
+    assert result.sources == ("debian:bookworm-security", "debian:bookworm-updates", "security")
 
 
 def test_scan_cli_wiring_accepts_the_feeds_option() -> None:
