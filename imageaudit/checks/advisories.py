@@ -97,7 +97,7 @@ def _package_result(
 
 def _no_feed(facts: Any, reasons: str = NO_FEED) -> str:
     keys = release_keys(getattr(facts, "os", None))
-    return f"{reasons}; {sync_hint(keys[0] if keys else None)}"
+    return f"{reasons}; {sync_hint(keys[-1] if keys else None)}"
 
 
 def _evaluated(facts: Any, vulns: Any, wanted: set[str]) -> list[FeedProblem]:

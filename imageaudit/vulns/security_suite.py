@@ -48,7 +48,7 @@ def sync_hint(release_key: str | None) -> str:
         command = f"imageaudit feeds sync --{kind} {name}"
     elif kind == "rpm":
         command = (f"imageaudit feeds sync --rpm-security {name}=URL (a repository of the "
-                   "release's security updates)")
+                   "release's security updates) or --osv with its OSV dump")
     elif kind == "alpine":
         command = f"imageaudit feeds sync --osv {OSV_DUMP.format(ecosystem='Alpine')}"
     else:
@@ -88,7 +88,9 @@ def _missing(facts: Any, snapshot: Snapshot, result: VulnerabilityFacts) -> str:
     if not keys:
         return ("the image names no release (no os-release ID and VERSION_ID), so no security "
                 "channel applies")
-    key = keys[0]
+    # rpm keys run from the point release (rocky-9.3) to the major one (rocky-9) that
+    # repositories are named after.
+    key = keys[-1] if keys[0].startswith("rpm:") else keys[0]
     if key.startswith("alpine:"):
         return f"Alpine has no separate security channel; {sync_hint(key)}"
     used = [f for f in snapshot.feeds if f.info in result.feeds]
