@@ -132,8 +132,10 @@ def _problem_result(problem: FeedProblem) -> CheckResult:
     )
 
 
+# needs packages: a package list cut short (or unparseable) must not pass as fully patched.
 @check_type(
-    "vulnerable_package_fixed", params_model=VulnerableParams, missing=MissingPolicy.ERROR
+    "vulnerable_package_fixed", params_model=VulnerableParams, missing=MissingPolicy.ERROR,
+    needs=("packages",),
 )
 def vulnerable_package_fixed(
     facts: Any, params: VulnerableParams, rule: Rule
