@@ -138,12 +138,17 @@ def test_rpm_repo_sync_and_match(tmp_path: Path, compression: str) -> None:
     assert result.problems == ()
 
 
-def test_rpm_repo_without_a_security_channel_names_the_sync_to_run(tmp_path: Path) -> None:
+def test_rpm_repo_without_a_security_channel_names_the_sync_to_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     www = tmp_path / "www"
     write_rpm_repo(www / "baseos", "gz")
     cache = tmp_path / "cache"
     with serve(www) as (url, _counts):
         assert run_cli("sync", "--dir", str(cache), "--rpm", f"rocky-9={url}/baseos") == 0
+    assert capsys.readouterr().err == (
+        "imageaudit: warning: this snapshot has no advisory source (a -security suite from "
+        "--debian/--ubuntu, --rpm-security, or --osv): scan cannot evaluate "
+        "vulnerable_package_fix_available with it\n")
     result = assess(RockyFacts(), cache)
     assert result.advisories == ()
     assert [(p.feed, p.message) for p in result.problems] == [(
