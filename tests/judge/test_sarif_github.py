@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -146,7 +147,8 @@ def test_rules_carry_githubs_help(root_sarif: tuple[Path, dict[str, Any]]) -> No
         assert rule["help"]["text"] and rule["help"]["markdown"], rule["id"]
         assert rule["name"] != rule["id"]
         assert rule["properties"]["tags"][0] == "security"
-        urls = [r for r in rule["properties"]["references"] if r.startswith("https://")]
+        urls = [u for ref in rule["properties"]["references"]
+                for u in re.findall(r"https?://\S+", ref)]
         if urls:
             assert rule["helpUri"] == urls[0]
             assert f"<{urls[0]}>" in rule["help"]["markdown"]
