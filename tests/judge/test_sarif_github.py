@@ -68,7 +68,7 @@ def results(sarif: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def artifact(result: dict[str, Any]) -> dict[str, Any]:
+def physical_location(result: dict[str, Any]) -> dict[str, Any]:
     location: dict[str, Any] = result["locations"][0]["physicalLocation"]
     return location
 
@@ -77,7 +77,7 @@ def test_every_result_has_a_location(root_sarif: tuple[Path, dict[str, Any]],
                                      image_sarif: tuple[Path, dict[str, Any]]) -> None:
     for _, sarif in (root_sarif, image_sarif):
         for result in results(sarif):
-            physical = artifact(result)
+            physical = physical_location(result)
             assert physical["artifactLocation"]["uri"], result
             assert physical["region"]["startLine"] >= 1, result
 
@@ -87,12 +87,11 @@ def test_a_finding_in_a_file_points_into_the_image(
 ) -> None:
     for _, sarif in (root_sarif, image_sarif):
         shadow = next(r for r in results(sarif) if r["ruleId"] == "permission_shadow_readable")
-        assert artifact(shadow)["artifactLocation"] == {"uri": "etc/shadow",
-                                                        "uriBaseId": "IMAGEROOT"}
+        in_shadow = {"uri": "etc/shadow", "uriBaseId": "IMAGEROOT"}
+        assert physical_location(shadow)["artifactLocation"] == in_shadow
         empty = next(r for r in results(sarif) if r["ruleId"] == "password_empty")
-        assert artifact(empty) == {"artifactLocation": {"uri": "etc/shadow",
-                                                        "uriBaseId": "IMAGEROOT"},
-                                   "region": {"startLine": 6}}
+        assert physical_location(empty) == {"artifactLocation": in_shadow,
+                                            "region": {"startLine": 6}}
     bases = root_sarif[1]["runs"][0]["originalUriBaseIds"]
     assert bases["IMAGEROOT"]["uri"] == (work / "weak-root").as_uri() + "/"
     bases = image_sarif[1]["runs"][0]["originalUriBaseIds"]
@@ -108,12 +107,12 @@ def test_a_finding_without_a_file_points_at_the_image(
 ) -> None:
     in_root = next(r for r in results(root_sarif[1]) if r["ruleId"] == rule_id)
     assert in_root["kind"] == "open"
-    assert artifact(in_root) == {"artifactLocation": {"uri": (work / "weak-root").as_uri()},
-                                 "region": {"startLine": 1}}
+    assert physical_location(in_root) == {
+        "artifactLocation": {"uri": (work / "weak-root").as_uri()}, "region": {"startLine": 1}}
     in_image = next(r for r in results(image_sarif[1]) if r["ruleId"] == rule_id)
-    assert artifact(in_image) == {"artifactLocation": {"uri": "build/weak.qcow2",
-                                                       "uriBaseId": "%SRCROOT%"},
-                                  "region": {"startLine": 1}}
+    assert physical_location(in_image) == {
+        "artifactLocation": {"uri": "build/weak.qcow2", "uriBaseId": "%SRCROOT%"},
+        "region": {"startLine": 1}}
 
 
 def test_fingerprints_follow_the_object_not_the_image(
