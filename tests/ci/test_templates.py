@@ -18,9 +18,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -34,7 +37,6 @@ from imageaudit.identity import sha512_file
 from imageaudit.signing import generate_keypair, load_private_key
 from tests.builders.container import docker_archive
 from tests.builders.example_tree import clean_scenario, weak_scenario
-from tests.scenario import write_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 ACTION = ROOT / "ci" / "github" / "action.yml"
@@ -89,13 +91,16 @@ def _base_env(tmp: Path, *, installed: bool = True) -> dict[str, str]:
     return env
 
 
-def _bash(script: str, cwd: Path, env: dict[str, str]) -> Ran:
+def _bash(script: str, cwd: Path, env: dict[str, str], user: int | None = None) -> Ran:
     # Both systems run a step as a bash script with -e and pipefail.
     path = cwd.parent / f"step-{len(list(cwd.parent.glob('step-*')))}.sh"
     path.write_text(script, encoding="utf-8")
+    # As another user (GitHub's runner user, not root) through setpriv, when asked.
+    as_user = [] if user is None else ["setpriv", f"--reuid={user}", f"--regid={user}",
+                                       "--clear-groups", "--"]
     proc = subprocess.run(
-        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(path)],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False,
+        [*as_user, "bash", "--noprofile", "--norc", "-eo", "pipefail", str(path)],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False,
     )
     return Ran(proc.returncode, proc.stdout, proc.stderr, cwd, env)
 
@@ -136,6 +141,7 @@ class Job:
     action_path: Path = ROOT / "ci" / "github"
     installed: bool = True
     extra_env: dict[str, str] = field(default_factory=dict)
+    user: int | None = None
     outputs: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
@@ -178,7 +184,7 @@ class Job:
         })
         env.update({k: self.value(v, inputs) for k, v in step.get("env", {}).items()})
         env.update(self.extra_env)
-        ran = _bash(step["run"], self.workspace, env)
+        ran = _bash(step["run"], self.workspace, env, self.user)
         lines = output.read_text(encoding="utf-8").splitlines() if output.exists() else []
         self.outputs[step["id"]] = dict(line.split("=", 1) for line in lines)
         return ran
@@ -574,14 +580,15 @@ def offline_pip() -> dict[str, str]:
     return offline_pip_env(wheelhouse())
 
 
-def _vulnerable_root(tmp_path: Path) -> tuple[Path, str]:
-    """A Debian root with a package an OSV record fixes, and the record directory."""
+def _vulnerable_image(tmp_path: Path) -> tuple[Path, str]:
+    """A Debian container archive with a package an OSV record fixes (a file any user reads,
+    its owners in its tar headers), and the ``feeds`` option of the record directory."""
     from tests.vulns.osv_data import ALL_RECORDS, BOOKWORM_TREE, write_dir
 
     # The clean example's accounts and services, BOOKWORM_TREE's release and packages.
-    root = write_tree({**clean_scenario(), **BOOKWORM_TREE}, tmp_path / "root")
+    image = docker_archive({**clean_scenario(), **BOOKWORM_TREE}, tmp_path / "image.tar")
     records = write_dir(tmp_path / "osv", ALL_RECORDS)
-    return root, f"--osv {records}"
+    return image, f"--osv {records}"
 
 
 def _vulnerable(report_path: Path) -> set[str]:
@@ -590,20 +597,45 @@ def _vulnerable(report_path: Path) -> set[str]:
             if f["rule_id"] == "vulnerable_package_fix_available" and f["status"] == "FAIL"}
 
 
+NOBODY = 65534
+
+
+@pytest.fixture
+def runner_home() -> Iterator[Path]:
+    """A directory the steps' user owns: ``nobody`` when the tests run as root (GitHub runs
+    jobs as its unprivileged ``runner`` user), else the tests' own user."""
+    base = Path(tempfile.mkdtemp(prefix="imageaudit-runner-"))
+    base.chmod(0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _hand_over(base: Path) -> int | None:
+    if os.getuid() != 0:
+        return None
+    subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(base)], check=True)
+    return NOBODY
+
+
 @pytest.mark.network
 @pytest.mark.slow
 def test_github_install_feeds_and_scan_steps_on_a_stock_runner(
-        tmp_path: Path, offline_pip: dict[str, str]) -> None:
+        runner_home: Path, offline_pip: dict[str, str]) -> None:
     from tests.builders.wheel import source_copy
 
+    tmp_path = runner_home
     action = _action()
     # The action as GitHub lays it out: the whole repository at the ref, the action inside.
     repo = source_copy(tmp_path / "actions" / "imageaudit" / "v1")
     workspace = _workspace(tmp_path)
-    root, feeds = _vulnerable_root(tmp_path)
-    inputs = _inputs(action, image=str(root), feeds=feeds, formats="markdown")
+    image, feeds = _vulnerable_image(tmp_path)
+    wheels = shutil.copytree(offline_pip["PIP_FIND_LINKS"], tmp_path / "wheelhouse")
+    inputs = _inputs(action, image=str(image), feeds=feeds, formats="markdown")
+    (tmp_path / "runner").mkdir()
+    (tmp_path / "home").mkdir()
+    user = _hand_over(tmp_path)
     job = Job(workspace, action_path=repo / "ci" / "github", installed=False,
-              extra_env=offline_pip)
+              extra_env={**offline_pip, "PIP_FIND_LINKS": str(wheels)}, user=user)
     for step_id in ("setup", "install", "feeds", "scan"):
         ran = job.run(_step(action, step_id), inputs)
         if step_id == "scan":
@@ -613,6 +645,7 @@ def test_github_install_feeds_and_scan_steps_on_a_stock_runner(
     # Blocked at basic? No: the pending security fix blocks standard, basic is reached.
     assert ran.code == 0, ran.stderr
     venv = Path(job.outputs["setup"]["venv"])
+    assert venv.stat().st_uid == (os.getuid() if user is None else user)
     assert (job.runner / "path").read_text(encoding="utf-8") == f"{venv / 'bin'}\n"
     assert _vulnerable(workspace / "imageaudit-report" / "imageaudit.json")
     # The installed imageaudit is the action's own, rules included.
@@ -652,11 +685,11 @@ def test_gitlab_install_and_scan_on_a_shared_runner(tmp_path: Path,
     _git("commit", "-qm", "release", cwd=repo)
     _git("tag", "v1", cwd=repo)
     workspace = _workspace(tmp_path)
-    root, feeds = _vulnerable_root(tmp_path)
+    image, feeds = _vulnerable_image(tmp_path)
     doc = _gitlab()
     env = _base_env(tmp_path, installed=False)
     ran = run_gitlab_job(doc, "imageaudit", workspace, {
-        **offline_pip, "PATH": env["PATH"], "IMAGEAUDIT_IMAGE": str(root),
+        **offline_pip, "PATH": env["PATH"], "IMAGEAUDIT_IMAGE": str(image),
         "IMAGEAUDIT_REPOSITORY": f"file://{repo}", "IMAGEAUDIT_FEEDS": feeds,
     }, installed=False)
     assert ran.code == 0, ran.stderr
