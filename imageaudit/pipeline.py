@@ -77,8 +77,8 @@ def gather_facts(spec: str, progress: bool = True, input_kind: str = AUTO,
 
 
 def default_rules_dir() -> Path:
-    """The rules shipped with imageaudit (``rules/`` beside the package)."""
-    return Path(__file__).resolve().parent.parent / "rules"
+    """The rule set shipped inside the package (``imageaudit/ruleset/``, package data)."""
+    return Path(__file__).resolve().parent / "ruleset"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Rules are data: one YAML file per rule, ``rules/<area>/<rule_id>.yaml``, validated at load.
+"""Rules are data: one YAML file per rule, ``ruleset/<area>/<rule_id>.yaml``, validated at load.
 
 The loader collects every problem of a rule tree before it refuses it, each message naming the
 file, so ``imageaudit rules validate DIR`` can list them all in one run.

@@ -3,7 +3,7 @@ systemd, rc scripts and shell profiles shaped like a dropper, the dynamic linker
 search path, backdoored authorized_keys, PAM stacks and modules, kernel modules loaded at boot,
 setuid helpers in odd places.
 
-The dropper shapes are data: ``rules/data/persistence-shapes.yaml``, validated at load (a
+The dropper shapes are data: ``ruleset/data/persistence-shapes.yaml``, validated at load (a
 repeated group or a back-reference is refused, so that every regex stays linear in the line).
 """
 
@@ -117,7 +117,7 @@ def load_shapes(path: Path) -> tuple[Shape, ...]:
 
 @functools.cache
 def default_shapes() -> tuple[Shape, ...]:
-    return load_shapes(Path(__file__).resolve().parents[2] / "rules" / "data" / SHAPES_FILE)
+    return load_shapes(Path(__file__).resolve().parents[1] / "ruleset" / "data" / SHAPES_FILE)
 
 
 def matching_shape(text: str, only: list[str] | None = None) -> Shape | None:
@@ -204,7 +204,7 @@ def persistence_commands(facts: Any, params: CommandsParams, rule: Rule) -> list
     """Fails once per line of the chosen places shaped like a dropper, and per such file
     others may write.
 
-    The shapes (``rules/data/persistence-shapes.yaml``): a download piped into a shell or
+    The shapes (``ruleset/data/persistence-shapes.yaml``): a download piped into a shell or
     made executable, a decoded payload run by a shell or an interpreter, reverse shells
     (``/dev/tcp``, ``nc -e``, ``socat exec:``, fifo to netcat, interpreter sockets), a
     program run from ``/tmp``, ``/var/tmp``, ``/dev/shm`` or a hidden directory, a miner, the

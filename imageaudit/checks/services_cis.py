@@ -1,7 +1,7 @@
 """Check types over the daemons of the CIS Debian 12 / RHEL 9 "server services" sections.
 
 - ``service_unneeded``: daemons a server image should not run at all, from a data table
-  (``rules/data/cis-services.yaml``) giving their unit names, severity and CIS sections.
+  (``ruleset/data/cis-services.yaml``) giving their unit names, severity and CIS sections.
 - ``cis_daemon_exposed``: daemons whose risk is in their configuration: what they listen on,
   whether they ask for a password, whether clients may write (rsync, squid, dovecot and
   Cyrus IMAP, CUPS, the mail transfer agents, dnsmasq, WebDAV and the file system root on

@@ -1,6 +1,6 @@
 """Collector ``secretscan``: secrets found by their shape in the text files of an image.
 
-Two kinds of match, both from ``rules/data/secret-patterns.yaml`` (validated at load, see
+Two kinds of match, both from ``ruleset/data/secret-patterns.yaml`` (validated at load, see
 :func:`load_patterns`):
 
 - **token**: a value whose shape names its issuer (a GitHub token starts ``ghp_``, an AWS key
@@ -377,8 +377,8 @@ class Patterns:
 
 
 def default_patterns_path() -> Path:
-    """``rules/data/secret-patterns.yaml`` of the source tree this package belongs to."""
-    return Path(__file__).resolve().parents[2] / "rules" / "data" / PATTERNS_FILE
+    """``data/secret-patterns.yaml`` of the rule set shipped in the package."""
+    return Path(__file__).resolve().parents[1] / "ruleset" / "data" / PATTERNS_FILE
 
 
 def load_patterns(path: Path) -> Patterns:

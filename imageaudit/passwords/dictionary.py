@@ -1,7 +1,7 @@
 """The password candidates: documented defaults, username-as-password, common weak passwords.
 
-``rules/data/default-passwords.yaml`` lists defaults documented by distributions, appliances
-and vendors, each with its ``source`` and ``reference``; ``rules/data/weak-passwords.txt``
+``ruleset/data/default-passwords.yaml`` lists defaults documented by distributions, appliances
+and vendors, each with its ``source`` and ``reference``; ``ruleset/data/weak-passwords.txt``
 lists the most common weak passwords, its provenance stated at the top. Both are validated
 at load (pydantic for the YAML) and a bad file is a :class:`PasswordDictionaryError`.
 """
@@ -94,8 +94,8 @@ def _dedupe(candidates: Iterable[Candidate]) -> tuple[Candidate, ...]:
 
 
 def default_data_dir() -> Path:
-    """``rules/data`` of the source tree this package belongs to."""
-    return Path(__file__).resolve().parents[2] / "rules" / "data"
+    """``data/`` of the rule set shipped in the package."""
+    return Path(__file__).resolve().parents[1] / "ruleset" / "data"
 
 
 def _read(path: Path) -> str:
@@ -153,5 +153,5 @@ def load_dictionary(data_dir: Path | None = None) -> PasswordDictionary:
     return PasswordDictionary(
         defaults=load_defaults(base / DEFAULTS_FILE),
         weak=load_weak(base / WEAK_FILE),
-        weak_reference=f"rules/data/{WEAK_FILE}",
+        weak_reference=f"ruleset/data/{WEAK_FILE}",
     )

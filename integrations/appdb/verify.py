@@ -38,7 +38,7 @@ class ReportInvalid(Exception):
 
 
 def shipped_levels_file() -> Path:
-    """``rules/levels.yaml`` of the installed imageaudit."""
+    """``ruleset/levels.yaml`` of the installed imageaudit."""
     from imageaudit.pipeline import default_rules_dir
 
     return default_rules_dir() / "levels.yaml"

@@ -372,7 +372,7 @@ def test_the_audit_key_follows_rules_and_force_audits_again(images: list[Path],
     assert summary(tmp_path)["images"][0]["cached"]
     # Other rules (one rule's text changed): the earlier result does not apply.
     rules = tmp_path / "rules"
-    shutil.copytree(ROOT / "rules", rules)
+    shutil.copytree(ROOT / "imageaudit" / "ruleset", rules)
     rule = next(rules.glob("*/password_empty.yaml"))
     rule.write_text(rule.read_text() + "\n# reviewed\n")
     assert run_batch(tmp_path, image, "--workers", "1", "--rules", str(rules)).returncode == 0

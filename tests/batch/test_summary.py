@@ -36,7 +36,7 @@ from imageaudit.batch.summary import (
 from imageaudit.certify import load_levels
 
 ROOT = Path(__file__).resolve().parents[2]
-LEVEL_NAMES = load_levels(ROOT / "rules" / "levels.yaml").names()
+LEVEL_NAMES = load_levels(ROOT / "imageaudit" / "ruleset" / "levels.yaml").names()
 SHA = "ab" * 64
 HOSTILE_CSV = "=cmd|' /C calc'!A0"
 HOSTILE_HTML = "<script>alert(1)</script>"

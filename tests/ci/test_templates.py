@@ -6,7 +6,11 @@ would (``${{ inputs.x }}`` in a GitHub step's ``env:``; GitLab ``variables:`` as
 and run with bash against a weak and a clean container archive. The job outcome (exit 3 for the
 weak image with ``--require basic``, 0 for the clean one) and the files each job would upload
 (SARIF, JUnit, HTML, markdown) are checked. The install step is skipped the way a user skips
-it: ``install: none`` / ``IMAGEAUDIT_INSTALL=none`` with ``.venv/bin`` on ``PATH``.
+it: ``install: none`` / ``IMAGEAUDIT_INSTALL=none`` with this tree's imageaudit on ``PATH``.
+The install steps run too, as written, on a runner with only the system's programs on ``PATH``:
+pip from the action's own checkout (``GITHUB_ACTION_PATH`` in a copy of this tree) or from a
+git repository tagged ``v1``, their dependencies from a local wheelhouse through pip's own
+environment variables; then the feeds step and the scan with what they installed.
 """
 
 from __future__ import annotations
@@ -14,9 +18,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
+import sys
+import tempfile
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -33,7 +41,8 @@ from tests.builders.example_tree import clean_scenario, weak_scenario
 ROOT = Path(__file__).resolve().parents[2]
 ACTION = ROOT / "ci" / "github" / "action.yml"
 GITLAB = ROOT / "ci" / "gitlab" / "imageaudit.gitlab-ci.yml"
-VENV_BIN = ROOT / ".venv" / "bin"
+# The environment running the tests: imageaudit of this tree, for install: none.
+VENV_BIN = Path(sys.executable).parent
 SARIF_SCHEMA = ROOT / "tests" / "data" / "schemas" / "sarif-2.1.0.json"
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 UPLOADED = ("imageaudit.sarif", "imageaudit.junit.xml", "imageaudit.html", "imageaudit.md",
@@ -62,26 +71,36 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-def _base_env(tmp: Path) -> dict[str, str]:
-    # A runner's environment: imageaudit on PATH (install skipped), a fresh home and caches.
+SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+
+
+def _base_env(tmp: Path, *, installed: bool = True) -> dict[str, str]:
+    """A runner's environment, a fresh home and caches; with ``installed``, imageaudit of this
+    tree on PATH (the install step skipped), else only the system's programs."""
     home = tmp / "home"
     home.mkdir(exist_ok=True)
-    return {
-        "PATH": f"{VENV_BIN}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+    env = {
+        "PATH": f"{VENV_BIN}:{SYSTEM_PATH}" if installed else SYSTEM_PATH,
         "HOME": str(home),
         "XDG_CACHE_HOME": str(home / ".cache"),
         "XDG_DATA_HOME": str(home / ".local" / "share"),
         "LANG": "C.UTF-8",
     }
+    if installed and "PYTHONPATH" in os.environ:
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]  # this tree, when the tests run from one
+    return env
 
 
-def _bash(script: str, cwd: Path, env: dict[str, str]) -> Ran:
+def _bash(script: str, cwd: Path, env: dict[str, str], user: int | None = None) -> Ran:
     # Both systems run a step as a bash script with -e and pipefail.
     path = cwd.parent / f"step-{len(list(cwd.parent.glob('step-*')))}.sh"
     path.write_text(script, encoding="utf-8")
+    # As another user (GitHub's runner user, not root) through setpriv, when asked.
+    as_user = [] if user is None else ["setpriv", f"--reuid={user}", f"--regid={user}",
+                                       "--clear-groups", "--"]
     proc = subprocess.run(
-        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(path)],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False,
+        [*as_user, "bash", "--noprofile", "--norc", "-eo", "pipefail", str(path)],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False,
     )
     return Ran(proc.returncode, proc.stdout, proc.stderr, cwd, env)
 
@@ -112,35 +131,72 @@ def _inputs(action: dict[str, Any], **given: str) -> dict[str, str]:
     return values
 
 
-def _github_value(value: object, inputs: dict[str, str]) -> str:
-    """Substitute ``${{ inputs.NAME }}`` as GitHub does; other expressions are not expected."""
+@dataclass
+class Job:
+    """A GitHub job running the action's steps one after another, as the runner would: each
+    step's outputs (``steps.ID.outputs.NAME``) and the directories it adds to ``GITHUB_PATH``
+    are seen by the steps after it."""
 
-    def one(match: re.Match[str]) -> str:
-        found = re.fullmatch(r"inputs\.([A-Za-z0-9_-]+)", match.group(1))
-        assert found, f"a shell step's env uses an expression the test cannot evaluate: {match[0]}"
-        return inputs[found.group(1)]
+    workspace: Path
+    action_path: Path = ROOT / "ci" / "github"
+    installed: bool = True
+    extra_env: dict[str, str] = field(default_factory=dict)
+    user: int | None = None
+    outputs: dict[str, dict[str, str]] = field(default_factory=dict)
 
-    return EXPRESSION.sub(one, str(value))
+    @property
+    def runner(self) -> Path:
+        return self.workspace.parent / "runner"
+
+    def value(self, value: object, inputs: dict[str, str]) -> str:
+        """Substitute ``${{ inputs.NAME }}``, ``${{ steps.ID.outputs.NAME }}`` and
+        ``${{ runner.temp }}`` as GitHub does (an output never set is empty)."""
+
+        def one(match: re.Match[str]) -> str:
+            expr = match.group(1)
+            if found := re.fullmatch(r"inputs\.([A-Za-z0-9_-]+)", expr):
+                return inputs[found.group(1)]
+            if found := re.fullmatch(r"steps\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)", expr):
+                return self.outputs.get(found.group(1), {}).get(found.group(2), "")
+            assert expr == "runner.temp", f"an expression the test cannot evaluate: {match[0]}"
+            return str(self.runner)
+
+        return EXPRESSION.sub(one, str(value))
+
+    def run(self, step: dict[str, Any], inputs: dict[str, str]) -> Ran:
+        assert step["shell"] == "bash"
+        # Inputs reach the script through env: only (no script injection through an input).
+        assert "${{" not in step["run"]
+        self.runner.mkdir(exist_ok=True)
+        output = self.runner / f"output-{step['id']}"
+        env = _base_env(self.workspace.parent, installed=self.installed)
+        added = self.runner / "path"
+        if added.exists():  # GITHUB_PATH: the last added comes first
+            dirs = added.read_text(encoding="utf-8").splitlines()[::-1]
+            env["PATH"] = ":".join([*dirs, env["PATH"]])
+        env.update({
+            "GITHUB_WORKSPACE": str(self.workspace),
+            "GITHUB_ACTION_PATH": str(self.action_path),
+            "GITHUB_OUTPUT": str(output),
+            "GITHUB_STEP_SUMMARY": str(self.runner / "summary.md"),
+            "GITHUB_PATH": str(added),
+            "RUNNER_TEMP": str(self.runner),
+        })
+        env.update({k: self.value(v, inputs) for k, v in step.get("env", {}).items()})
+        env.update(self.extra_env)
+        ran = _bash(step["run"], self.workspace, env, self.user)
+        lines = output.read_text(encoding="utf-8").splitlines() if output.exists() else []
+        self.outputs[step["id"]] = dict(line.split("=", 1) for line in lines)
+        return ran
 
 
 def run_github_step(step: dict[str, Any], inputs: dict[str, str], workspace: Path,
                     extra_env: dict[str, str] | None = None) -> Ran:
-    assert step["shell"] == "bash"
-    # Inputs reach the script through env: only (no script injection through an input).
-    assert "${{" not in step["run"]
-    runner = workspace.parent / "runner"
-    runner.mkdir(exist_ok=True)
-    env = _base_env(workspace.parent)
-    env.update({
-        "GITHUB_WORKSPACE": str(workspace),
-        "GITHUB_OUTPUT": str(runner / "output"),
-        "GITHUB_STEP_SUMMARY": str(runner / "summary.md"),
-        "GITHUB_PATH": str(runner / "path"),
-        "RUNNER_TEMP": str(runner),
-    })
-    env.update({k: _github_value(v, inputs) for k, v in step.get("env", {}).items()})
-    env.update(extra_env or {})
-    return _bash(step["run"], workspace, env)
+    """The action's ``setup`` step and then ``step``, in a new job."""
+    job = Job(workspace, extra_env=extra_env or {})
+    if step.get("id") != "setup":
+        assert job.run(_step(_action(), "setup"), inputs).code == 0
+    return job.run(step, inputs)
 
 
 def _outputs(ran: Ran) -> dict[str, str]:
@@ -248,8 +304,8 @@ def _job_script(doc: dict[str, Any], name: str) -> str:
 
 
 def run_gitlab_job(doc: dict[str, Any], name: str, workspace: Path,
-                   variables: dict[str, str]) -> Ran:
-    env = _base_env(workspace.parent)
+                   variables: dict[str, str], *, installed: bool = True) -> Ran:
+    env = _base_env(workspace.parent, installed=installed)
     env.update({
         "CI": "true",
         "CI_JOB_URL": "https://gitlab.example.org/group/project/-/jobs/42",
@@ -267,8 +323,13 @@ def test_gitlab_job_keeps_reports_whatever_the_outcome() -> None:
     doc = _gitlab()
     job = doc["imageaudit"]
     assert job["artifacts"]["when"] == "always"
-    assert job["artifacts"]["paths"] == ["$IMAGEAUDIT_OUT/"]
-    assert job["artifacts"]["reports"]["junit"] == "$IMAGEAUDIT_OUT/imageaudit.junit.xml"
+    # Literal paths: GitLab shows expose_as links in merge requests only for those.
+    assert job["artifacts"]["expose_as"] == "imageaudit report"
+    assert job["artifacts"]["paths"] == ["imageaudit-report/"]
+    assert job["artifacts"]["reports"] == {
+        "junit": "imageaudit-report/imageaudit.junit.xml",
+        "annotations": "imageaudit-report/annotations.json",
+    }
     publish = doc["imageaudit-publish"]
     assert publish["rules"] == [{
         "if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH && $IMAGEAUDIT_CATALOGUE_URL",
@@ -424,3 +485,217 @@ def test_template_files_are_the_ones_documented() -> None:
     for path in ("ci/github/action.yml", "ci/gitlab/imageaudit.gitlab-ci.yml"):
         assert path in guide
     assert os.access(VENV_BIN / "imageaudit", os.X_OK)
+
+
+# --- stock runners: no appliance, pip from the template's own ref, caches --------------------
+
+
+def test_templates_need_no_appliance() -> None:
+    # Stock runners (GitHub's ubuntu-latest, GitLab's shared runners) have no readable kernel
+    # image and no /dev/kvm: nothing of libguestfs is installed, nothing is bootstrapped.
+    for path in (ACTION, GITLAB):
+        text = path.read_text(encoding="utf-8")
+        for word in ("linux-image", "guestfs", "bootstrap", "sudo apt-get install"):
+            assert word not in text, f"{path.name} mentions {word}"
+    assert "linux-image" not in (ROOT / "ci" / "README.md").read_text(encoding="utf-8")
+    action = _action()
+    # The one package from the distribution, only when missing: the seccomp binding.
+    for script in (_step(action, "install")["run"], _job_script(_gitlab(), "imageaudit")):
+        (after,) = re.findall(r"apt-get install -y -q --no-install-recommends \\\n(.*)\n", script)
+        assert "python3-seccomp" in after.split()
+    assert action["inputs"]["install"]["default"] == "pip"
+    assert action["inputs"]["pip-spec"]["default"] == ""
+    assert _gitlab()["variables"]["IMAGEAUDIT_INSTALL"] == "pip"
+    assert _gitlab()["variables"]["IMAGEAUDIT_REF"] == "v1"
+
+
+def test_github_caches_the_environment_and_the_feeds() -> None:
+    action = _action()
+    caches = [s for s in action["runs"]["steps"] if s.get("uses", "").startswith("actions/cache@")]
+    venv, feeds = caches
+    assert venv["if"] == "inputs.install == 'pip'"
+    assert venv["with"]["path"].splitlines() == ["${{ steps.setup.outputs.venv }}",
+                                            "${{ steps.setup.outputs.pip-cache }}"]
+    # Keyed on the content of the action's own imageaudit: @v1 never gets main's environment.
+    assert "${{ steps.setup.outputs.install-hash }}" in venv["with"]["key"]
+    assert feeds["if"] == "inputs.feeds != ''"
+    assert feeds["with"]["key"].endswith("-${{ steps.setup.outputs.date }}")
+    assert feeds["with"]["path"] == "${{ steps.setup.outputs.cache-home }}/imageaudit/feeds"
+    install = _step(action, "install")
+    assert install["env"]["PIP_CACHE_DIR"] == "${{ steps.setup.outputs.pip-cache }}"
+    assert install["env"]["IMAGEAUDIT_CACHE_HIT"] == "${{ steps.venv-cache.outputs.cache-hit }}"
+
+
+def test_gitlab_caches_pip_and_the_feeds_where_the_jobs_write_them() -> None:
+    doc = _gitlab()
+    caches = doc[".imageaudit-install"]["cache"]
+    assert [c["paths"] for c in caches] == [[".imageaudit-cache/pip/"],
+                                            [".imageaudit-cache/imageaudit/feeds/"]]
+    assert "$IMAGEAUDIT_REF" in caches[0]["key"]
+    script = _job_script(doc, "imageaudit")
+    assert 'export XDG_CACHE_HOME="$CI_PROJECT_DIR/.imageaudit-cache"' in script
+    assert 'dir="$XDG_CACHE_HOME/imageaudit/feeds"' in script
+
+
+def test_github_names_are_unique_in_a_matrix_over_images(tmp_path: Path) -> None:
+    action = _action()
+    steps = {s["name"]: s for s in action["runs"]["steps"]}
+    assert steps["Attach the reports"]["with"]["name"] == "${{ steps.setup.outputs.artifact-name }}"
+    assert steps["Upload SARIF to code scanning"]["with"]["category"] == (
+        "${{ steps.setup.outputs.sarif-category }}")
+    matrix = [{"image": "build/debian-12.qcow2"}, {"image": "build/alma-9.qcow2"},
+              {"image": "image.qcow2", "artifact": "image-amd64"},
+              {"image": "image.qcow2", "artifact": "image-arm64"}]
+    names = []
+    for number, given in enumerate(matrix):
+        (tmp_path / str(number)).mkdir()
+        job = Job(_workspace(tmp_path / str(number)))
+        ran = job.run(_step(action, "setup"), _inputs(action, **given))
+        assert ran.code == 0, ran.stderr
+        names.append((job.outputs["setup"]["artifact-name"],
+                      job.outputs["setup"]["sarif-category"]))
+    assert names == [
+        ("imageaudit-build-debian-12.qcow2", "imageaudit-build-debian-12.qcow2"),
+        ("imageaudit-build-alma-9.qcow2", "imageaudit-build-alma-9.qcow2"),
+        ("imageaudit-image-amd64-image.qcow2", "imageaudit-image-amd64-image.qcow2"),
+        ("imageaudit-image-arm64-image.qcow2", "imageaudit-image-arm64-image.qcow2"),
+    ]
+    given = _inputs(action, image="x.qcow2", artifact_name="mine", sarif_category="cat")
+    (tmp_path / "given").mkdir()
+    job = Job(_workspace(tmp_path / "given"))
+    assert job.run(_step(action, "setup"), given).code == 0
+    assert (job.outputs["setup"]["artifact-name"], job.outputs["setup"]["sarif-category"]) == (
+        "mine", "cat")
+
+
+# The install steps run as written: pip from the template's own ref, into a new environment,
+# with the dependencies from a local wheelhouse (pip's own environment variables), then the
+# feeds step and the scan with only what was installed on PATH.
+
+
+@pytest.fixture(scope="module")
+def offline_pip() -> dict[str, str]:
+    from tests.builders.wheel import offline_pip_env, wheelhouse
+
+    return offline_pip_env(wheelhouse())
+
+
+def _vulnerable_image(tmp_path: Path) -> tuple[Path, str]:
+    """A Debian container archive with a package an OSV record fixes (a file any user reads,
+    its owners in its tar headers), and the ``feeds`` option of the record directory."""
+    from tests.vulns.osv_data import ALL_RECORDS, BOOKWORM_TREE, write_dir
+
+    # The clean example's accounts and services, BOOKWORM_TREE's release and packages.
+    image = docker_archive({**clean_scenario(), **BOOKWORM_TREE}, tmp_path / "image.tar")
+    records = write_dir(tmp_path / "osv", ALL_RECORDS)
+    return image, f"--osv {records}"
+
+
+def _vulnerable(report_path: Path) -> set[str]:
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    return {f["resource"] for f in report["findings"]
+            if f["rule_id"] == "vulnerable_package_fix_available" and f["status"] == "FAIL"}
+
+
+NOBODY = 65534
+
+
+@pytest.fixture
+def runner_home() -> Iterator[Path]:
+    """A directory the steps' user owns: ``nobody`` when the tests run as root (GitHub runs
+    jobs as its unprivileged ``runner`` user), else the tests' own user."""
+    base = Path(tempfile.mkdtemp(prefix="imageaudit-runner-"))
+    base.chmod(0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _hand_over(base: Path) -> int | None:
+    if os.getuid() != 0:
+        return None
+    subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(base)], check=True)
+    return NOBODY
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_github_install_feeds_and_scan_steps_on_a_stock_runner(
+        runner_home: Path, offline_pip: dict[str, str]) -> None:
+    from tests.builders.wheel import source_copy
+
+    tmp_path = runner_home
+    action = _action()
+    # The action as GitHub lays it out: the whole repository at the ref, the action inside.
+    repo = source_copy(tmp_path / "actions" / "imageaudit" / "v1")
+    workspace = _workspace(tmp_path)
+    image, feeds = _vulnerable_image(tmp_path)
+    wheels = shutil.copytree(offline_pip["PIP_FIND_LINKS"], tmp_path / "wheelhouse")
+    inputs = _inputs(action, image=str(image), feeds=feeds, formats="markdown")
+    (tmp_path / "runner").mkdir()
+    (tmp_path / "home").mkdir()
+    user = _hand_over(tmp_path)
+    job = Job(workspace, action_path=repo / "ci" / "github", installed=False,
+              extra_env={**offline_pip, "PIP_FIND_LINKS": str(wheels)}, user=user)
+    for step_id in ("setup", "install", "feeds", "scan"):
+        ran = job.run(_step(action, step_id), inputs)
+        if step_id == "scan":
+            break
+        assert ran.code == 0, f"{step_id}: {ran.stderr}"
+    assert "Traceback" not in ran.stderr
+    # Blocked at basic? No: the pending security fix blocks standard, basic is reached.
+    assert ran.code == 0, ran.stderr
+    venv = Path(job.outputs["setup"]["venv"])
+    assert venv.stat().st_uid == (os.getuid() if user is None else user)
+    assert (job.runner / "path").read_text(encoding="utf-8") == f"{venv / 'bin'}\n"
+    assert _vulnerable(workspace / "imageaudit-report" / "imageaudit.json")
+    # The installed imageaudit is the action's own, rules included.
+    where = subprocess.run([str(venv / "bin" / "python"), "-c",
+                            "import imageaudit.pipeline as p; print(p.default_rules_dir())"],
+                           capture_output=True, text=True, check=True, cwd=tmp_path,
+                           env={"PATH": SYSTEM_PATH})
+    assert Path(where.stdout.strip()).is_relative_to(venv)
+
+    # The next run of the job: the cached environment is used as it is, the feeds are not
+    # synced again on the same day.
+    assert job.run(_step(action, "setup"), inputs).code == 0
+    job.outputs["venv-cache"] = {"cache-hit": "true"}
+    again = job.run(_step(action, "install"), inputs)
+    assert again.code == 0, again.stderr
+    assert "the cached environment is this action's imageaudit" in again.stdout
+    again = job.run(_step(action, "feeds"), inputs)
+    assert again.code == 0, again.stderr
+    assert "feeds synced today" in again.stdout
+
+
+def _git(*args: str, cwd: Path) -> None:
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
+                   cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_gitlab_install_and_scan_on_a_shared_runner(tmp_path: Path,
+                                                    offline_pip: dict[str, str]) -> None:
+    from tests.builders.wheel import source_copy
+
+    # A repository with the release tag the template installs (IMAGEAUDIT_REF: v1).
+    repo = source_copy(tmp_path / "imageaudit.git")
+    _git("init", "-q", cwd=repo)
+    _git("add", "-A", cwd=repo)
+    _git("commit", "-qm", "release", cwd=repo)
+    _git("tag", "v1", cwd=repo)
+    workspace = _workspace(tmp_path)
+    image, feeds = _vulnerable_image(tmp_path)
+    doc = _gitlab()
+    env = _base_env(tmp_path, installed=False)
+    ran = run_gitlab_job(doc, "imageaudit", workspace, {
+        **offline_pip, "PATH": env["PATH"], "IMAGEAUDIT_IMAGE": str(image),
+        "IMAGEAUDIT_REPOSITORY": f"file://{repo}", "IMAGEAUDIT_FEEDS": feeds,
+    }, installed=False)
+    assert ran.code == 0, ran.stderr
+    assert "Traceback" not in ran.stderr
+    assert ran.stdout.splitlines()[0] == "imageaudit 0.1.0"
+    assert _vulnerable(workspace / "imageaudit-report" / "imageaudit.json")
+    # What GitLab caches is where the job wrote it.
+    for cached in doc[".imageaudit-install"]["cache"]:
+        assert (workspace / cached["paths"][0]).is_dir(), cached

@@ -200,7 +200,7 @@ def demo_report() -> Any:
     return scan_facts(
         demo_facts(),
         load_rules(JUDGE_RULES, registry),
-        load_levels(Path(__file__).resolve().parents[2] / "rules" / "levels.yaml"),
+        load_levels(Path(__file__).resolve().parents[2] / "imageaudit" / "ruleset" / "levels.yaml"),
         (
             Waiver(
                 "image_read_completely",

@@ -14,7 +14,7 @@ from imageaudit.rules import load_rules
 from imageaudit.waivers import Waiver
 from tests.judge.helpers import NOW, demo_accounts, judge_registry, make_facts, rule_doc, write_rule
 
-REPO_LEVELS = Path(__file__).resolve().parents[2] / "rules" / "levels.yaml"
+REPO_LEVELS = Path(__file__).resolve().parents[2] / "imageaudit" / "ruleset" / "levels.yaml"
 PW = {"type": "default_password", "params": {"passwords": ["admin"]}}
 
 

@@ -10,7 +10,7 @@ from imageaudit.model import Severity
 from imageaudit.rules import RuleSetError, load_rules, validate_rules
 from tests.judge.helpers import DefaultPasswordParams, judge_registry, rule_doc, write_rule
 
-REPO_RULES = Path(__file__).resolve().parents[2] / "rules"
+REPO_RULES = Path(__file__).resolve().parents[2] / "imageaudit" / "ruleset"
 
 
 def test_valid_rule_loads_with_typed_params(tmp_path: Path) -> None:

@@ -137,7 +137,7 @@ def test_candidate_order_and_origins(lib: LibXCrypt, dictionary: PasswordDiction
     assert (weak.status, weak.origin, weak.reference) == (
         "match",
         "common weak password",
-        "rules/data/weak-passwords.txt",
+        "ruleset/data/weak-passwords.txt",
     )
 
 

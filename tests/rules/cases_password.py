@@ -173,7 +173,7 @@ case(
     accounts([("bob", 1000, BASH, crypt("password", "ab"))]),
     resources={"bob"},
     message="User `bob` has the weak password `password`, a common password in "
-    "rules/data/weak-passwords.txt (/etc/shadow line 2)",
+    "ruleset/data/weak-passwords.txt (/etc/shadow line 2)",
     name="des",
 )
 case(

@@ -28,7 +28,7 @@ from imageaudit.openers.directory import DirectoryFS
 from imageaudit.rules import RuleSet, load_rules
 from tests.scenario import Scenario, write_tree
 
-RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
+RULES_DIR = Path(__file__).resolve().parents[2] / "imageaudit" / "ruleset"
 
 
 @dataclass(frozen=True)
