@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import sys
 import threading
 import time
@@ -43,6 +44,7 @@ from imageaudit.rules import RuleSet, load_rules
 from imageaudit.waivers import Waiver, load_waivers
 
 AfterStep = Callable[[CollectContext, Facts], Facts]
+LOG = logging.getLogger(__name__)
 
 
 def gather_facts(spec: str, progress: bool | Progress = True, input_kind: str = AUTO,
@@ -64,6 +66,7 @@ def gather_facts(spec: str, progress: bool | Progress = True, input_kind: str = 
         tracker.step("opening the image")
         fs = open_image(spec, input_kind, opener)
         timings = {"open": time.perf_counter() - t0}
+        LOG.debug("%s: opened in %.2f s: %s", spec, timings["open"], fs.info.details)
         for key, value in fs.info.details.items():
             if key.endswith("_s") and isinstance(value, (int, float)):
                 timings[f"open.{key[:-2]}"] = float(value)
@@ -72,6 +75,7 @@ def gather_facts(spec: str, progress: bool | Progress = True, input_kind: str = 
         finally:
             fs.close()
         facts.timings["total"] = round(time.perf_counter() - t0, 4)
+        LOG.debug("%s: timings %s", spec, facts.timings)
         if own:
             tracker.finish("facts gathered")
     finally:

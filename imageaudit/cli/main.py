@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from imageaudit import __version__
 from imageaudit.cli.options import add_open_options, add_trivy_options
@@ -59,22 +60,41 @@ def cmd_facts(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _InOrder(argparse._AppendAction):
+    """Appends like ``append`` and also keeps ``--format`` and ``-o`` in command-line order,
+    so that each ``-o`` takes the ``--format`` given before it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        super().__call__(parser, namespace, values, option_string)
+        order = list(getattr(namespace, "output_order", None) or [])
+        order.append((self.dest, values))
+        namespace.output_order = order
+
+
 def _scan_outputs(args: argparse.Namespace) -> tuple[list[tuple[str, str | None]], list[str]]:
     """The (format, file) pairs and the ``--output-dir`` formats the options ask for.
 
-    The n-th ``--format`` goes with the n-th ``-o``; an ``-o`` without one takes the format its
-    suffix names; a ``--format`` without ``-o`` goes to stdout, or into ``--output-dir``.
+    Each ``-o`` takes the first ``--format`` given before it and not yet taken; an ``-o``
+    without one takes the format its suffix names; a ``--format`` left without ``-o`` goes
+    to stdout, or into ``--output-dir``.
     """
-    from imageaudit.report.outputs import pair_outputs
+    from imageaudit.report.outputs import infer_format
 
-    formats: list[str] = args.format or []
-    targets: list[str] = args.output or []
-    try:
-        paired = pair_outputs(formats[: len(targets)], targets)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    rest = list(dict.fromkeys(formats[len(targets):]))
-    pairs: list[tuple[str, str | None]] = list(paired)
+    pending: list[str] = []
+    pairs: list[tuple[str, str | None]] = []
+    for dest, value in getattr(args, "output_order", None) or []:
+        if dest == "format":
+            pending.append(value)
+            continue
+        if pending:
+            pairs.append((pending.pop(0), value))
+            continue
+        try:
+            pairs.append((infer_format(value), value))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    rest = list(dict.fromkeys(pending))
     if args.output_dir:
         return pairs, rest or ["json"]
     pairs.extend((fmt, None) for fmt in rest)
@@ -235,13 +255,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "audited reaches none)")
     p.add_argument(
         "--format",
-        action="append",
+        action=_InOrder,
         choices=["text", "json", "jsonl", "sarif", "junit", "html", "markdown"],
         help="output format (default: text on stdout, or what -o's suffix names); repeat "
              "with -o for several outputs",
     )
-    p.add_argument("-o", "--output", action="append", metavar="FILE",
-                   help="file for the matching --format (- for stdout); its format is "
+    p.add_argument("-o", "--output", action=_InOrder, metavar="FILE",
+                   help="file for the --format before it (- for stdout); its format is "
                         "inferred from the suffix when no --format goes with it; with several "
                         "images, one file per image named by image")
     p.add_argument("--output-dir", metavar="DIR",

@@ -43,14 +43,6 @@ def infer_format(target: str) -> str:
     return fmt
 
 
-def pair_outputs(formats: Sequence[str], targets: Sequence[str]) -> list[tuple[str, str]]:
-    """(format, target) pairs: the n-th ``--format`` with the n-th ``-o``; an ``-o`` without its
-    ``--format`` takes the format its suffix names; a ``--format`` without ``-o`` is stdout."""
-    pairs = [(fmt, targets[i] if i < len(targets) else STDOUT) for i, fmt in enumerate(formats)]
-    pairs.extend((infer_format(t), t) for t in targets[len(formats):])
-    return pairs
-
-
 def image_name(spec: str) -> str:
     """A file-name-safe name for the image ``spec`` (``out/example-good.qcow2`` ->
     ``example-good``, ``docker://debian:12`` -> ``debian_12``)."""
@@ -191,5 +183,5 @@ def _join_sarif(logs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 __all__ = [
     "FORMAT_OF_SUFFIX", "STDOUT", "SUFFIX_OF_FORMAT", "Finished", "OutputWriter",
-    "image_name", "infer_format", "pair_outputs", "unique_names",
+    "image_name", "infer_format", "unique_names",
 ]
