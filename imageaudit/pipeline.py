@@ -320,7 +320,7 @@ def scan_images(specs: Sequence[str], outputs: Sequence[tuple[str, str | None]],
                       else audit_here(spec, judge, options, progress))
             audited.append(result)
             if result.data is None:
-                progress.finish("not audited")
+                progress.finish(None)  # the error says it
                 print(f"imageaudit: error: {result.error}", file=sys.stderr)
                 continue
             progress.step("writing reports")

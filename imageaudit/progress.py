@@ -46,7 +46,7 @@ class Progress:
 
     def start(self, image: str) -> None:
         """A new image: its clock starts now."""
-        self.image = image
+        self.image = _printable(image)
         self.current = ""
         self._image_start = time.monotonic()
         self._step_start = self._image_start
@@ -57,7 +57,7 @@ class Progress:
 
     def step(self, what: str) -> None:
         """The image's work moved on to ``what`` (e.g. ``gathering facts: accounts``)."""
-        self.current = what
+        self.current = what = _printable(what)
         self._step_start = time.monotonic()
         LOG.debug("%s: %s (%.1f s)", self.image, what, self.elapsed)
         if self.listener is not None:
@@ -66,11 +66,12 @@ class Progress:
             return
         self._line(f"{self.image}: {what}")
 
-    def finish(self, outcome: str) -> None:
-        """The image is done (``outcome``: what came of it); the live line goes away."""
+    def finish(self, outcome: str | None) -> None:
+        """The image is done (``outcome``: what came of it, ``None`` when an error says it);
+        the live line goes away."""
         self._stop_live()
-        LOG.debug("%s: %s after %.1f s", self.image, outcome, self.elapsed)
-        if self.enabled and self._console is None:
+        LOG.debug("%s: %s after %.1f s", self.image, outcome or "stopped", self.elapsed)
+        if self.enabled and self._console is None and outcome is not None:
             self._line(f"{self.image}: {outcome} after {self.elapsed:.1f} s")
 
     def note(self, text: Text) -> None:
@@ -102,6 +103,11 @@ class Progress:
             no_wrap=True, overflow="ellipsis",
         )
         return Spinner("dots", text=line)
+
+
+def _printable(text: str) -> str:
+    """``text`` on one line: a newline in an image's name must not forge a progress line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _is_terminal(stream: TextIO) -> bool:

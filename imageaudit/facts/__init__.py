@@ -156,7 +156,7 @@ def collect_facts(
     for extra in after:
         t0 = time.perf_counter()
         name = getattr(extra, "__name__", "step")
-        step(f"gathering facts: {name}")
+        step(f"gathering facts: {name.removeprefix('run_')}")
         facts = extra(ctx, facts)
         facts.timings[f"after.{name}"] = round(
             time.perf_counter() - t0, 4)

@@ -149,7 +149,7 @@ def test_timeout_stops_the_image_and_names_the_step(roots: Path, tmp_path: Path)
     assert time.monotonic() - start < 120
     assert done.returncode == 3  # no level reached: it blocks --require
     assert diagnostics(done.stderr) == [
-        "imageaudit: error: good: timed out after 20 s while gathering facts: trivy; the "
+        "imageaudit: error: good: timed out after 20 s while gathering facts: trivy_scan; the "
         "audit was stopped and nothing was certified"]
     assert "good: gathering facts: accounts" in progress_lines(done.stderr)
     assert not (tmp_path / "good.json").exists()
@@ -171,7 +171,7 @@ def test_timeout_leaves_a_quick_image_as_it_was(roots: Path) -> None:
 def test_debug_logs_through_logging(roots: Path) -> None:
     done = imageaudit("scan", "good", "--debug", "--format", "json", cwd=roots)
     assert done.returncode == 0, done.stderr
-    logged = [ln.split(" ", 3)[2:] for ln in diagnostics(done.stderr) if " DEBUG " in ln]
+    logged = [ln.split(" ", 4)[2:] for ln in diagnostics(done.stderr) if " DEBUG " in ln]
     assert ["DEBUG", "imageaudit.progress:"] in [ln[:2] for ln in logged]
     assert any(ln[1] == "imageaudit.pipeline:" and ln[2].startswith("good: opened in ")
                for ln in logged)
@@ -182,4 +182,4 @@ def test_facts_timeout_and_inferred_format(roots: Path, tmp_path: Path) -> None:
     out = tmp_path / "facts.json"
     done = imageaudit("facts", "good", "-o", out, "--timeout", "300", "-q", cwd=roots)
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
-    assert json.loads(out.read_text())["os"]["id"] == "debian"
+    assert json.loads(out.read_text())["os"]["id"]["value"] == "debian"
