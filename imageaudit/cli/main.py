@@ -167,8 +167,9 @@ SCAN_OUTPUTS_HELP = """\
 outputs:
   The report goes to stdout (text by default); progress, the summary and errors go to
   stderr, so `imageaudit scan IMAGE > report.txt` or `| grep` see the report alone.
-  -o FILE writes a format to FILE instead (.json .jsonl .sarif .xml=junit .html .md .txt
-  name the format when --format does not). Each image's files are written as it finishes.
+  -o FILE writes the --format given before it to FILE instead (without one, the suffix
+  names it: .json .jsonl .sarif .xml=junit .html .md .txt). Each image's files are written
+  as soon as that image is done; one image's json on stdout is its report object.
   Several images: -o scan.sarif writes scan.IMAGE.sarif per image (IMAGE: the file name
   without its suffix, e.g. scan.example-good.sarif), except jsonl (one file, a line per
   image); on stdout, json is one JSON array of the reports, jsonl one report per line,
