@@ -60,6 +60,11 @@ def _relay(stream: IO[bytes], progress: Progress) -> None:
 
 
 def _kill_session(pid: int) -> None:
+    """SIGKILL ``pid``, every process below it, also those in sessions of their own (trivy,
+    the direct reader, qemu start their own), and what is left in its session."""
+    from imageaudit.openers.kvm import kill_tree
+
+    kill_tree(pid)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
 
