@@ -183,3 +183,12 @@ def test_facts_timeout_and_inferred_format(roots: Path, tmp_path: Path) -> None:
     done = imageaudit("facts", "good", "-o", out, "--timeout", "300", "-q", cwd=roots)
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
     assert json.loads(out.read_text())["os"]["id"]["value"] == "debian"
+
+
+def test_each_o_takes_the_format_given_before_it(roots: Path, tmp_path: Path) -> None:
+    done = imageaudit("scan", "good", "-o", tmp_path / "a.sarif", "--format", "junit",
+                      "-o", tmp_path / "junit.out", "--format", "markdown", "-q", cwd=roots)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "a.sarif").read_text())["version"] == "2.1.0"
+    assert (tmp_path / "junit.out").read_text().startswith("<?xml")
+    assert done.stdout.startswith("#")  # the markdown, given no -o
