@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.text import Text
 
 from imageaudit.certify import Levels, load_levels
 from imageaudit.engine import scan_facts
-from imageaudit.errors import EXIT_BLOCKED, EXIT_INTERNAL, EXIT_OK, UsageError
+from imageaudit.errors import (
+    EXIT_BLOCKED,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    describe_user_error,
+)
 from imageaudit.facts import Facts, collect_facts
 from imageaudit.facts.base import CollectContext
 from imageaudit.findings import Report
@@ -28,51 +36,54 @@ from imageaudit.malware.yarascan import CompiledRules, YaraRulesError, attach_ya
 from imageaudit.model import Status
 from imageaudit.openers import AUTO, open_image
 from imageaudit.openers.detect import is_daemon_input
+from imageaudit.progress import Progress
 from imageaudit.report import render
+from imageaudit.report.outputs import STDOUT, Finished, OutputWriter
 from imageaudit.report.text import print_report
 from imageaudit.rules import RuleSet, load_rules
 from imageaudit.waivers import Waiver, load_waivers
 
 AfterStep = Callable[[CollectContext, Facts], Facts]
+LOG = logging.getLogger(__name__)
 
 
-@contextlib.contextmanager
-def _status(console: Console | None, message: str) -> Iterator[None]:
-    if console is None:
-        yield
-        return
-    with console.status(message, spinner="dots"):
-        yield
-
-
-def gather_facts(spec: str, progress: bool = True, input_kind: str = AUTO,
+def gather_facts(spec: str, progress: bool | Progress = True, input_kind: str = AUTO,
                  opener: str = AUTO, after: Sequence[AfterStep] = ()) -> Facts:
     """Open ``spec`` read-only, run every collector, close it; timings per phase included.
 
-    ``input_kind`` is ``auto`` (detect) or the kind the user chose (``--input-kind``);
-    ``opener`` how a VM disk is read (``--opener``); ``after`` the steps that still need the
-    open image once the facts are collected (``--ioc``, ``--yara``).
+    ``progress`` shows the sub-steps on stderr (``True``), or hands them to the run's
+    :class:`Progress`; ``input_kind`` is ``auto`` (detect) or the kind the user chose
+    (``--input-kind``); ``opener`` how a VM disk is read (``--opener``); ``after`` the steps
+    that still need the open image once the facts are collected (``--ioc``, ``--yara``).
     """
-    console = Console(stderr=True) if progress else None
-    t0 = time.perf_counter()
-    with _status(console, f"Opening {spec}"):
-        fs = open_image(spec, input_kind, opener)
-    timings = {"open": time.perf_counter() - t0}
-    for key, value in fs.info.details.items():
-        if key.endswith("_s") and isinstance(value, (int, float)):
-            timings[f"open.{key[:-2]}"] = float(value)
+    own = not isinstance(progress, Progress)
+    tracker = Progress(enabled=bool(progress)) if own else progress
+    assert isinstance(tracker, Progress)
+    if own:
+        tracker.start(spec)
     try:
-        with _status(console, f"Collecting facts from {spec}"):
-            facts = collect_facts(fs, timings=timings, after=after)
+        t0 = time.perf_counter()
+        tracker.step("opening the image")
+        fs = open_image(spec, input_kind, opener)
+        timings = {"open": time.perf_counter() - t0}
+        LOG.debug("%s: opened in %.2f s: %s", spec, timings["open"], fs.info.details)
+        for key, value in fs.info.details.items():
+            if key.endswith("_s") and isinstance(value, (int, float)):
+                timings[f"open.{key[:-2]}"] = float(value)
+        try:
+            facts = collect_facts(fs, timings=timings, after=after, on_step=tracker.step)
+        finally:
+            fs.close()
+        facts.timings["total"] = round(time.perf_counter() - t0, 4)
+        LOG.debug("%s: timings %s", spec, facts.timings)
+        if own:
+            tracker.finish("facts gathered")
     finally:
-        fs.close()
-    facts.timings["total"] = round(time.perf_counter() - t0, 4)
+        if own:
+            tracker.close()
     # Notes are warnings (a TCG fallback, a second OS left unaudited): shown even with -q.
-    notes_console = console or Console(stderr=True)
     for note in facts.image.notes:
-        # One line each (no wrapping at 80 columns in CI logs); image text is not markup.
-        notes_console.print(Text.assemble(("note:", "yellow"), " ", note), soft_wrap=True,
-                            highlight=False)
+        tracker.note(Text.assemble(("note:", "yellow"), " ", note))
     return facts
 
 
@@ -101,6 +112,9 @@ class ScanOptions:
     trivy: bool = False
     trivy_cache: Path | None = None
     trivy_timeout: float | None = None  # seconds per image; trivy_scan's default when None
+    # The whole audit of one image (``--timeout``): it then runs in a process of its own.
+    timeout: float | None = None
+    debug: bool = False  # ``--debug``: the child process logs at DEBUG too
 
 
 @dataclass(frozen=True)
@@ -160,44 +174,43 @@ def _trivy_steps(spec: str, options: ScanOptions) -> tuple[AfterStep, ...]:
                        timeout=options.trivy_timeout or DEFAULT_TIMEOUT),)
 
 
-def scan_one(spec: str, judge: Judge, options: ScanOptions, source: str | None = None) -> Report:
+def scan_one(spec: str, judge: Judge, options: ScanOptions, source: str | None = None,
+             progress: Progress | None = None) -> Report:
     """Open, collect, judge and certify one image.
 
     The image file is hashed in a thread while its facts are collected: hashing releases the
     GIL, and a VM disk is parsed in a child process, so the two overlap. ``source`` is what
     the report names the image by when that is not ``spec`` (a batch names a fetched image by
-    its URL, not by its place in the cache).
+    its URL, not by its place in the cache); ``progress`` hears each sub-step.
     """
+    tracker = progress or Progress(enabled=False)
     daemon = is_daemon_input(spec, options.input_kind)
     stop = threading.Event()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="imageaudit-hash") as pool:
         hashing = None if daemon else pool.submit(identify_image, spec, source, stop=stop)
         try:
-            facts = gather_facts(spec, progress=options.progress, input_kind=options.input_kind,
+            facts = gather_facts(spec, progress=tracker, input_kind=options.input_kind,
                                  opener=options.opener,
                                  after=(*judge.after_steps(), *_trivy_steps(spec, options)))
         except BaseException:
             stop.set()  # an image that cannot be read is reported now, not after its hash
             raise
-        console = Console(stderr=True) if options.progress else None
         if options.feeds_dir is not None:
             from imageaudit.vulns.match import assess
 
-            with _status(console, f"Matching packages against the feeds in {options.feeds_dir}"):
-                facts = dataclasses.replace(facts,
-                                            vulnerabilities=assess(facts, options.feeds_dir))
-        with _status(console, f"Hashing {spec}"):
-            identity = None if hashing is None else hashing.result()
-    judging = f"Judging {spec} with {len(judge.rules)} rules (password checks included)"
-    with _status(console, judging):
-        return scan_facts(
-            facts,
-            judge.rules,
-            judge.levels,
-            judge.waivers,
-            identity or ImageIdentity(source=source or spec),
-            validity_days=options.expiry_days,
-        )
+            tracker.step(f"matching packages against the feeds in {options.feeds_dir}")
+            facts = dataclasses.replace(facts, vulnerabilities=assess(facts, options.feeds_dir))
+        tracker.step("hashing the image file")
+        identity = None if hashing is None else hashing.result()
+    tracker.step(f"judging with {len(judge.rules)} rules")
+    return scan_facts(
+        facts,
+        judge.rules,
+        judge.levels,
+        judge.waivers,
+        identity or ImageIdentity(source=source or spec),
+        validity_days=options.expiry_days,
+    )
 
 
 def reached(report: Report, level: str) -> bool:
@@ -206,49 +219,139 @@ def reached(report: Report, level: str) -> bool:
 
 
 @dataclass(frozen=True)
+class Audited:
+    """What came of one image: its report (JSON, and the object when audited in this process)
+    and its rendered outputs, or why there is none.
+
+    ``failure`` says which kind of error: ``unreadable`` (the image, or the user's input, is
+    at fault: exit 2), ``timeout`` or ``internal`` (no level: it blocks ``--require``).
+    """
+
+    spec: str
+    data: dict[str, Any] | None = None
+    report: Report | None = None
+    rendered: dict[str, str] = dataclasses.field(default_factory=dict)
+    error: str | None = None
+    failure: str | None = None
+    required: str | None = None  # --require, which the HTML report shows beside the level
+
+    def render(self, fmt: str) -> str:
+        if fmt in self.rendered:
+            return self.rendered[fmt]
+        if self.report is None:
+            raise ValueError(f"{self.spec}: no {fmt} rendering of its report")
+        return render(self.report, fmt, required=self.required)
+
+    def level(self) -> str | None:
+        return None if self.data is None else str(self.data["certification"]["level"])
+
+    def reached(self, level: str) -> bool:
+        if self.data is None:
+            return False
+        return any(lv["name"] == level and lv["granted"]
+                   for lv in self.data["certification"]["levels"])
+
+    def unevaluated(self) -> bool:
+        """Whether a rule could not be evaluated (``--strict``)."""
+        return self.data is not None and any(
+            f["status"] == Status.ERROR.value and not f.get("waived")
+            for f in self.data["findings"])
+
+
+# Audits one image in a bounded child process (``--timeout``); the CLI supplies it.
+Auditor = Callable[[str, Progress], Audited]
+
+
+@dataclass(frozen=True)
 class ScanOutcome:
     code: int
     reports: tuple[Report, ...]
+    audited: tuple[Audited, ...] = ()
+
+
+def audit_here(spec: str, judge: Judge, options: ScanOptions, progress: Progress) -> Audited:
+    """Audit ``spec`` in this process; an image the user can act on becomes its error."""
+    try:
+        report = scan_one(spec, judge, options, progress=progress)
+    except Exception as exc:
+        known = describe_user_error(exc)
+        if known is None:
+            raise
+        return Audited(spec, error=known, failure="unreadable")
+    return Audited(spec, data=report.to_json(), report=report, required=options.require)
 
 
 def scan_images(specs: Sequence[str], outputs: Sequence[tuple[str, str | None]],
-                options: ScanOptions) -> ScanOutcome:
-    """Scan every image, write every requested output; the CLI exit code and the reports."""
+                options: ScanOptions, *, output_dir: Path | None = None,
+                dir_formats: Sequence[str] = (), auditor: Auditor | None = None) -> ScanOutcome:
+    """Scan every image, writing each one's outputs as it finishes; the exit code and reports.
+
+    ``outputs`` pairs a format with a file (``None`` or ``-``: stdout); ``output_dir`` receives
+    ``dir_formats`` per image. ``auditor`` audits an image elsewhere (a bounded child process);
+    by default it is audited here. An image that cannot be audited gets its error on stderr
+    and the others go on.
+    """
     judge = Judge.load(options)
     if options.require and options.require not in judge.levels.names():
         raise UsageError(
             f"unknown level {options.require!r} (levels: {', '.join(judge.levels.names())})"
         )
-    console = Console(stderr=True)
-    reports: list[Report] = []
-    for spec in specs:
-        report = scan_one(spec, judge, options)
-        reports.append(report)
-        if options.progress:
-            print_report(report, console)
-    for fmt, target in outputs:
-        if fmt == "text" and target is None:
-            if not options.progress:
-                for report in reports:
-                    print_report(report, console)
-            continue
-        texts = [render(r, fmt, required=options.require) for r in reports]
-        if target is None or target == "-":
-            for text in texts:
-                sys.stdout.write(text if text.endswith("\n") else text + "\n")
-            continue
-        if len(texts) == 1:
-            Path(target).write_text(texts[0], encoding="utf-8")
+    pairs = [(fmt, target or STDOUT) for fmt, target in outputs]
+    err = Console(stderr=True)
+    text_on_stdout = any(fmt == "text" and target == STDOUT for fmt, target in pairs)
+
+    def show_text(done: Finished) -> None:
+        report = next((a.report for a in audited if a.spec == done.spec), None)
+        if report is not None:
+            print_report(report, Console(file=sys.stdout))
         else:
-            base = Path(target)
-            for i, text in enumerate(texts, start=1):
-                base.with_name(f"{base.stem}-{i}{base.suffix}").write_text(text, encoding="utf-8")
-    blocked = bool(options.require) and not all(
-        reached(r, options.require or "") for r in reports
-    )
-    errors = any(f.status is Status.ERROR and not f.waived for r in reports for f in r.findings)
-    if blocked:
-        return ScanOutcome(EXIT_BLOCKED, tuple(reports))
-    if options.strict and errors:
-        return ScanOutcome(EXIT_INTERNAL, tuple(reports))
-    return ScanOutcome(EXIT_OK, tuple(reports))
+            sys.stdout.write(done.render("text"))
+
+    writer = OutputWriter(pairs, specs, output_dir=output_dir, dir_formats=dir_formats,
+                          show_text=show_text)
+    refusals = writer.refusals()
+    if refusals:
+        raise UsageError("; ".join(refusals))
+    progress = Progress(enabled=options.progress)
+    audited: list[Audited] = []
+    try:
+        for spec in specs:
+            progress.start(spec)
+            result = (auditor(spec, progress) if auditor is not None
+                      else audit_here(spec, judge, options, progress))
+            audited.append(result)
+            if result.data is None:
+                progress.finish(None)  # the error says it
+                print(f"imageaudit: error: {result.error}", file=sys.stderr)
+                continue
+            progress.step("writing reports")
+            finished = Finished(spec, result.data, result.render)
+            written = writer.write(finished)
+            progress.finish(f"level {result.level()}")
+            if options.progress and not text_on_stdout:
+                if result.report is not None:
+                    print_report(result.report, err)
+                else:
+                    sys.stderr.write(result.render("text"))
+            if options.progress and written:
+                print(f"{spec}: wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
+    finally:
+        progress.close()
+    writer.finish()
+    reports = tuple(a.report for a in audited if a.report is not None)
+    return ScanOutcome(exit_code(audited, options), reports, tuple(audited))
+
+
+def exit_code(audited: Sequence[Audited], options: ScanOptions) -> int:
+    """2 when an image could not be read, 3 when one is below ``--require`` (an image not
+    audited reaches no level), 1 when one was not audited (timeout) or, under ``--strict``,
+    a rule could not be evaluated; else 0."""
+    if any(a.failure == "unreadable" for a in audited):
+        return EXIT_USAGE
+    if options.require and not all(a.reached(options.require) for a in audited):
+        return EXIT_BLOCKED
+    if any(a.data is None for a in audited):
+        return EXIT_INTERNAL
+    if options.strict and any(a.unevaluated() for a in audited):
+        return EXIT_INTERNAL
+    return EXIT_OK

@@ -21,6 +21,7 @@ from imageaudit.errors import GUESTFS_MISSING
 from imageaudit.example import CLEAN, write_tree
 from imageaudit.openers.kvm import FALLBACK_DEFAULT, kvm_note
 from integrations.appdb.process import free_port
+from tests.clitext import diagnostics
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv" / "bin"
@@ -47,27 +48,27 @@ def run(args: list[str], tmp: Path, prefix: list[str] | None = None
 
 
 def first_line(proc: subprocess.CompletedProcess[str]) -> str:
-    return proc.stderr.splitlines()[0]
+    return diagnostics(proc.stderr)[0]
 
 
 def test_image_not_found(tmp_path: Path) -> None:
     proc = run(["scan", "image.qcow2", "--require", "basic"], tmp_path)
     assert proc.returncode == 2
-    assert proc.stderr.splitlines() == ["imageaudit: error: image.qcow2: no such file or directory"]
+    assert diagnostics(proc.stderr) == ["imageaudit: error: image.qcow2: no such file or directory"]
 
 
 def test_random_bytes_are_an_unsupported_format(tmp_path: Path) -> None:
     (tmp_path / "random.img").write_bytes(os.urandom(100_000))
     proc = run(["scan", "random.img"], tmp_path)
     assert proc.returncode == 2
-    assert proc.stderr.splitlines() == [f"imageaudit: error: random.img: {UNSUPPORTED}"]
+    assert diagnostics(proc.stderr) == [f"imageaudit: error: random.img: {UNSUPPORTED}"]
 
 
 def test_a_text_file_is_an_unsupported_format(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("not an image\n", encoding="utf-8")
     proc = run(["scan", "notes.txt"], tmp_path)
     assert proc.returncode == 2
-    assert proc.stderr.splitlines() == [f"imageaudit: error: notes.txt: {UNSUPPORTED}"]
+    assert diagnostics(proc.stderr) == [f"imageaudit: error: notes.txt: {UNSUPPORTED}"]
 
 
 def test_missing_libguestfs(tmp_path: Path) -> None:
@@ -82,7 +83,7 @@ def test_missing_libguestfs(tmp_path: Path) -> None:
     proc = run(["scan", "vm.qcow2", "--opener", "guestfs"], tmp_path,
                prefix=[str(VENV / "python"), "-I", "-c", code])
     assert proc.returncode == 2
-    assert proc.stderr.splitlines() == [f"imageaudit: error: {GUESTFS_MISSING}"]
+    assert diagnostics(proc.stderr) == [f"imageaudit: error: {GUESTFS_MISSING}"]
 
 
 def test_no_permission_for_dev_kvm(request: pytest.FixtureRequest) -> None:
@@ -160,7 +161,7 @@ def test_kvm_unusable_is_one_note_line(tmp_path: Path, monkeypatch: pytest.Monke
     proc = run(["scan", str(disk), "--opener", "guestfs", "--require", "basic", "--format",
                 "json", "-o", "r.json"], tmp_path)
     assert proc.returncode == 0, proc.stderr
-    notes = [line for line in proc.stderr.splitlines() if line.startswith("note: libguestfs")]
+    notes = [line for line in diagnostics(proc.stderr) if line.startswith("note: libguestfs")]
     if not notes:
         pytest.skip("KVM works on this machine: no fallback to report")
     # A launch that failed under KVM, or one that did not finish within its bound (the note

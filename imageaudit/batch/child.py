@@ -5,8 +5,9 @@ A batch worker starts one of these per image (:mod:`imageaudit.batch.task`) so t
 that crashes the reader, exhausts memory or never finishes takes only this process with it: the
 worker kills it, reports an error for that image and goes on. It reads the request (JSON: the
 image, how to judge it, which outputs to render), runs the same pipeline as ``imageaudit scan``
-and writes the result (JSON) to the file it was given, atomically; nothing is written on
-stdout.
+and writes the result (JSON) to the file it was given, atomically. ``imageaudit scan
+--timeout`` runs it too, one per image; asked (``events``), it writes each sub-step as a JSON
+line on stdout for the parent's progress; otherwise nothing is written on stdout.
 """
 
 from __future__ import annotations
@@ -42,6 +43,18 @@ def _options(request: dict[str, Any]) -> Any:
     )
 
 
+def _step_events() -> Any:
+    """A progress that tells the parent each sub-step, one JSON line on stdout
+    (``imageaudit scan --timeout`` shows them and names the last one on a timeout)."""
+    from imageaudit.progress import Progress
+
+    def tell(what: str) -> None:
+        sys.stdout.write(json.dumps({"step": what}) + "\n")
+        sys.stdout.flush()
+
+    return Progress(enabled=False, listener=tell)
+
+
 def audit(request: dict[str, Any]) -> dict[str, Any]:
     """Scan the image the request names; the report and its rendered outputs, or an error."""
     from imageaudit.errors import describe_user_error
@@ -51,8 +64,11 @@ def audit(request: dict[str, Any]) -> dict[str, Any]:
     try:
         options = _options(request)
         judge = Judge.load(options)
-        report = scan_one(request["path"], judge, options, source=request.get("source"))
-        rendered = {fmt: render(report, fmt) for fmt in request.get("formats", [])}
+        progress = _step_events() if request.get("events") else None
+        report = scan_one(request["path"], judge, options, source=request.get("source"),
+                          progress=progress)
+        rendered = {fmt: render(report, fmt, required=request.get("require"))
+                    for fmt in request.get("formats", [])}
     except MemoryError:
         return {"error": "ran out of memory while auditing the image", "retryable": True}
     except Exception as exc:
@@ -92,6 +108,11 @@ def main(argv: list[str]) -> int:
         return 2
     request_path, result_path = (Path(a) for a in argv)
     request = json.loads(request_path.read_text(encoding="utf-8"))
+    if request.get("debug"):
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     result = audit(request)
     tmp = result_path.with_name(result_path.name + ".tmp")
     tmp.write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")

@@ -96,6 +96,8 @@ def run(out: Path, serve: bool, progress: bool = True) -> int:
             ("sarif", str(out / f"{name}.report.sarif")),
         ]
         outcome = scan_images([str(disk)], pairs, ScanOptions(require="basic", progress=progress))
+        if not outcome.reports:
+            return outcome.code  # its error is on stderr
         reports[name] = outcome.reports[0]
 
     db_file = out / "catalogue.db"

@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from imageaudit import __version__
 from imageaudit.cli.options import add_open_options, add_trivy_options
@@ -33,25 +34,77 @@ def cmd_facts(args: argparse.Namespace) -> int:
     from imageaudit.pipeline import gather_facts
     from imageaudit.report.facts_text import render_facts_text
 
-    facts = gather_facts(args.image, progress=not args.quiet, input_kind=args.input_kind,
-                         opener=args.opener)
-    if args.format == "json":
+    fmt = args.format
+    if fmt is None:
+        suffix = Path(args.output).suffix.lower() if args.output and args.output != "-" else ""
+        fmt = "json" if suffix == ".json" else "text"
+    if args.timeout is not None:
+        from imageaudit.cli.bounded import facts_bounded
+
+        return facts_bounded(args, fmt)
+    from imageaudit.cli.bounded import step_listener
+    from imageaudit.progress import Progress
+
+    progress = Progress(enabled=not args.quiet, listener=step_listener())
+    progress.start(args.image)
+    try:
+        facts = gather_facts(args.image, progress=progress, input_kind=args.input_kind,
+                             opener=args.opener)
+        progress.finish("facts gathered")
+    finally:
+        progress.close()
+    if fmt == "json":
         _write(json.dumps(facts.to_json(), indent=2, ensure_ascii=False), args.output)
     else:
         _write(render_facts_text(facts), args.output)
     return EXIT_OK
 
 
+class _InOrder(argparse._AppendAction):
+    """Appends like ``append`` and also keeps ``--format`` and ``-o`` in command-line order,
+    so that each ``-o`` takes the ``--format`` given before it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        super().__call__(parser, namespace, values, option_string)
+        order = list(getattr(namespace, "output_order", None) or [])
+        order.append((self.dest, values))
+        namespace.output_order = order
+
+
+def _scan_outputs(args: argparse.Namespace) -> tuple[list[tuple[str, str | None]], list[str]]:
+    """The (format, file) pairs and the ``--output-dir`` formats the options ask for.
+
+    Each ``-o`` takes the first ``--format`` given before it and not yet taken; an ``-o``
+    without one takes the format its suffix names; a ``--format`` left without ``-o`` goes
+    to stdout, or into ``--output-dir``.
+    """
+    from imageaudit.report.outputs import infer_format
+
+    pending: list[str] = []
+    pairs: list[tuple[str, str | None]] = []
+    for dest, value in getattr(args, "output_order", None) or []:
+        if dest == "format":
+            pending.append(value)
+            continue
+        if pending:
+            pairs.append((pending.pop(0), value))
+            continue
+        try:
+            pairs.append((infer_format(value), value))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    rest = list(dict.fromkeys(pending))
+    if args.output_dir:
+        return pairs, rest or ["json"]
+    pairs.extend((fmt, None) for fmt in rest)
+    return pairs or [("text", None)], []
+
+
 def cmd_scan(args: argparse.Namespace) -> int:
     from imageaudit.pipeline import ScanOptions, scan_images
 
-    formats: list[str] = args.format or []
-    outputs: list[str] = args.output or []
-    if len(outputs) > len(formats):
-        raise UsageError("more -o/--output than --format options")
-    if not formats:
-        formats = ["text"]
-    pairs = [(f, outputs[i] if i < len(outputs) else None) for i, f in enumerate(formats)]
+    pairs, dir_formats = _scan_outputs(args)
     if args.publish:
         from imageaudit.cli.publish import refuse_unpublishable_inputs
 
@@ -72,15 +125,26 @@ def cmd_scan(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         input_kind=args.input_kind,
         opener=args.opener,
+        timeout=args.timeout,
+        debug=args.debug,
     )
-    outcome = scan_images(args.image, pairs, options)
+    auditor = None
+    if args.timeout is not None:
+        from imageaudit.cli.bounded import bounded_auditor
+
+        formats = [f for f, _ in pairs if f != "jsonl"] + [f for f in dir_formats if f != "jsonl"]
+        auditor = bounded_auditor(options, formats, args.timeout)
+    outcome = scan_images(args.image, pairs, options,
+                          output_dir=Path(args.output_dir) if args.output_dir else None,
+                          dir_formats=dir_formats, auditor=auditor)
     if args.publish:
         from imageaudit.cli.publish import publish_reports
 
+        done = [a for a in outcome.audited if a.data is not None]
         published = publish_reports(
-            outcome.reports, args.publish, args.token, args.store, sources=args.image,
-            signing_key=args.signing_key,
-        )
+            [a.data for a in done if a.data is not None], args.publish, args.token, args.store,
+            sources=[a.spec for a in done], signing_key=args.signing_key,
+        ) if done else 0
         # A blocked level is the answer CI waits for; a publishing failure comes after it.
         return outcome.code or published
     return outcome.code
@@ -97,6 +161,59 @@ def cmd_rules(args: argparse.Namespace) -> int:
     from imageaudit.cli import rules as rulescli
 
     return rulescli.run(args)
+
+
+SCAN_OUTPUTS_HELP = """\
+outputs:
+  The report goes to stdout (text by default); progress, the summary and errors go to
+  stderr, so `imageaudit scan IMAGE > report.txt` or `| grep` see the report alone.
+  -o FILE writes the --format given before it to FILE instead (without one, the suffix
+  names it: .json .jsonl .sarif .xml=junit .html .md .txt). Each image's files are written
+  as soon as that image is done; one image's json on stdout is its report object.
+  Several images: -o scan.sarif writes scan.IMAGE.sarif per image (IMAGE: the file name
+  without its suffix, e.g. scan.example-good.sarif), except jsonl (one file, a line per
+  image); on stdout, json is one JSON array of the reports, jsonl one report per line,
+  sarif one SARIF log with one run per image (junit and html need -o or --output-dir).
+  An image that cannot be read gets its error on stderr; the others are still written.
+
+exit codes:
+  0 every image audited (and reached --require), 3 an image is below --require or
+  was not audited (timeout), 2 usage error or an image that cannot be read,
+  1 internal failure, an image not audited (timeout) without --require, or an
+  unevaluated rule under --strict.
+
+example:
+  imageaudit scan disk.qcow2 --require basic -o report.sarif --timeout 1800
+"""
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """``--timeout`` and ``--debug``: how long one image may take, and what is logged."""
+    p.add_argument("--timeout", metavar="SECONDS", type=_seconds,
+                   help="stop an image's audit after this long (it then runs in a process "
+                        "of its own, killed whole); that image gets an error naming the "
+                        "step it was in and no level (default: no limit)")
+    p.add_argument("--debug", action="store_true",
+                   help="log what happens (and the libguestfs appliance's own log, when it "
+                        "is used) on stderr")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a positive number of seconds")
+    return value
+
+
+def _configure_logging(debug: bool) -> None:
+    import logging
+
+    if debug:
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,22 +237,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "image", help="VM disk, container archive, OCI layout, docker://REF or directory"
     )
-    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--format", choices=["text", "json"],
+                   help="output format (default: from -o's suffix .json or .txt, else text)")
     p.add_argument("-o", "--output", help="write to FILE instead of stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    _add_run_options(p)
     add_open_options(p)
     p.set_defaults(func=cmd_facts)
 
-    p = sub.add_parser("scan", help="judge images against the rules and certify a level")
+    p = sub.add_parser(
+        "scan", help="judge images against the rules and certify a level",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Judge images against the rules and certify a level.",
+        epilog=SCAN_OUTPUTS_HELP,
+    )
     p.add_argument("image", nargs="+")
-    p.add_argument("--require", metavar="LEVEL", help="exit 3 unless every image reaches LEVEL")
+    p.add_argument("--require", metavar="LEVEL",
+                   help="exit 3 unless every image reaches LEVEL (an image that could not be "
+                        "audited reaches none)")
     p.add_argument(
         "--format",
-        action="append",
-        choices=["text", "json", "sarif", "junit", "html", "markdown"],
-        help="output format; repeat with -o for several outputs",
+        action=_InOrder,
+        choices=["text", "json", "jsonl", "sarif", "junit", "html", "markdown"],
+        help="output format (default: text on stdout, or what -o's suffix names); repeat "
+             "with -o for several outputs",
     )
-    p.add_argument("-o", "--output", action="append", help="file for the matching --format")
+    p.add_argument("-o", "--output", action=_InOrder, metavar="FILE",
+                   help="file for the --format before it (- for stdout); its format is "
+                        "inferred from the suffix when no --format goes with it; with several "
+                        "images, one file per image named by image")
+    p.add_argument("--output-dir", metavar="DIR",
+                   help="write each image's outputs into DIR as IMAGE.SUFFIX, one file per "
+                        "--format not paired with -o (default format: json)")
     p.add_argument("--waivers", metavar="FILE")
     p.add_argument("--rules", metavar="DIR", help="rules directory (default: the built-in rules)")
     p.add_argument("--levels", metavar="FILE", help="levels file (default: rules/levels.yaml)")
@@ -151,7 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="YARA rules (a .yar/.yara file or a directory of them) to match the "
                         "image's executables, libraries and scripts against")
     add_trivy_options(p)
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress or summary on stderr (errors still are); the report "
+                        "still goes to stdout unless -o names a file for it")
+    _add_run_options(p)
     add_open_options(p)
     add_scan_arguments(p)
     p.set_defaults(func=cmd_scan)
@@ -190,6 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from imageaudit.errors import describe_user_error
 
+    _configure_logging(bool(getattr(args, "debug", False)))
     try:
         code: int = args.func(args)
         return code

@@ -118,23 +118,28 @@ def collect_facts(
     collectors: Sequence[Collector] = COLLECTORS,
     timings: dict[str, float] | None = None,
     after: Sequence[Callable[[CollectContext, Facts], Facts]] = (),
+    on_step: Callable[[str], None] | None = None,
 ) -> Facts:
     """Run every collector over ``fs``; one failing collector never stops the others.
 
     ``after`` are steps run once the facts are built, while ``fs`` is still open: each gets the
     context (the open image, the shared walk) and the facts, and returns them with what it
-    adds (``scan --ioc``, ``scan --yara``).
+    adds (``scan --ioc``, ``scan --yara``). ``on_step`` hears each sub-step as it starts
+    (progress, and what a timeout names).
     """
+    step = on_step or (lambda _what: None)
     ctx = CollectContext(fs=fs)
     times: dict[str, float] = dict(timings or {})
     start = time.perf_counter()
     patterns = [p for c in collectors for p in c.patterns]
+    step("reading the file system")
     fs.prefetch(patterns)
     times["prefetch"] = time.perf_counter() - start
     results: dict[str, Any] = ctx.collected
     for collector in collectors:
         t0 = time.perf_counter()
         ctx.current = collector.name
+        step(f"gathering facts: {collector.name}")
         try:
             results[collector.name] = collector.collect(ctx)
         except Exception as exc:  # a hostile image must not stop the other collectors
@@ -148,9 +153,11 @@ def collect_facts(
         timings={k: round(v, 4) for k, v in times.items()},
         **results,
     )
-    for step in after:
+    for extra in after:
         t0 = time.perf_counter()
-        facts = step(ctx, facts)
-        facts.timings[f"after.{getattr(step, '__name__', 'step')}"] = round(
+        name = getattr(extra, "__name__", "step")
+        step(f"gathering facts: {name.removeprefix('run_')}")
+        facts = extra(ctx, facts)
+        facts.timings[f"after.{name}"] = round(
             time.perf_counter() - t0, 4)
     return facts

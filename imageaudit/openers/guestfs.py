@@ -18,6 +18,7 @@ Specs followed: guestfs(3), guestfs-security(1), guestfs-performance(1).
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 import weakref
@@ -37,6 +38,8 @@ from imageaudit.imagefs import (
 from imageaudit.openers import guestfs_tree as gt
 from imageaudit.openers import kvm
 from imageaudit.openers.formatcheck import DEFAULT_MAX_VIRTUAL_SIZE, check_image
+
+LOG = logging.getLogger(__name__)
 
 MEMSIZE_MB = 1024
 PREAD_CHUNK = 1024 * 1024
@@ -59,6 +62,8 @@ def _new_handle(drives: Sequence[Drive], tcg: bool) -> gt.Guest:
     except ImportError as exc:
         raise ImageFSError("libguestfs Python bindings (python3-guestfs) are missing") from exc
     g = guestfs.GuestFS(python_return_dict=True)
+    if LOG.isEnabledFor(logging.DEBUG):
+        _log_appliance(g, guestfs)
     g.set_network(False)
     g.set_memsize(MEMSIZE_MB)
     g.set_identifier("imageaudit")
@@ -70,6 +75,25 @@ def _new_handle(drives: Sequence[Drive], tcg: bool) -> gt.Guest:
     for drive in drives:
         g.add_drive_opts(drive.path, format=drive.format, readonly=True)
     return g
+
+
+def _log_appliance(g: Any, guestfs: Any) -> None:
+    """``--debug``: libguestfs' own messages, its API trace and the appliance's console log
+    go to the ``imageaudit.openers.guestfs`` logger instead of libguestfs' stderr."""
+    events = (guestfs.EVENT_APPLIANCE | guestfs.EVENT_LIBRARY | guestfs.EVENT_WARNING
+              | guestfs.EVENT_TRACE)
+    names = {guestfs.EVENT_APPLIANCE: "appliance", guestfs.EVENT_LIBRARY: "libguestfs",
+             guestfs.EVENT_WARNING: "warning", guestfs.EVENT_TRACE: "trace"}
+
+    def forward(event: int, _handle: int, buf: bytes | str, _array: Any) -> None:
+        text = buf.decode("utf-8", "replace") if isinstance(buf, bytes) else str(buf)
+        for line in text.splitlines():
+            if line.strip():
+                LOG.debug("%s: %s", names.get(event, "event"), line.rstrip())
+
+    g.set_event_callback(forward, events)
+    g.set_verbose(True)
+    g.set_trace(True)
 
 
 class Appliance:

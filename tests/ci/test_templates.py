@@ -37,6 +37,7 @@ from imageaudit.identity import sha512_file
 from imageaudit.signing import generate_keypair, load_private_key
 from tests.builders.container import docker_archive
 from tests.builders.example_tree import clean_scenario, weak_scenario
+from tests.clitext import diagnostics
 
 ROOT = Path(__file__).resolve().parents[2]
 ACTION = ROOT / "ci" / "github" / "action.yml"
@@ -281,7 +282,7 @@ def test_github_scan_step_usage_error_is_exit_2(tmp_path: Path) -> None:
     inputs = _inputs(action, image="missing.qcow2", install="none")
     ran = run_github_step(_step(action, "scan"), inputs, workspace)
     assert ran.code == 2
-    assert ran.stderr.splitlines()[0] == (
+    assert diagnostics(ran.stderr)[0] == (
         "imageaudit: error: missing.qcow2: no such file or directory"
     )
     assert _outputs(ran) == {"exit-code": "2"}

@@ -20,6 +20,7 @@ import pytest
 
 from imageaudit.report.sarif import LEVEL, SECURITY_SEVERITY
 from tests.builders.example_tree import weak_scenario
+from tests.clitext import diagnostics
 from tests.scenario import write_tree
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,7 +49,7 @@ def weak_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def scan(root: Path, fmt: str, out: Path, *extra: str | Path) -> dict[str, Any]:
     done = imageaudit("scan", root, "--format", fmt, "-o", out, *extra)
     assert done.returncode == 0, done.stderr  # no level is required
-    assert done.stderr.startswith("Level: NONE"), done.stderr
+    assert diagnostics(done.stderr)[0].startswith("Level: NONE"), done.stderr
     data: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
     return data
 

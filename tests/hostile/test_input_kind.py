@@ -33,6 +33,7 @@ from tests.builders.container import (
 )
 from tests.builders.example_tree import clean_scenario, weak_scenario
 from tests.builders.vm import build_ova
+from tests.clitext import diagnostics
 from tests.scenario import write_tree
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,7 +79,7 @@ def weak_root_with_clean_layout(tmp_path: Path) -> Path:
 def test_root_dir_holding_an_oci_layout_is_refused(weak_root_with_clean_layout: Path) -> None:
     done = run_cli("scan", str(weak_root_with_clean_layout))
     assert (done.returncode, done.stdout) == (2, "")
-    assert done.stderr.splitlines() == [
+    assert diagnostics(done.stderr) == [
         f"imageaudit: error: {weak_root_with_clean_layout}: ambiguous input: it holds "
         "image-layout markers (oci-layout, index.json) and a root filesystem "
         f"(bin, etc, home, lib, ...); choose with {CLEAN_OCI}"
@@ -168,7 +169,7 @@ def test_ordinary_vm_inputs_still_detect(tmp_path: Path) -> None:
     got = {p.name: detect_input(str(p)) for p in (qcow2, ova, text)}
     assert got == {"disk.qcow2": "vm", "vm.ova": "ova", "notes.txt": "vm"}
     done = run_cli("scan", str(text))
-    assert (done.returncode, done.stderr.splitlines()) == (2, [
+    assert (done.returncode, diagnostics(done.stderr)) == (2, [
         f"imageaudit: error: {text}: unsupported format: not a VM disk image (qcow2, vmdk, vdi, "
         "vhdx, vhd, ova, raw), container archive, OCI layout or root directory"
     ])  # fmt: skip
@@ -211,7 +212,7 @@ def test_docker_archive_and_oci_layout_of_different_images_are_refused(
         "--input-kind oci"
     )
     done = run_cli("scan", str(mixed.tar))
-    assert (done.returncode, done.stderr.splitlines()) == (
+    assert (done.returncode, diagnostics(done.stderr)) == (
         2,
         [f"imageaudit: error: {mixed.tar}: {expected}"],
     )
@@ -256,7 +257,7 @@ def test_container_archive_that_is_also_an_ova_or_a_disk_is_refused(tmp_path: Pa
     disk = _tar(tmp_path / "disk.tar", [("hsqs", b"\0" * 4096), *docker])
     for path, reading, kind in ((ova, "an OVA", "ova"), (disk, "a VM disk image", "vm")):
         done = run_cli("scan", str(path))
-        assert (done.returncode, done.stderr.splitlines()) == (2, [
+        assert (done.returncode, diagnostics(done.stderr)) == (2, [
             f"imageaudit: error: {path}: ambiguous input: it reads as a container archive "
             f"(manifest.json) and as {reading}; choose with --input-kind docker-archive or "
             f"--input-kind {kind}"
@@ -332,7 +333,7 @@ def test_bad_docker_reference_is_refused_before_the_daemon(
     listener, env = daemon_socket
     done = run_cli("scan", ref, env=env)
     shown = ref.replace("\n", "\\n")
-    assert (done.returncode, done.stderr.splitlines()) == (2, [
+    assert (done.returncode, diagnostics(done.stderr)) == (2, [
         f"imageaudit: error: {shown}: not a valid image reference: {BAD_REFERENCES[ref]}"
     ])  # fmt: skip
     assert listener.connections == 0
@@ -363,6 +364,6 @@ def test_reference_grammar() -> None:
 def test_input_kind_docker_needs_a_reference(tmp_path: Path) -> None:
     image = docker_archive(weak_scenario(), tmp_path / "image.tar")
     done = run_cli("scan", "--input-kind", "docker", str(image))
-    assert (done.returncode, done.stderr.splitlines()) == (2, [
+    assert (done.returncode, diagnostics(done.stderr)) == (2, [
         f"imageaudit: error: {image}: --input-kind docker takes docker://REFERENCE"
     ])  # fmt: skip

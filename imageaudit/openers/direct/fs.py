@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import select
 import signal
@@ -46,6 +47,8 @@ from imageaudit.openers.formatcheck import (
     byte_range,
     sniff_fd,
 )
+
+LOG = logging.getLogger(__name__)
 
 DEFAULT_MAX_READ_BYTES = 16 * 1024**3
 STDERR_KEEP = 4096
@@ -124,6 +127,9 @@ class _Child:
         assert stream is not None
         while chunk := stream.read1(65536):  # type: ignore[attr-defined]
             self.err_tail = (self.err_tail + chunk)[-STDERR_KEEP:]
+            if LOG.isEnabledFor(logging.DEBUG):
+                for line in chunk.decode("utf-8", "replace").splitlines():
+                    LOG.debug("%s: parser: %s", self.label, line)
 
     def send(self, data: bytes) -> None:
         assert self.proc.stdin is not None
