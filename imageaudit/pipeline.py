@@ -20,17 +20,18 @@ from imageaudit.engine import scan_facts
 from imageaudit.errors import EXIT_BLOCKED, EXIT_INTERNAL, EXIT_OK, UsageError
 from imageaudit.facts import Facts, collect_facts
 from imageaudit.facts.base import CollectContext
-from imageaudit.findings import Report
+from imageaudit.findings import Report, Rule
 from imageaudit.identity import ImageIdentity, identify_image
 from imageaudit.ioc import Indicators, IocError
 from imageaudit.malware.iocscan import attach_ioc, load_sources
 from imageaudit.malware.yarascan import CompiledRules, YaraRulesError, attach_yara, compile_rules
-from imageaudit.model import Status
+from imageaudit.model import Severity, Status
 from imageaudit.openers import AUTO, open_image
 from imageaudit.openers.detect import is_daemon_input
 from imageaudit.report import render
 from imageaudit.report.text import print_report
 from imageaudit.rules import RuleSet, load_rules
+from imageaudit.tailoring import PathSkips, Selection, TailoringError, select_rules, tailor_rules
 from imageaudit.waivers import Waiver, load_waivers
 
 AfterStep = Callable[[CollectContext, Facts], Facts]
@@ -101,6 +102,15 @@ class ScanOptions:
     trivy: bool = False
     trivy_cache: Path | None = None
     trivy_timeout: float | None = None  # seconds per image; trivy_scan's default when None
+    # Narrowing and tailoring (``--rule``, ``--skip-rule``, ``--category``, ``--skip-category``,
+    # ``--skip-dirs``, ``--skip-files``, ``--tailoring FILE``): recorded in the certification.
+    selection: Selection = Selection()
+    path_skips: PathSkips = PathSkips()
+    tailoring_file: Path | None = None
+    # What the outputs show (``--severity``; the level is judged on every finding) and the
+    # severity at or above which a failing finding exits 3 (``--fail-on``).
+    show_severities: frozenset[Severity] | None = None
+    fail_on: Severity | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +123,10 @@ class Judge:
     # What the image's files are matched against, read before any image is opened.
     indicators: tuple[Indicators, ...] | None = None
     signatures: CompiledRules | None = None
+    # The rules a selection left out, the path skips and the tailoring file's digest.
+    skipped: tuple[Rule, ...] = ()
+    path_skips: PathSkips = PathSkips()
+    tailoring: str | None = None
 
     @classmethod
     def load(cls, options: ScanOptions) -> Judge:
@@ -125,6 +139,15 @@ class Judge:
         if len(rules) == 0:
             # An empty rule set would certify anything at the highest level.
             raise UsageError(f"{rules_dir}: no rules found; nothing to judge the image by")
+        tailoring: str | None = None
+        skipped: tuple[Rule, ...] = ()
+        try:
+            if options.tailoring_file is not None:
+                rules, tailoring = tailor_rules(rules, options.tailoring_file)
+            if options.selection:
+                rules, skipped = select_rules(rules, options.selection)
+        except TailoringError as exc:
+            raise UsageError(str(exc)) from None
         indicators: tuple[Indicators, ...] | None = None
         signatures: CompiledRules | None = None
         if options.ioc_files:
@@ -137,7 +160,8 @@ class Judge:
                 signatures = compile_rules(options.yara_rules)
             except YaraRulesError as exc:
                 raise UsageError(f"--yara {exc}") from None
-        return cls(rules, load_levels(levels_file), waivers, indicators, signatures)
+        return cls(rules, load_levels(levels_file), waivers, indicators, signatures,
+                   skipped=skipped, path_skips=options.path_skips, tailoring=tailoring)
 
     def after_steps(self) -> tuple[AfterStep, ...]:
         """What runs over the open image after its facts are collected."""
@@ -197,12 +221,38 @@ def scan_one(spec: str, judge: Judge, options: ScanOptions, source: str | None =
             judge.waivers,
             identity or ImageIdentity(source=source or spec),
             validity_days=options.expiry_days,
+            skipped=judge.skipped,
+            path_skips=judge.path_skips,
+            tailoring=judge.tailoring,
         )
 
 
 def reached(report: Report, level: str) -> bool:
     """Whether the report's certification grants ``level``."""
     return any(lv.name == level and lv.granted for lv in report.certification.levels)
+
+
+def shown(report: Report, severities: frozenset[Severity] | None) -> Report:
+    """The report as the outputs show it under ``--severity``: only findings of those
+    severities. The certification is the one judged on every finding."""
+    if severities is None:
+        return report
+    return dataclasses.replace(
+        report, findings=tuple(f for f in report.findings if f.severity in severities))
+
+
+# Outputs ``--severity`` filters: the JSON report stays whole, since it is the certification
+# record a catalogue recomputes from its findings.
+FILTERED_FORMATS = frozenset({"text", "sarif", "junit", "html", "markdown"})
+
+
+def fails_on(report: Report, severity: Severity, skipped: frozenset[str] = frozenset()) -> bool:
+    """Whether a finding at or above ``severity`` failed or could not be evaluated (waived ones
+    and rules the selection left out aside)."""
+    return any(
+        f.status in (Status.FAIL, Status.ERROR) and not f.waived
+        and f.severity.rank >= severity.rank and f.rule_id not in skipped
+        for f in report.findings)
 
 
 @dataclass(frozen=True)
@@ -225,14 +275,15 @@ def scan_images(specs: Sequence[str], outputs: Sequence[tuple[str, str | None]],
         report = scan_one(spec, judge, options)
         reports.append(report)
         if options.progress:
-            print_report(report, console)
+            print_report(shown(report, options.show_severities), console)
     for fmt, target in outputs:
         if fmt == "text" and target is None:
             if not options.progress:
                 for report in reports:
-                    print_report(report, console)
+                    print_report(shown(report, options.show_severities), console)
             continue
-        texts = [render(r, fmt) for r in reports]
+        filtered = options.show_severities if fmt in FILTERED_FORMATS else None
+        texts = [render(shown(r, filtered), fmt) for r in reports]
         if target is None or target == "-":
             for text in texts:
                 sys.stdout.write(text if text.endswith("\n") else text + "\n")
@@ -246,7 +297,13 @@ def scan_images(specs: Sequence[str], outputs: Sequence[tuple[str, str | None]],
     blocked = bool(options.require) and not all(
         reached(r, options.require or "") for r in reports
     )
-    errors = any(f.status is Status.ERROR and not f.waived for r in reports for f in r.findings)
+    left_out = frozenset(r.id for r in judge.skipped)
+    if options.fail_on is not None and any(fails_on(r, options.fail_on, left_out)
+                                           for r in reports):
+        blocked = True
+    # A rule the selection left out is not evaluated by choice, not for a failure of the scan.
+    errors = any(f.status is Status.ERROR and not f.waived and f.rule_id not in left_out
+                 for r in reports for f in r.findings)
     if blocked:
         return ScanOutcome(EXIT_BLOCKED, tuple(reports))
     if options.strict and errors:
