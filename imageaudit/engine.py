@@ -39,7 +39,7 @@ from imageaudit.findings import (
 )
 from imageaudit.identity import ImageIdentity
 from imageaudit.model import CollectorError, Evidence, Severity, Status
-from imageaudit.rules import RuleSet
+from imageaudit.rules import RuleSet, finding_severities
 from imageaudit.tailoring import PathSkips
 from imageaudit.waivers import Waiver, apply_waivers
 
@@ -349,11 +349,14 @@ def inventory_of(facts: FactsLike) -> Inventory | None:
 
 
 def left_out(rule: Rule) -> Finding:
-    """The finding of a rule the scan's rule selection left out: not evaluated, so ERROR."""
+    """The finding of a rule the scan's rule selection left out: not evaluated, so ERROR, at
+    the highest severity a finding of the rule can have (the level its findings could have
+    blocked is not granted either)."""
     return make_finding(rule, CheckResult(
         Status.ERROR,
         "Not evaluated: the rule was left out of this scan by its rule selection; no level "
         "the rule guards is granted without it",
+        severity=max(finding_severities(rule), key=lambda s: s.rank),
         evidence=Evidence(observed="rule left out", expected="rule evaluated"),
     ))
 
