@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
@@ -104,8 +104,8 @@ class ScanOptions:
     trivy_timeout: float | None = None  # seconds per image; trivy_scan's default when None
     # Narrowing and tailoring (``--rule``, ``--skip-rule``, ``--category``, ``--skip-category``,
     # ``--skip-dirs``, ``--skip-files``, ``--tailoring FILE``): recorded in the certification.
-    selection: Selection = Selection()
-    path_skips: PathSkips = PathSkips()
+    selection: Selection = field(default_factory=Selection)
+    path_skips: PathSkips = field(default_factory=PathSkips)
     tailoring_file: Path | None = None
     # What the outputs show (``--severity``; the level is judged on every finding) and the
     # severity at or above which a failing finding exits 3 (``--fail-on``).
@@ -125,7 +125,7 @@ class Judge:
     signatures: CompiledRules | None = None
     # The rules a selection left out, the path skips and the tailoring file's digest.
     skipped: tuple[Rule, ...] = ()
-    path_skips: PathSkips = PathSkips()
+    path_skips: PathSkips = field(default_factory=PathSkips)
     tailoring: str | None = None
 
     @classmethod

@@ -102,12 +102,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from imageaudit.cli.batch import add_parsers as add_batch_parsers
     from imageaudit.cli.cloud import add_parsers as add_cloud_parsers
+    from imageaudit.cli.config import EPILOG, add_config_option
     from imageaudit.cli.feeds import add_parsers as add_feeds_parsers
     from imageaudit.cli.publish import add_parsers as add_publish_parsers
     from imageaudit.cli.publish import add_scan_arguments
-    from imageaudit.cli.sbom import add_parsers as add_sbom_parsers
-    from imageaudit.cli.config import EPILOG, add_config_option
     from imageaudit.cli.rules import add_levels_parser, add_rules_parser
+    from imageaudit.cli.sbom import add_parsers as add_sbom_parsers
     from integrations.appdb.cli import add_parsers as add_catalogue_parsers
 
     parser = argparse.ArgumentParser(

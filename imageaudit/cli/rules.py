@@ -7,7 +7,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-
 from typing import Any
 
 from imageaudit.findings import Rule
@@ -114,7 +113,7 @@ def run_levels(args: argparse.Namespace) -> int:
     levels = load_levels(levels_file)
     rules = load_rules(rules_dir)
     required = required_rules(levels, rules)
-    entries = [{
+    entries: list[dict[str, Any]] = [{
         "name": level.name,
         "description": " ".join(level.description.split()),
         "blocked_by": {"severities": [s.value for s in level.severities],
