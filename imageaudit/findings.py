@@ -226,7 +226,7 @@ class Certification:
     issued: str
     expires: str
     # Present only when the audit was narrowed or tailored (``scan --skip-rule``, ...).
-    scope: Scope | None = None
+    scope: Scope | None = field(default=None, metadata={"optional": True})
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,8 +310,6 @@ class Report:
         data: dict[str, Any] = {"schema": self.schema}
         body = to_jsonable(self)
         body.pop("schema")
-        if self.certification.scope is None:
-            body["certification"].pop("scope")
         if self.inventory is None:
             body.pop("inventory")
         else:
