@@ -237,8 +237,12 @@ def shown(report: Report, severities: frozenset[Severity] | None) -> Report:
     severities. The certification is the one judged on every finding."""
     if severities is None:
         return report
+    names = ", ".join(s.value for s in sorted(severities, key=lambda s: -s.rank))
+    note = (f"Only {names} findings are shown (--severity); the level is judged on all "
+            f"{len(report.findings)} findings")
     return dataclasses.replace(
-        report, findings=tuple(f for f in report.findings if f.severity in severities))
+        report, findings=tuple(f for f in report.findings if f.severity in severities),
+        warnings=(*report.warnings, note))
 
 
 # Outputs ``--severity`` filters: the JSON report stays whole, since it is the certification

@@ -171,6 +171,19 @@ def test_skipped_paths_drop_their_findings_and_are_recorded(
     assert cron["message"].endswith(" of its findings were under skipped paths")
 
 
+def test_the_summary_says_what_was_left_out_skipped_and_tailored(
+        clean_root: Path, tmp_path: Path) -> None:
+    (tmp_path / "t.yaml").write_text(TAILORING, encoding="utf-8")
+    done = imageaudit("scan", clean_root, "--skip-rule", "hygiene_logs,hygiene_machine_id",
+                      "--skip-dirs", "/var/log", "--tailoring", tmp_path / "t.yaml")
+    assert done.returncode == 0, done.stderr
+    digest = hashlib.sha256((tmp_path / "t.yaml").read_bytes()).hexdigest()
+    lines = done.stderr.splitlines()
+    start = lines.index("  not evaluated (left out): hygiene_logs, hygiene_machine_id")
+    assert lines[start + 1] == "  skipped paths: /var/log (0 findings dropped)"
+    assert lines[start + 2] == f"  rules tailored: sha256:{digest}"
+
+
 def test_severity_narrows_the_outputs_not_the_judgement(
         weak_root: Path, weak_full: dict[str, Any], tmp_path: Path) -> None:
     done = imageaudit("scan", weak_root, "--severity", "critical", "--format", "json", "-o",
@@ -186,6 +199,9 @@ def test_severity_narrows_the_outputs_not_the_judgement(
     assert shown == critical
     text = (tmp_path / "r.txt").read_text(encoding="utf-8")
     assert " HIGH (" not in text and " CRITICAL (" in text
+    assert text.splitlines()[-1] == ("warning: Only critical findings are shown (--severity); "
+                                     f"the level is judged on all {len(report['findings'])} "
+                                     "findings")
     assert text.splitlines()[0].startswith("Level: NONE")
     # the summary lists only critical findings; the levels still name every blocking rule
     assert not re.search(r"FAIL +ssh_permit_root_login ", done.stderr)  # a high finding
