@@ -20,6 +20,7 @@ from typing import Any
 
 def _options(request: dict[str, Any]) -> Any:
     from imageaudit.pipeline import ScanOptions
+    from imageaudit.tailoring import PathSkips, Selection
 
     def path(key: str) -> Path | None:
         value = request.get(key)
@@ -39,6 +40,9 @@ def _options(request: dict[str, Any]) -> Any:
         trivy=bool(request.get("trivy")),
         trivy_cache=path("trivy_cache"),
         trivy_timeout=request.get("trivy_timeout"),
+        selection=Selection(**{k: tuple(v) for k, v in (request.get("selection") or {}).items()}),
+        path_skips=PathSkips(**{k: tuple(v) for k, v in (request.get("path_skips") or {}).items()}),
+        tailoring_file=path("tailoring_file"),
     )
 
 

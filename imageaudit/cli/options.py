@@ -96,13 +96,7 @@ class _ExtendItems(argparse.Action):
 
 def add_selection_options(p: argparse.ArgumentParser) -> None:
     """What a scan judges and shows: rule selection, path skips, tailoring, severity gates."""
-    g = p.add_argument_group(
-        "selection and gating",
-        "A rule left out by --rule, --skip-rule, --category or --skip-category is not "
-        "evaluated: it is reported as an ERROR finding, so no level it guards is granted "
-        "(use --waivers to accept a finding and keep the level). Findings under --skip-dirs "
-        "or --skip-files are dropped; the levels are judged on the rest. Both, and the "
-        "--tailoring file's digest, are recorded in the report's certification (scope).")
+    g = add_narrowing_options(p)
     g.add_argument("--severity", metavar="LIST", type=_severities, action=_ExtendItems,
                    help="show only findings of these severities (comma-separated: critical, "
                         "high, moderate or medium, low, info) in the text, SARIF, JUnit, HTML "
@@ -111,6 +105,17 @@ def add_selection_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fail-on", metavar="SEVERITY", type=_severity,
                    help="also exit 3 when a finding at or above SEVERITY failed or could not "
                         "be evaluated (waived findings aside), beside --require")
+
+
+def add_narrowing_options(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """Which rules and paths are judged, and the tailoring file (``scan`` and ``batch``)."""
+    g = p.add_argument_group(
+        "selection and gating",
+        "A rule left out by --rule, --skip-rule, --category or --skip-category is not "
+        "evaluated: it is reported as an ERROR finding, so no level it guards is granted "
+        "(use --waivers to accept a finding and keep the level). Findings under --skip-dirs "
+        "or --skip-files are dropped; the levels are judged on the rest. Both, and the "
+        "--tailoring file's digest, are recorded in the report's certification (scope).")
     g.add_argument("--rule", metavar="ID", action=_ExtendItems,
                    help="evaluate only these rules (repeatable or comma-separated)")
     g.add_argument("--skip-rule", metavar="ID", action=_ExtendItems,
@@ -128,14 +133,14 @@ def add_selection_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tailoring", metavar="FILE",
                    help="YAML file changing rule parameters and severities "
                         "(version: 1, rules: {ID: {severity: ..., params: {...}}})")
+    return g
 
 
-def selection_options(args: argparse.Namespace) -> dict[str, object]:
-    """The ``ScanOptions`` fields of :func:`add_selection_options`' options."""
+def narrowing_options(args: argparse.Namespace) -> dict[str, object]:
+    """The ``ScanOptions`` (and ``BatchOptions``) fields of :func:`add_narrowing_options`."""
     from pathlib import Path
 
     from imageaudit.errors import UsageError
-    from imageaudit.model import Severity
     from imageaudit.tailoring import Selection, TailoringError, path_skips
 
     try:
@@ -149,6 +154,15 @@ def selection_options(args: argparse.Namespace) -> dict[str, object]:
                                skip_categories=tuple(args.skip_category or ())),
         "path_skips": skips,
         "tailoring_file": Path(args.tailoring) if args.tailoring else None,
+    }
+
+
+def selection_options(args: argparse.Namespace) -> dict[str, object]:
+    """The ``ScanOptions`` fields of :func:`add_selection_options`' options."""
+    from imageaudit.model import Severity
+
+    return {
+        **narrowing_options(args),
         "show_severities": frozenset(Severity(s) for s in args.severity)
         if args.severity else None,
         "fail_on": Severity(args.fail_on) if args.fail_on else None,
