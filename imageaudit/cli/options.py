@@ -115,7 +115,9 @@ def add_narrowing_options(p: argparse.ArgumentParser) -> argparse._ArgumentGroup
         "evaluated: it is reported as an ERROR finding, so no level it guards is granted "
         "(use --waivers to accept a finding and keep the level). Findings under --skip-dirs "
         "or --skip-files are dropped; the levels are judged on the rest. Both, and the "
-        "--tailoring file's digest, are recorded in the report's certification (scope).")
+        "--tailoring file's digest, are recorded in the report's certification (scope). "
+        "Every option can also come from $IMAGEAUDIT_<OPTION> or imageaudit.yaml "
+        "(see imageaudit --help).")
     g.add_argument("--rule", metavar="ID", action=_ExtendItems,
                    help="evaluate only these rules (repeatable or comma-separated)")
     g.add_argument("--skip-rule", metavar="ID", action=_ExtendItems,
