@@ -1,8 +1,9 @@
 """Command line: parse options, call the library, map outcomes to exit codes.
 
 Exit codes CI can rely on: ``0`` level reached (or nothing required), ``3`` findings block the
-required level (or a finding at or above ``--fail-on``), ``2`` usage or configuration error (bad rule file, unreadable image), ``1``
-internal failure, or rules that could not be evaluated under ``--strict``.
+required level (or a finding at or above ``--fail-on``), ``2`` usage or configuration error
+(bad rule file, unreadable image), ``1`` internal failure, or rules that could not be evaluated
+under ``--strict``.
 """
 
 from __future__ import annotations
