@@ -164,7 +164,8 @@ def _from_file(path: Path | None, data: Mapping[Any, Any], cmd: tuple[str, ...],
         if section is None:
             continue
         for raw_key, value in section.items():
-            if _key(str(raw_key)) == option and not isinstance(value, dict):
+            # an empty value (``require:``) leaves the option to the built-in default
+            if _key(str(raw_key)) == option and value is not None and not isinstance(value, dict):
                 return _Found(value, f"{path}: key {'.'.join((*cmd[:depth], str(raw_key)))}")
     return None
 
