@@ -287,7 +287,7 @@ def scan_images(specs: Sequence[str], outputs: Sequence[tuple[str, str | None]],
                     print_report(shown(report, options.show_severities), console)
             continue
         filtered = options.show_severities if fmt in FILTERED_FORMATS else None
-        texts = [render(shown(r, filtered), fmt) for r in reports]
+        texts = [render(shown(r, filtered), fmt, required=options.require) for r in reports]
         if target is None or target == "-":
             for text in texts:
                 sys.stdout.write(text if text.endswith("\n") else text + "\n")

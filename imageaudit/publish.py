@@ -18,11 +18,8 @@ from __future__ import annotations
 import enum
 import json
 import re
-import socket
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -30,8 +27,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from imageaudit import __version__
+from imageaudit import httpclient
 from imageaudit.findings import printable
+from imageaudit.httpclient import ONE_TRY, Answer, RetryPolicy, server_detail, transient
 from imageaudit.signing import report_digest, sign_report
 from imageaudit.store import OutboxEntry, OutboxState, ResultsStore, utcnow
 
@@ -56,24 +54,6 @@ class Outcome(enum.StrEnum):
     ALREADY_SENT = "already-sent"  # the outbox says the catalogue accepted it before
     QUEUED = "queued"  # transient failure: kept pending in the outbox
     FAILED = "failed"  # permanent refusal: kept in the outbox as failed, not retried
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Bounded retries: ``tries`` attempts, waiting ``first_delay`` then doubling between them."""
-
-    tries: int = 3
-    first_delay: float = 0.5
-    factor: float = 2.0
-    max_delay: float = 60.0
-    timeout: float = 10.0
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        return float(min(self.max_delay, self.first_delay * self.factor ** (attempt - 1)))
-
-
-ONE_TRY = RetryPolicy(tries=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,68 +109,9 @@ def check_token(token: str | None) -> str:
     return token
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    # A redirect would replay the bearer token to another place; treat it as an error.
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirect)
-
-
-def _error_item(item: object) -> str:
-    if isinstance(item, Mapping) and isinstance(item.get("msg"), str):
-        loc = item.get("loc")
-        where = ".".join(str(p) for p in loc) if isinstance(loc, list) else ""
-        return f"{where}: {item['msg']}" if where else str(item["msg"])
-    return json.dumps(item, ensure_ascii=False)
-
-
-def _detail(body: bytes) -> str:
-    """The server's explanation from an error body (``detail``/``error``/``message``), made
-    printable and short: the catalogue is another party, its text goes to a terminal."""
-    text = body.decode("utf-8", "replace")
-    try:
-        data = json.loads(text)
-    except ValueError:
-        data = None
-    if isinstance(data, Mapping):
-        for key in ("detail", "error", "message"):
-            value = data.get(key)
-            if isinstance(value, str):
-                text = value
-                break
-            if isinstance(value, list):  # pydantic-style [{"loc": [...], "msg": ...}]
-                text = "; ".join(_error_item(item) for item in value[:5])
-                break
-            if value is not None:
-                text = json.dumps(value, ensure_ascii=False)
-                break
-    text = " ".join(printable(text).split())
-    return text[:200] + ("..." if len(text) > 200 else "")
-
-
-def _connection_reason(exc: BaseException) -> str:
-    reason: object = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-    if isinstance(reason, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(reason, TimeoutError | socket.timeout):
-        return "timed out"
-    if isinstance(reason, socket.gaierror):
-        return f"host not found ({reason.strerror})"
-    if isinstance(reason, OSError) and reason.strerror:
-        return reason.strerror.lower()
-    return " ".join(printable(str(reason)).split()) or type(reason).__name__
-
-
-def transient(status: int | None) -> bool:
-    """Whether a failure may pass: no answer, 408, 429 or 5xx."""
-    return status is None or status >= 500 or status in (408, 429)
-
-
 def classify(status: int, body: bytes) -> Attempt:
     """Map an HTTP answer to delivered / transient / permanent, per the catalogue contract."""
-    detail = _detail(body)
+    detail = server_detail(body)
     suffix = f": {detail}" if detail else ""
     if status in (200, 201):
         return Attempt(status, Outcome.SENT, f"HTTP {status}")
@@ -207,51 +128,13 @@ def classify(status: int, body: bytes) -> Attempt:
     return Attempt(status, Outcome.FAILED, f"HTTP {status}{suffix}")
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """What the catalogue answered to one request: ``status`` None when no answer came, then
-    ``reason`` says why ("connection refused"); else the HTTP reason phrase and at most
-    MAX_RESPONSE bytes of the body."""
-
-    status: int | None
-    reason: str
-    body: bytes = b""
-
-    @property
-    def detail(self) -> str:
-        """The catalogue's explanation from the body, printable and short."""
-        return _detail(self.body)
-
-
 def exchange(url: str, method: str, path: str, token: str, body: bytes | None,
              timeout: float = 10.0) -> Answer:
     """One request with a JSON ``body`` to the catalogue at ``url`` (a :func:`catalogue_base`)
-    with the bearer ``token``; never raises for network or HTTP errors, and never follows a
-    redirect (it would replay the token elsewhere)."""
-    headers = {
-        "Authorization": f"Bearer {token}",
-        "Accept": "application/json",
-        "User-Agent": f"imageaudit/{__version__}",
-    }
-    if body is not None:
-        headers["Content-Type"] = "application/json"
-    request = urllib.request.Request(url + path, data=body, method=method, headers=headers)
-    try:
-        with _OPENER.open(request, timeout=timeout) as response:
-            return Answer(response.status, _phrase(response.reason),
-                          response.read(MAX_RESPONSE))
-    except urllib.error.HTTPError as exc:
-        try:
-            data = exc.read(MAX_RESPONSE)
-        except OSError:
-            data = b""
-        return Answer(exc.code, _phrase(exc.reason), data)
-    except (urllib.error.URLError, OSError) as exc:
-        return Answer(None, _connection_reason(exc))
-
-
-def _phrase(reason: object) -> str:
-    return " ".join(printable(str(reason or "")).split())[:60]
+    with the bearer ``token``: :func:`imageaudit.httpclient.exchange`, which never raises for
+    network or HTTP errors and never follows a redirect."""
+    return httpclient.exchange(url + path, method, token=token, body=body, timeout=timeout,
+                               max_bytes=MAX_RESPONSE)
 
 
 def send_once(url: str, token: str, rid: str, report: Mapping[str, Any],
@@ -270,11 +153,8 @@ def send_once(url: str, token: str, rid: str, report: Mapping[str, Any],
 
 def check_health(url: str, timeout: float = 5.0) -> bool:
     """Whether ``GET {URL}/api/v1/health`` answers 200."""
-    try:
-        with _OPENER.open(catalogue_base(url) + HEALTH_PATH, timeout=timeout) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
+    answer = httpclient.exchange(catalogue_base(url) + HEALTH_PATH, "GET", timeout=timeout)
+    return answer.status == 200
 
 
 Sleep = Callable[[float], None]
@@ -287,24 +167,26 @@ _STATE = {
 
 def _deliver(store: ResultsStore, entry: OutboxEntry, token: str, report: Mapping[str, Any],
              policy: RetryPolicy, sleep: Sleep, key: Ed25519PrivateKey | None) -> Attempt:
-    """Try ``policy.tries`` times; record each attempt in the outbox; the last attempt."""
-    attempt = Attempt(None, Outcome.QUEUED, "not tried")
-    for n in range(1, max(1, policy.tries) + 1):
+    """Try up to ``policy.tries`` times while the failure may pass; record each attempt in the
+    outbox; the last attempt."""
+    tried = 0
+
+    def once() -> Attempt:
+        nonlocal tried
+        tried += 1
         attempt = send_once(entry.catalogue_url, token, entry.report_id, report, policy.timeout,
                             key)
-        retry_at = utcnow() + timedelta(seconds=policy.delay(n))
         store.record_attempt(
             entry.report_id,
             entry.catalogue_url,
             state=_STATE[attempt.outcome],
             error=None if attempt.outcome is Outcome.SENT else attempt.reason,
-            next_attempt=retry_at,
+            next_attempt=utcnow() + timedelta(seconds=policy.delay(tried)),
         )
-        if attempt.outcome is not Outcome.QUEUED:
-            break
-        if n < policy.tries:
-            sleep(policy.delay(n))
-    return attempt
+        return attempt
+
+    last: Attempt = policy.retrying(lambda a: a.outcome is Outcome.QUEUED, sleep)(once)
+    return last
 
 
 def _message(url: str, rid: str, attempt: Attempt, pending: int) -> str:

@@ -11,9 +11,13 @@ want_tests=0
 # with come from the distribution, never from PyPI.
 debs=(python3 python3-venv python3-seccomp python3-guestfs libguestfs-tools libguestfs-xfs qemu-utils e2fsprogs xfsprogs
       fdisk lvm2 btrfs-progs libcrypt1 openssl "linux-image-$(dpkg --print-architecture)" gpgv
-      debian-archive-keyring)
+      debian-archive-keyring curl)
 if (( want_tests )); then
     debs+=(mmdebstrap docker.io docker-registry dpkg-dev apt-utils chromium postgresql rpm db-util gpg gpg-agent)
+    # The SARIF test installs Microsoft's SARIF Multitool with npm; its .NET binary loads ICU.
+    # A Node.js that brings its own npm (NodeSource's conflicts with Debian's npm) is kept.
+    debs+=(libicu72)
+    command -v npm >/dev/null || debs+=(nodejs npm)
 fi
 missing=()
 for p in "${debs[@]}"; do

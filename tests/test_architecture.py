@@ -13,7 +13,7 @@ DOC = ROOT / "docs" / "architecture.md"
 # Higher imports lower (or the same layer). The order of docs/architecture.md.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("model", "imagefs", "store", "identity", "example", "ioc"),
-    ("findings", "signing", "passwords", "facts", "openers"),
+    ("findings", "signing", "passwords", "facts", "openers", "httpclient"),
     ("vulns", "report", "publish", "malware"),
     ("checks",),
     ("rules",),

@@ -19,7 +19,10 @@ from imageaudit.vulns.eol import (
     load_eol_table,
     release_eol,
 )
-from imageaudit.vulns.model import AdvisoryMatch
+from imageaudit.vulns.match import release_keys
+from imageaudit.vulns.model import AdvisoryMatch, FeedProblem
+from imageaudit.vulns.security_suite import SOURCE as SECURITY
+from imageaudit.vulns.security_suite import security_channels, sync_hint
 
 NO_FEED = "no advisory feed given"
 
@@ -28,8 +31,10 @@ class VulnerableParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     sources: list[str] = Field(
-        default_factory=lambda: ["osv", "trivy"],
-        description="advisory matchers whose findings count (`osv`, `trivy`)",
+        default_factory=lambda: ["osv", "trivy", SECURITY],
+        description="advisory sources whose findings count: `osv` (OSV records), `trivy`, "
+        "`security` (a newer build in the security channel of the image's release, e.g. "
+        "Debian's `<release>-security`, is a published security fix)",
     )
     max_ids: int = Field(default=6, ge=1, description="advisory ids named in one message")
 
@@ -59,61 +64,103 @@ def _worst(matches: Sequence[AdvisoryMatch]) -> AdvisoryMatch | None:
 def _package_result(
     package: str, installed: str, matches: list[AdvisoryMatch], manager: str | None, limit: int
 ) -> CheckResult:
-    ids = sorted({m.id for m in matches})
-    shown = ", ".join(ids[:limit]) + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+    # A security-channel match restates a newer build, it is no advisory of its own: name the
+    # channel and its version, and the advisory ids only when an advisory feed gave some.
+    channel = sorted({m.summary for m in matches if m.source == SECURITY})
+    ids = sorted({m.id for m in matches if m.source != SECURITY})
     fixed = _highest({m.fixed_version for m in matches if m.fixed_version}, manager)
     found_by = ", ".join(sorted(set().union(*(_sources(m) for m in matches))))
     worst = _worst(matches)
     if worst is not None and worst.severity is not None:
         score = f", CVSS {worst.cvss_score:g}" if worst.cvss_score is not None else ""
         why = f"severity {worst.severity.value} from {worst.id}{score}"
-    else:
+    elif ids:
         why = "no advisory gives a severity"
-    noun = "vulnerability" if len(ids) == 1 else "vulnerabilities"
+    else:
+        why = "no advisory id known: the snapshot has no advisory record of it"
+    where = f"; {', '.join(channel)}" if channel else ""
+    if ids:
+        shown = ", ".join(ids[:limit]) + (
+            f" and {len(ids) - limit} more" if len(ids) > limit else "")
+        noun = "vulnerability" if len(ids) == 1 else "vulnerabilities"
+        what = f"has {len(ids)} known {noun} with a fix: {shown}; fixed in {code(fixed)}{where}"
+    else:
+        what = f"has a security fix available: fixed in {code(fixed)}{where}"
     return CheckResult(
         Status.FAIL,
-        f"Package {code(package)} {code(installed)} has {len(ids)} known {noun} with a fix: "
-        f"{shown}; fixed in {code(fixed)} ({why}; found by {found_by})",
+        f"Package {code(package)} {code(installed)} {what} ({why}; found by {found_by})",
         resource=package,
         evidence=Evidence(observed=installed, expected=f">= {fixed}"),
         severity=worst.severity if worst is not None else None,
     )
 
 
+def _no_feed(facts: Any, reasons: str = NO_FEED) -> str:
+    keys = release_keys(getattr(facts, "os", None))
+    return f"{reasons}; {sync_hint(keys[-1] if keys else None)}"
+
+
+def _evaluated(facts: Any, vulns: Any, wanted: set[str]) -> list[FeedProblem]:
+    """The problems of the wanted sources, after MissingFact when no wanted source judged.
+
+    The security channel is implied by the update feeds, not asked for: its absence is a
+    problem only when no other wanted source (OSV, trivy) judged the image."""
+    problems = [p for p in vulns.problems if p.feed.split(":")[0] in wanted]
+    used = wanted & (set(vulns.sources) | {f.kind for f in vulns.feeds})
+    if not used and not problems:
+        reasons = "; ".join(p.message for p in vulns.problems) or NO_FEED
+        raise MissingFact("vulnerabilities", _no_feed(facts, reasons))
+    if used - {SECURITY}:
+        problems = [p for p in problems if p.feed != SECURITY]
+    return problems
+
+
+def _problem_result(problem: FeedProblem) -> CheckResult:
+    if problem.feed == SECURITY:
+        return CheckResult(
+            Status.ERROR,
+            f"Could not evaluate: {problem.message}",
+            resource=SECURITY,
+            evidence=Evidence(observed=problem.message,
+                              expected="the security channel of the image's release"),
+        )
+    return CheckResult(
+        Status.ERROR,
+        f"Advisory feed {code(problem.feed)} could not be used: {problem.message}",
+        resource=problem.feed,
+        evidence=Evidence(observed=problem.message, expected="a usable advisory feed"),
+    )
+
+
+# needs packages: a package list cut short (or unparseable) must not pass as fully patched.
 @check_type(
-    "vulnerable_package_fixed", params_model=VulnerableParams, missing=MissingPolicy.ERROR
+    "vulnerable_package_fixed", params_model=VulnerableParams, missing=MissingPolicy.ERROR,
+    needs=("packages",),
 )
 def vulnerable_package_fixed(
     facts: Any, params: VulnerableParams, rule: Rule
 ) -> list[CheckResult]:
     """Fails once per installed package that an advisory says is vulnerable and fixed upstream.
 
-    The advisories are the OSV records and trivy results matched to the image
-    (``facts.vulnerabilities``, attached when the user gives feeds). The finding's severity is
-    the worst severity among the package's advisories (CVSS score or the distribution's rating),
-    the rule's own when none has one. An advisory feed that could not be used (trivy without a
-    database, an OSV feed without the image's release) is an ERROR naming the reason.
+    The advisories are the OSV records and trivy results matched to the image, and the
+    security channel of the image's release in the feed snapshot (``security``: a newer build
+    in Debian's ``<release>-security`` is a published fix, named with the channel and its
+    version even when no advisory id is known) -- ``facts.vulnerabilities``, attached when
+    the user gives feeds. The finding's severity is the worst severity among the package's
+    advisories (CVSS score or the distribution's rating), the rule's own when none has one.
+    An advisory feed that could not be used (trivy without a database, an OSV feed without
+    the image's release) is an ERROR naming the reason; so is a snapshot without the security
+    channel of the image's release, unless another advisory source judged the image.
 
-    Missing fact: without advisory data (no ``--feeds``, or feeds without OSV/trivy) the result
-    is ERROR "no advisory feed given", never a PASS.
+    Missing fact: without advisory data (no ``--feeds``, or feeds without any advisory
+    source) the result is ERROR "no advisory feed given" naming the ``feeds sync`` to run,
+    never a PASS.
     """
     vulns = facts.vulnerabilities
     wanted = set(params.sources)
     if vulns is None:
-        raise MissingFact("vulnerabilities", NO_FEED)
-    problems = [p for p in vulns.problems if p.feed.split(":")[0] in wanted]
-    used = wanted & (set(vulns.sources) | {f.kind for f in vulns.feeds})
-    if not used and not problems:
-        raise MissingFact("vulnerabilities", NO_FEED)
-    results = [
-        CheckResult(
-            Status.ERROR,
-            f"Advisory feed {code(p.feed)} could not be used: {p.message}",
-            resource=p.feed,
-            evidence=Evidence(observed=p.message, expected="a usable advisory feed"),
-        )
-        for p in problems
-    ]
+        raise MissingFact("vulnerabilities", _no_feed(facts))
+    results = [_problem_result(p) for p in _evaluated(facts, vulns, wanted)]
     groups: dict[tuple[str, str], list[AdvisoryMatch]] = {}
     for match in vulns.advisories:
         if match.fixed_version and _sources(match) & wanted:
@@ -123,7 +170,27 @@ def vulnerable_package_fixed(
         owners = packages.named(package) if packages is not None else ()
         manager = owners[0].manager if owners else None
         results.append(_package_result(package, installed, matches, manager, params.max_ids))
+    if not results:
+        results.append(_pass_result(facts, vulns, wanted))
     return results
+
+
+def _pass_result(facts: Any, vulns: Any, wanted: set[str]) -> CheckResult:
+    judged = []
+    if SECURITY in wanted:
+        channels = security_channels(vulns)
+        judged += [f"{f.suite} of {f.fetched_at[:10]}" for f in vulns.feeds
+                   if f.suite in channels]
+    judged += [f"{f.kind} {f.suite} of {f.fetched_at[:10]}" for f in vulns.feeds
+               if f.kind in wanted]
+    if "trivy" in wanted and "trivy" in vulns.sources:
+        judged.append("trivy")
+    count = len(getattr(facts.packages, "packages", ()) or ()) if facts.packages else 0
+    return CheckResult(
+        Status.PASS,
+        f"No known fix is missing among the {count} installed packages, judged by "
+        f"{', '.join(judged) or 'the advisory feeds'}",
+    )
 
 
 class EndOfLifeParams(BaseModel):

@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -76,8 +75,9 @@ def catalogue(db: str, log: Path) -> Iterator[str]:
 
 
 def _get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        return json.loads(resp.read())
+    from imageaudit.httpclient import fetch_bytes
+
+    return json.loads(fetch_bytes(url, max_bytes=1 << 20, timeout=10, attempts=3))
 
 
 def run(out: Path, serve: bool, progress: bool = True) -> int:

@@ -39,6 +39,7 @@ _CODENAME = re.compile(r"^[a-z][a-z0-9]*$")
 _ALPINE_BRANCH = re.compile(r"^(v[0-9]+\.[0-9]+|edge)$")
 _ARCH = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 MIRROR_SCHEMES = ("http", "https", "file")
+OSV_DEBIAN = "https://osv-vulnerabilities.storage.googleapis.com/Debian/all.zip"
 
 
 def _extensions() -> list[ModuleType]:
@@ -53,13 +54,22 @@ def add_parsers(subparsers: Any) -> None:
     """Add ``feeds sync`` and ``feeds show`` to the top-level subparsers."""
     parser = subparsers.add_parser("feeds", help="download update/advisory feeds for scan --feeds")
     sub = parser.add_subparsers(dest="feeds_command", required=True)
-    sync = sub.add_parser("sync", help="download, verify and store a dated feed snapshot")
+    sync = sub.add_parser(
+        "sync", help="download, verify and store a dated feed snapshot",
+        description="Download, verify and store a dated feed snapshot for scan --feeds. The "
+        "advisory source of vulnerable_package_fix_available is the security channel of each "
+        "release given (Debian/Ubuntu <release>-security, verified through its signed "
+        "InRelease; --rpm-security repositories): a newer build there is a published security "
+        "fix. --osv adds OSV records (advisory ids and severities), e.g. "
+        f"{OSV_DEBIAN}.")
     sync.add_argument("--dir", type=Path, default=None,
                       help=f"feed cache directory (default {default_feeds_dir()})")
     sync.add_argument("--debian", type=_csv, default=[], metavar="RELEASES",
-                      help="Debian releases, e.g. bookworm,bullseye (-security and -updates)")
+                      help="Debian releases, e.g. bookworm,bullseye: their -security suite "
+                      "(the advisory source) and -updates")
     sync.add_argument("--ubuntu", type=_csv, default=[], metavar="RELEASES",
-                      help="Ubuntu releases, e.g. jammy,noble (-security and -updates)")
+                      help="Ubuntu releases, e.g. jammy,noble: their -security pocket "
+                      "(the advisory source) and -updates")
     sync.add_argument("--with-release", action="store_true",
                       help="also index the release suite itself (point-release updates)")
     sync.add_argument("--debian-mirror")
@@ -75,7 +85,8 @@ def add_parsers(subparsers: Any) -> None:
     sync.add_argument("--rpm", action="append", default=[], metavar="RELEASE=URL",
                       help="an rpm repository (dir holding repodata/) for e.g. rocky-9")
     sync.add_argument("--rpm-security", action="append", default=[], metavar="RELEASE=URL",
-                      help="an rpm repository carrying only security updates")
+                      help="an rpm repository carrying only security updates (the advisory "
+                      "source of that release)")
     sync.add_argument("--alpine", type=_csv, default=[], metavar="BRANCHES",
                       help="Alpine branches, e.g. v3.19,v3.20 (main and community)")
     sync.add_argument("--alpine-mirror")
@@ -243,9 +254,24 @@ def cmd_sync(args: argparse.Namespace) -> int:
         writer.abort()
         print("imageaudit: error: no feed was synced; no snapshot written", file=sys.stderr)
         return EXIT_FAILED
+    _say_advisories(writer.feeds)
     path = writer.commit()
     print(f"snapshot {path}")
     return EXIT_OK
+
+
+def _say_advisories(feeds: list[SnapshotFeed]) -> None:
+    """Name the snapshot's advisory sources, or warn that it has none."""
+    channels = [f.info.suite for f in feeds if f.security and f.info.kind != "osv"]
+    osv = [f.info.suite for f in feeds if f.info.kind == "osv"]
+    if channels:
+        print(f"advisories: {', '.join(channels)} (a newer build there is a security fix)")
+    if osv:
+        print(f"advisories: OSV {', '.join(osv)}")
+    if not channels and not osv:
+        print("imageaudit: warning: this snapshot has no advisory source (a -security suite "
+              "from --debian/--ubuntu, --rpm-security, or --osv): scan cannot evaluate "
+              "vulnerable_package_fix_available with it", file=sys.stderr)
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     from imageaudit.cli.rules import add_levels_parser, add_rules_parser
     from imageaudit.cli.sbom import add_parsers as add_sbom_parsers
     from integrations.appdb.cli import add_parsers as add_catalogue_parsers
+    from integrations.appdb.imagelist_cli import add_parsers as add_imagelist_parsers
 
     parser = argparse.ArgumentParser(
         prog="imageaudit",
@@ -167,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sbom_parsers(sub)
     add_catalogue_parsers(sub)
     add_cloud_parsers(sub)
+    add_imagelist_parsers(sub)
 
     p = sub.add_parser("demo", help="build the example images, scan them and write reports")
     p.add_argument("--out", default="out", help="directory for the images and reports")

@@ -241,13 +241,12 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
     if not entries:
         print("outbox empty" if args.all else "nothing pending or failed in the outbox")
         return EXIT_OK
-    for e in entries:
-        line = f"{e.report_id[:12]}  {e.state.value:<7}  {e.catalogue_url}  tries={e.attempts}"
-        if e.state is OutboxState.SENT:
-            line += f"  sent={_when(e.sent_at)}"
-        elif e.last_error:
-            line += f"  last error: {e.last_error}"
-        print(line)
+    from imageaudit.report.table import write_table
+
+    write_table(sys.stdout, ("Report", "State", "Catalogue", "Tries", "Sent / last error"), (
+        (e.report_id[:12], e.state.value, e.catalogue_url, e.attempts,
+         _when(e.sent_at) if e.state is OutboxState.SENT and e.sent_at else e.last_error or "")
+        for e in entries))
     return EXIT_OK
 
 

@@ -4,7 +4,7 @@ parses options, asks for confirmation and maps outcomes to exit codes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from imageaudit.cloud.actionlog import ActionLog
@@ -62,10 +62,10 @@ class Outcome:
 
 def contain(provider: Provider, query: ImageQuery, options: ContainOptions, *, act: bool,
             log: ActionLog | None, image_label: str, echo: Echo | None = None,
-            found: Found | None = None,
-            confirm: Callable[[Found, list[Record]], bool] | None = None) -> Outcome:
-    """Find every copy of the image and its instances, judge each containment step (the plan)
-    and, with ``act``, take them. ``confirm`` sees the plan first and may refuse."""
+            found: Found | None = None) -> Outcome:
+    """Find every copy of the image and its instances (or take ``found``), judge each
+    containment step (the plan) and, with ``act``, take them. The command line shows the plan
+    and asks before it calls this with ``act``."""
     if found is None:
         found = provider.find(query)
     steps = provider.contain_steps(found, options)
@@ -74,11 +74,6 @@ def contain(provider: Provider, query: ImageQuery, options: ContainOptions, *, a
         return Outcome(found, run_steps(steps, act=False, cloud=cloud,
                                         incident=options.incident, image=image_label,
                                         log=None, echo=echo))
-    if confirm is not None:
-        plan = run_steps(steps, act=False, cloud=cloud, incident=options.incident,
-                         image=image_label, log=None, echo=None)
-        if not confirm(found, plan):
-            return Outcome(found, plan)
     return Outcome(found, run_steps(steps, act=True, cloud=cloud, incident=options.incident,
                                     image=image_label, log=log, echo=echo))
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from imageaudit.batch.fetch import FetchError, fetch_bytes, http_client, shown
+from imageaudit.httpclient import FetchError, fetch_bytes, http_client, shown
 from imageaudit.publish import (
     Answer,
     PublishError,
@@ -111,13 +111,8 @@ def _send(base: str, token: str, method: str, path: str, doc: Any, what: str,
           policy: RetryPolicy, sleep: Sleep) -> Any:
     """Send ``doc`` as JSON, trying again while the failure may pass; the answer's JSON."""
     body = json.dumps(doc, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    answer = Answer(None, "not tried")
-    for attempt in range(1, max(1, policy.tries) + 1):
-        answer = exchange(base, method, path, token, body, policy.timeout)
-        if answer.status is not None and not transient(answer.status):
-            break
-        if attempt < policy.tries:
-            sleep(policy.delay(attempt))
+    answer: Answer = policy.retrying(lambda a: transient(a.status), sleep)(
+        exchange, base, method, path, token, body, policy.timeout)
     if answer.status is None or not 200 <= answer.status < 300:
         raise _refusal(base, method, path, what, answer)
     try:

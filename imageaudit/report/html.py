@@ -1,119 +1,213 @@
-"""One self-contained HTML page: level badge, levels, findings by severity, rules.
+"""One self-contained HTML page: the level against the required one, one line per finding,
+then each rule's findings in detail.
 
-No scripts, no external resources (a Content-Security-Policy forbids loading any), every
-string escaped with :func:`html.escape`, including rule text.
+The page loads nothing and runs nothing (a Content-Security-Policy forbids both). Every string
+in it may come from a hostile image, so the template is rendered with autoescaping on; the only
+markup built here is the ``<code>`` of a message's code spans, around escaped text.
 """
 
 from __future__ import annotations
 
-from html import escape
+from collections import Counter
+from dataclasses import dataclass
+from functools import cache
 
-from imageaudit.findings import Finding, Report
-from imageaudit.report.common import by_severity, location, split_code, status_label
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup, escape
 
-CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:70em}
-.badge{display:inline-block;padding:.4em 1em;border-radius:1em;font-weight:bold;
- font-size:1.4em;color:#fff;background:#2e7d32}
-.badge.level-none{background:#c62828}
-table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}
-.finding{border-left:.4em solid #999;margin:.8em 0;padding:.3em .8em;background:#fafafa}
-.status-FAIL{border-color:#c62828}.status-ERROR{border-color:#6a1b9a}
-.status-WAIVED{border-color:#9e9e9e}
-.sev-critical h2{color:#b71c1c}.sev-high h2{color:#c62828}.sev-moderate h2{color:#ef6c00}
-code{background:#eee;padding:0 .2em}dl{margin:.3em 0}dt{font-weight:bold}dd{margin-left:1em}
-"""
-CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; form-action 'none'"
+from imageaudit.findings import Finding, Report, RuleOutcome
+from imageaudit.model import Status
+from imageaudit.report.common import SEVERITY_ORDER, by_severity, location, split_code
 
-
-def _e(value: object) -> str:
-    return escape(str(value), quote=True)
+SHA_SHOWN = 16  # hex digits of the SHA-512 shown; the page holds (and copies) all 128
+_UNEVALUATED = "Could not evaluate: "  # how the engine begins an ERROR finding's message
+_LINKABLE = ("https://", "http://")
+_STATUS_WORDS = {
+    Status.FAIL: "failed",
+    Status.ERROR: "could not evaluate",
+    Status.WAIVED: "waived",
+    Status.PASS: "passed",
+    Status.NOT_APPLICABLE: "not applicable",
+}
 
 
-def _message(text: str) -> str:
-    return "".join(
-        f"<code>{_e(part)}</code>" if is_code else _e(part) for is_code, part in split_code(text)
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One finding as the summary table and the details show it."""
+
+    anchor: str
+    finding: Finding
+    status: str
+    status_css: str
+    obj: str
+    message: Markup
+    message_text: str
+    where: str
+
+    @property
+    def reason(self) -> Markup:
+        """Why the finding could not be evaluated: its message without the opening words."""
+        message = self.finding.message
+        return _code_spans(message.removeprefix(_UNEVALUATED))
+
+
+@dataclass(frozen=True, slots=True)
+class _Reference:
+    text: str
+    href: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _RuleBlock:
+    """A rule's text once, then each of its findings."""
+
+    anchor: str
+    rule_id: str
+    title: str
+    severity: str
+    rationale: Markup
+    remediation: Markup
+    references: tuple[_Reference, ...]
+    rows: tuple[_Row, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Blocker:
+    rule_id: str
+    href: str | None
+    unevaluated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Level:
+    name: str
+    anchor: str
+    description: str
+    granted: bool
+    required: bool
+    blockers: tuple[_Blocker, ...]
+
+
+def _code_spans(text: str) -> Markup:
+    """A message with its Markdown code spans as ``<code>``, every part escaped."""
+    return Markup("").join(
+        Markup("<code>{}</code>").format(part) if is_code else escape(part)
+        for is_code, part in split_code(text)
     )
 
 
-def _finding(f: Finding) -> str:
-    rows = []
-    where = location(f)
-    if f.resource is not None:
-        rows.append(("resource", f"<code>{_e(f.resource)}</code>"))
-    if where:
-        rows.append(("where", f"<code>{_e(where)}</code>"))
-    if f.evidence.observed is not None:
-        rows.append(("observed", f"<code>{_e(f.evidence.observed)}</code>"))
-    if f.evidence.expected is not None:
-        rows.append(("expected", _e(f.evidence.expected)))
+def _plain(text: str) -> str:
+    return "".join(part for _, part in split_code(text))
+
+
+def _status(f: Finding) -> tuple[str, str]:
+    """The status words and the CSS class of a finding's status."""
     if f.waiver is not None:
-        w = f.waiver
-        rows.append(("waived", f"by {_e(w.who)} until {_e(w.expires)}: {_e(w.reason)}"))
-    rows.append(("remediation", _message(f.remediation)))
-    if f.references:
-        rows.append(("references", "<br>".join(_e(r) for r in f.references)))
-    details = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
-    return (
-        f'<article class="finding status-{_e(f.status.value)}" data-rule="{_e(f.rule_id)}">'
-        f"<p><strong>{_e(status_label(f))}</strong> <code>{_e(f.rule_id)}</code> "
-        f'{_e(f.title)}</p><p class="message">{_message(f.message)}</p>'
-        f"<dl>{details}</dl></article>"
+        return f"waived ({_STATUS_WORDS[f.waiver.original_status]})", "st-waived"
+    return _STATUS_WORDS[f.status], f"st-{f.status.value.lower()}"
+
+
+def _rows(report: Report) -> list[_Row]:
+    rows: list[_Row] = []
+    for _, group in by_severity(report):
+        for f in group:
+            status, css = _status(f)
+            where = location(f)
+            rows.append(_Row(
+                anchor=f"finding-{len(rows) + 1}",
+                finding=f,
+                status=status,
+                status_css=css,
+                obj=f.resource or where or "—",
+                message=_code_spans(f.message),
+                message_text=_plain(f.message),
+                where=where,
+            ))
+    return rows
+
+
+def _reference(text: str) -> _Reference:
+    href = text if text.startswith(_LINKABLE) and not any(c.isspace() for c in text) else None
+    return _Reference(text, href)
+
+
+def _blocks(rows: list[_Row], rules: dict[str, RuleOutcome]) -> list[_RuleBlock]:
+    """The rows grouped by rule, in the order the summary table first shows each rule."""
+    grouped: dict[str, list[_Row]] = {}
+    for row in rows:
+        grouped.setdefault(row.finding.rule_id, []).append(row)
+    blocks: list[_RuleBlock] = []
+    for rule_id, group in grouped.items():
+        first = group[0].finding
+        rule = rules.get(rule_id)
+        blocks.append(_RuleBlock(
+            anchor=f"rule-{rule_id}",
+            rule_id=rule_id,
+            title=first.title,
+            severity=first.severity.value,
+            rationale=_code_spans(rule.rationale if rule is not None else ""),
+            remediation=_code_spans(first.remediation),
+            references=tuple(_reference(r) for r in first.references),
+            rows=tuple(group),
+        ))
+    return blocks
+
+
+def _levels(report: Report, required: str | None, shown: set[str]) -> list[_Level]:
+    return [
+        _Level(
+            name=lv.name,
+            anchor=f"level-{lv.name}",
+            description=lv.description,
+            granted=lv.granted,
+            required=lv.name == required,
+            blockers=tuple(
+                _Blocker(r, f"#rule-{r}" if r in shown else None, r in lv.unevaluated)
+                for r in lv.blocking
+            ),
+        )
+        for lv in report.certification.levels
+    ]
+
+
+@cache
+def _environment() -> Environment:
+    return Environment(
+        loader=PackageLoader("imageaudit.report", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
 
 
-def render(report: Report) -> str:
-    """The report as one HTML document."""
+def render(report: Report, *, required: str | None = None) -> str:
+    """The report as one HTML document; ``required``, the level the scan was asked to reach."""
     cert = report.certification
-    counts = report.counts()
-    levels = "".join(
-        f"<tr><td>{_e(lv.name)}</td><td>{'granted' if lv.granted else 'not granted'}</td>"
-        f"<td>{_e(', '.join(lv.blocking)) or '—'}</td></tr>"
-        for lv in cert.levels
+    rows = _rows(report)
+    rules = {r.id: r for r in report.rules}
+    shown = {row.finding.rule_id for row in rows}
+    levels = _levels(report, required, shown)
+    reached = None
+    if required is not None:
+        reached = any(lv.granted for lv in levels if lv.name == required)
+    per_severity = Counter(row.finding.severity for row in rows)
+    sha = cert.image_sha512 or report.image.sha512
+    template = _environment().get_template("report.html")
+    return template.render(
+        report=report,
+        cert=cert,
+        sha=sha,
+        sha_short=sha[:SHA_SHOWN] if sha else None,
+        required=required,
+        reached=reached,
+        levels=levels,
+        rows=rows,
+        blocks=_blocks(rows, rules),
+        unevaluated=[row for row in rows if row.finding.status is Status.ERROR],
+        severities=[(s.value, per_severity.get(s, 0)) for s in SEVERITY_ORDER],
+        counts=[(_STATUS_WORDS[Status(s)], s.lower(), n) for s, n in report.counts().items()],
+        warnings=[_code_spans(w) for w in report.warnings],
+        rules=sorted(report.rules, key=lambda r: r.id),
+        rule_anchors={r: f"rule-{r}" for r in shown},
     )
-    sections = "".join(
-        f'<section class="sev-{sev.value}"><h2>{_e(sev.value.capitalize())} ({len(group)})</h2>'
-        + "".join(_finding(f) for f in group)
-        + "</section>"
-        for sev, group in by_severity(report)
-    )
-    rules = "".join(
-        f"<tr><td><code>{_e(r.id)}</code></td><td>{_e(r.status.value)}</td>"
-        f"<td>{_e(r.severity.value)}</td><td>{_e(r.category.value)}</td><td>{_e(r.title)}</td></tr>"
-        for r in report.rules
-    )
-    warnings = "".join(f"<li>{_message(w)}</li>" for w in report.warnings)
-    errors = "".join(
-        f"<li><code>{_e(e.collector)}</code> {_e(e.path or '')}: {_e(e.message)}</li>"
-        for e in report.collector_errors
-    )
-    summary = ", ".join(f"{n} {_e(s)}" for s, n in counts.items())
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{CSP}">
-<meta name="referrer" content="no-referrer">
-<title>imageaudit: {_e(report.image.source)}</title><style>{CSS}</style></head>
-<body>
-<h1>imageaudit report</h1>
-<p><span id="level-badge" class="badge level-{_e(cert.level)}">{_e(cert.level)}</span></p>
-<table>
-<tr><th>image</th><td><code>{_e(report.image.source)}</code> ({_e(report.image.kind)},
- {_e(report.image.format)})</td></tr>
-<tr><th>SHA-512</th><td><code>{_e(cert.image_sha512 or "n/a")}</code></td></tr>
-<tr><th>size</th><td>{_e(cert.image_size if cert.image_size is not None else "n/a")}</td></tr>
-<tr><th>rule set</th><td><code>{_e(cert.ruleset_version)}</code></td></tr>
-<tr><th>tool</th><td>imageaudit {_e(cert.tool_version)}</td></tr>
-<tr><th>issued</th><td>{_e(cert.issued)}</td></tr>
-<tr><th>expires</th><td>{_e(cert.expires)}</td></tr>
-<tr><th>findings</th><td>{summary}</td></tr>
-</table>
-<h2>Levels</h2>
-<table><tr><th>level</th><th>result</th><th>blocked by</th></tr>{levels}</table>
-<div id="findings">{sections}</div>
-{f"<h2>Warnings</h2><ul>{warnings}</ul>" if warnings else ""}
-{f"<h2>Collector errors</h2><ul>{errors}</ul>" if errors else ""}
-<h2>Rules</h2>
-<table><tr><th>rule</th><th>status</th><th>severity</th><th>category</th><th>title</th></tr>
-{rules}</table>
-</body></html>
-"""

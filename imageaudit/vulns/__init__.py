@@ -6,6 +6,8 @@
 - :mod:`~imageaudit.vulns.match`: :func:`~imageaudit.vulns.match.assess`, run by
   ``scan --feeds``; its result (:class:`~imageaudit.vulns.model.VulnerabilityFacts`) becomes
   ``facts.vulnerabilities``.
+- :mod:`~imageaudit.vulns.security_suite`: the security channel of the image's release
+  (``<release>-security``) as an advisory source.
 - :mod:`~imageaudit.cli.feeds`: ``imageaudit feeds sync|show``.
 """
 

@@ -33,7 +33,10 @@ from imageaudit.vulns.versions import compare
 
 # "module:function" names called as ``function(facts, snapshot, vulnerability_facts)`` and
 # returning the (extended) VulnerabilityFacts; a module that does not exist is skipped.
-ADVISORY_MATCHERS: tuple[str, ...] = ("imageaudit.vulns.osv_feed:osv_matcher",)
+ADVISORY_MATCHERS: tuple[str, ...] = (
+    "imageaudit.vulns.osv_feed:osv_matcher",
+    "imageaudit.vulns.security_suite:security_matcher",
+)
 
 FORMAT_MANAGER = {"deb-packages": "dpkg", "rpm-primary": "rpm", "apk-index": "apk"}
 _DEBIAN_CODENAMES = {"9": "stretch", "10": "buster", "11": "bullseye", "12": "bookworm",

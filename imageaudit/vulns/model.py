@@ -14,6 +14,9 @@ from typing import Any, Literal
 
 from imageaudit.model import Severity
 
+# The advisory source that restates the security channel's pending updates
+# (:mod:`imageaudit.vulns.security_suite`): no advisory of its own to annotate them with.
+CHANNEL_SOURCE = "security"
 FeedKind = Literal["debian", "ubuntu", "rpm", "apk", "osv", "trivy", "eol"]
 MatchedBy = Literal["binary", "source"]
 
@@ -137,7 +140,8 @@ def _annotate(update: PendingUpdate, advisories: tuple[AdvisoryMatch, ...]) -> P
     ids: list[str] = list(update.advisories)
     severity = update.severity
     for adv in advisories:
-        if adv.package != update.package or adv.fixed_version is None:
+        if (adv.package != update.package or adv.fixed_version is None
+                or adv.source == CHANNEL_SOURCE):
             continue
         try:
             fixed_by_update = compare(update.manager, adv.fixed_version, update.available_version)

@@ -20,16 +20,27 @@ import email.utils
 import hashlib
 import json
 import shutil
-import urllib.error
-import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
+from imageaudit.httpclient import (
+    FetchError,
+    Final,
+    from_httpx,
+    http_client,
+    status_error,
+    with_retries,
+)
 from imageaudit.vulns.model import FeedInfo
 
 USER_AGENT = "imageaudit-feeds/1"
 TIMEOUT = 60.0
+# Tries per URL: a mirror that fails with 5xx or a cut connection is asked again.
+ATTEMPTS = 3
 MAX_DOWNLOAD = 1 << 30  # 1 GiB: the largest index we expect is ~100 MiB (Ubuntu universe)
 MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = "imageaudit-feeds/1"
@@ -79,7 +90,8 @@ class HttpCache:
         return self.directory / f"{key}.body", self.directory / f"{key}.json"
 
     def fetch(self, url: str, max_bytes: int = MAX_DOWNLOAD) -> Download:
-        """Download ``url`` (or revalidate the cached copy); FeedError on any failure."""
+        """Download ``url`` (or revalidate the cached copy) through the shared HTTP client:
+        bounded, transient failures retried; FeedError naming the URL on any failure."""
         body, meta_path = self._paths(url)
         meta: dict[str, Any] = {}
         if body.is_file() and meta_path.is_file():
@@ -87,47 +99,55 @@ class HttpCache:
                 meta = json.loads(meta_path.read_text())
             except (OSError, ValueError):
                 meta = {}
-        request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+        headers = {"User-Agent": USER_AGENT}
         if meta.get("etag"):
-            request.add_header("If-None-Match", meta["etag"])
+            headers["If-None-Match"] = meta["etag"]
         if meta.get("last_modified"):
-            request.add_header("If-Modified-Since", meta["last_modified"])
+            headers["If-Modified-Since"] = meta["last_modified"]
         now = iso(utc_now())
+        partial = body.with_suffix(".partial")
+
+        def once(http: httpx.Client) -> dict[str, Any] | None:
+            try:
+                with http.stream("GET", url, headers=headers) as response:
+                    if response.status_code == 304 and meta:
+                        return None
+                    if response.status_code != 200:
+                        raise status_error(response)
+                    size, digest = _copy_capped(response.iter_bytes(), partial, max_bytes, url)
+                    return {"url": url, "etag": response.headers.get("ETag"),
+                            "last_modified": response.headers.get("Last-Modified"),
+                            "sha256": digest, "size": size, "fetched_at": now}
+            except httpx.HTTPError as exc:
+                raise from_httpx(exc) from exc
+
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                partial = body.with_suffix(".partial")
-                size, digest = _copy_capped(response, partial, max_bytes, url)
-                etag = response.headers.get("ETag")
-                modified = response.headers.get("Last-Modified")
-        except urllib.error.HTTPError as exc:
-            if exc.code == 304 and meta:
-                meta["fetched_at"] = now
-                meta_path.write_text(json.dumps(meta))
-                return Download(url, body, meta["sha256"], meta["size"], now, meta.get("etag"),
-                                meta.get("last_modified"), not_modified=True)
-            raise FeedError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
-            raise FeedError(f"{url}: {exc}") from exc
+            with http_client(self.timeout) as http:
+                fresh = with_retries(url, ATTEMPTS, lambda: once(http))
+        except FetchError as exc:
+            raise FeedError(str(exc)) from exc
+        if fresh is None:
+            meta["fetched_at"] = now
+            meta_path.write_text(json.dumps(meta))
+            return Download(url, body, meta["sha256"], meta["size"], now, meta.get("etag"),
+                            meta.get("last_modified"), not_modified=True)
         partial.replace(body)
-        meta = {"url": url, "etag": etag, "last_modified": modified, "sha256": digest,
-                "size": size, "fetched_at": now}
-        meta_path.write_text(json.dumps(meta))
-        return Download(url, body, digest, size, now, etag, modified)
+        meta_path.write_text(json.dumps(fresh))
+        return Download(url, body, fresh["sha256"], fresh["size"], now, fresh["etag"],
+                        fresh["last_modified"])
 
 
-def _copy_capped(source: Any, target: Path, max_bytes: int, url: str) -> tuple[int, str]:
+def _copy_capped(chunks: Iterable[bytes], target: Path, max_bytes: int,
+                 url: str) -> tuple[int, str]:
     digest = hashlib.sha256()
     size = 0
     with target.open("wb") as out:
-        while True:
-            chunk = source.read(1 << 20)
-            if not chunk:
-                break
+        for chunk in chunks:
             size += len(chunk)
             if size > max_bytes:
                 out.close()
                 target.unlink(missing_ok=True)
-                raise FeedError(f"{url}: larger than {max_bytes} bytes")
+                raise Final(f"larger than {max_bytes} bytes")
             digest.update(chunk)
             out.write(chunk)
     return size, digest.hexdigest()

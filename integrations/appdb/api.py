@@ -102,6 +102,7 @@ class Settings:
     feeds: Path | None = None  # the feed snapshot resolving campaigns' CVEs and OSV ids
     max_holdings_body: int = MAX_HOLDINGS_BODY  # PUT /sites/{site}/holdings
     max_containment_body: int = MAX_CONTAINMENT_BODY  # POST /images/{image_id}/containment
+    page_size: int = 500  # images per page of the web page
 
 
 class BodyLimit:
@@ -505,7 +506,7 @@ def create_app(catalogue: Catalogue, settings: Settings | None = None) -> FastAP
 
     add_web_routes(app, catalogue, reader=lambda request, token: authorize(request, token,
                                                                            READERS),
-                   feeds=cfg.feeds)
+                   feeds=cfg.feeds, page_size=cfg.page_size)
     app.add_middleware(BodyLimit, limit=cfg.max_body,
                        paths=((re.escape(f"{API_PREFIX}/sites/"), cfg.max_holdings_body),
                               (CONTAINMENT_PATTERN, cfg.max_containment_body)))

@@ -114,6 +114,8 @@ class Standing:
     listed: bool
     signer: str | None = None
     unlisted_reason: str | None = None  # why it is not listed (None when it is)
+    minimum: str = DEFAULT_MIN_LEVEL  # the VO's minimum level
+    report_expired: datetime | None = None  # no unexpired report: when the last one expired
 
 
 def hash_token(token: str) -> str:
@@ -400,7 +402,8 @@ class Catalogue:
                              VoRef(row.vo_name))
             out.append(Standing(image, row, level, r.report_id if r else None,
                                 r.expires if r else None, sus, not reasons,
-                                r.signer if r else None, REASONS_SEPARATOR.join(reasons) or None))
+                                r.signer if r else None, REASONS_SEPARATOR.join(reasons) or None,
+                                mins[row.image_vo_id], lapsed.get(row.id)))
         return out
 
     @staticmethod

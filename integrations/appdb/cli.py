@@ -39,14 +39,11 @@ def _fail(message: str) -> int:
 
 
 def _read_source(src: str) -> bytes:
-    import urllib.request
-
+    from imageaudit.httpclient import fetch_bytes
     from integrations.appdb.imagelist import MAX_LIST_BYTES
 
     if src.startswith(("http://", "https://")):
-        with urllib.request.urlopen(src, timeout=FETCH_TIMEOUT) as resp:
-            data: bytes = resp.read(MAX_LIST_BYTES + 1)
-        return data
+        return fetch_bytes(src, max_bytes=MAX_LIST_BYTES, timeout=FETCH_TIMEOUT, attempts=3)
     with Path(src).open("rb") as fh:
         return fh.read(MAX_LIST_BYTES + 1)
 
@@ -66,8 +63,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    import urllib.error
-
+    from imageaudit.httpclient import FetchError
     from integrations.appdb.catalogue import CatalogueError
     from integrations.appdb.db import utcnow
     from integrations.appdb.imagelist import ImageListError, parse_imagelist
@@ -76,8 +72,10 @@ def cmd_import(args: argparse.Namespace) -> int:
         data = _read_source(args.source)
         ca = Path(args.verify_with) if args.verify_with else None
         il = parse_imagelist(data, ca_dir=ca, now=utcnow())
-    except (OSError, urllib.error.URLError) as exc:
-        return _fail(f"cannot read {args.source}: {exc}")
+    except FetchError as exc:
+        return _fail(f"cannot read the image list: {exc}")
+    except OSError as exc:
+        return _fail(f"cannot read {args.source}: {exc.strerror or exc}")
     except ImageListError as exc:
         return _fail(f"image list refused: {exc}")
     if _target(args):
@@ -149,10 +147,13 @@ def cmd_auditor_list(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps([k.model_dump() for k in keys], indent=2))
         return 0
-    for k in keys:
-        print(f"{k.auditor}  {k.key_id}  added {k.created}{'  REVOKED' if k.revoked else ''}")
     if not keys:
         print("no auditor keys registered", file=sys.stderr)
+        return 0
+    from imageaudit.report.table import write_table
+
+    write_table(sys.stdout, ("Auditor", "Key", "Added", "State"), (
+        (k.auditor, k.key_id, k.created, "revoked" if k.revoked else "active") for k in keys))
     return 0
 
 

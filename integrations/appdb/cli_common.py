@@ -30,21 +30,23 @@ def _open(url: str) -> Catalogue:
 
 def _remote(url: str, token: str, method: str, path: str, body: bytes | None,
             ctype: str = "application/json", limit: int = 1 << 20) -> tuple[int, Any]:
-    import urllib.error
-    import urllib.request
+    """One call to the catalogue's API at ``url``: (HTTP status, the answer's JSON; for an
+    error, ``{"detail": ...}``). No redirect is followed (it would replay the token); no
+    answer at all ends the command with the reason."""
+    from imageaudit.httpclient import exchange, shown
 
-    req = urllib.request.Request(url.rstrip("/") + API_PREFIX + path, data=body, method=method,
-                                 headers={"Authorization": f"Bearer {token}",
-                                          "Content-Type": ctype})
-    try:
-        with urllib.request.urlopen(req, timeout=FETCH_TIMEOUT) as resp:
-            return resp.status, json.loads(resp.read(limit) or b"null")
-    except urllib.error.HTTPError as exc:
+    target = url.rstrip("/") + API_PREFIX + path
+    answer = exchange(target, method, token=token, body=body, content_type=ctype,
+                      timeout=FETCH_TIMEOUT, max_bytes=limit)
+    if answer.status is None:
+        raise SystemExit(f"imageaudit: error: {shown(target)}: no answer ({answer.reason})")
+    if 200 <= answer.status < 300:
         try:
-            detail = json.loads(exc.read(1 << 20)).get("detail")
+            return answer.status, json.loads(answer.body or b"null")
         except ValueError:
-            detail = exc.reason
-        return exc.code, {"detail": detail}
+            raise SystemExit(f"imageaudit: error: {shown(target)}: HTTP {answer.status} but "
+                             "the answer is not JSON") from None
+    return answer.status, {"detail": answer.detail or f"HTTP {answer.status} {answer.reason}"}
 
 
 def _target(args: argparse.Namespace) -> bool:

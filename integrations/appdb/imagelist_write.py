@@ -55,14 +55,14 @@ def listed_image(identifier: str, sha512: str, size: int, *, title: str, descrip
 
 def image_list(entries: list[dict[str, Any]], *, identifier: str, title: str, description: str,
                endorser: Endorser, source: str, uri: str, now: datetime | None = None,
-               valid: timedelta = timedelta(days=30)) -> dict[str, Any]:
+               valid: timedelta = timedelta(days=30), version: str = "1") -> dict[str, Any]:
     """The ``hv:imagelist`` document, created a minute ago and valid for ``valid``."""
     moment = now or datetime.now(UTC)
     return {"hv:imagelist": {
         "dc:identifier": identifier, "dc:title": title, "dc:description": description,
         "dc:date:created": format_time(moment - timedelta(minutes=1)),
         "dc:date:expires": format_time(moment + valid),
-        "dc:source": source, "hv:version": "1", "hv:uri": uri,
+        "dc:source": source, "hv:version": version, "hv:uri": uri,
         "hv:endorser": {"hv:x509": {
             "dc:creator": endorser.creator, "hv:email": endorser.email,
             "hv:dn": endorser.dn, "hv:ca": endorser.ca,

@@ -59,3 +59,52 @@ def listed_now(*, suspended: bool, level: str | None, levels: list[str],
     level at or above the VO's ``minimum``."""
     return not unlisted_reasons(suspended=suspended, level=level, levels=levels,
                                 expires=expires, minimum=minimum, now=now)
+
+
+# An image's state on the catalogue's page, from the listing rule's own inputs: what an operator
+# needs to tell apart (an image nobody audited yet is not an image that failed).
+SUSPENDED = "suspended"
+LISTED = "listed"
+NEVER_AUDITED_STATE = "never-audited"
+CERTIFICATION_EXPIRED = "certification-expired"
+INCOMPLETE = "incomplete"  # the audit could not evaluate what the VO's minimum level needs
+BELOW_MINIMUM = "below-minimum"
+UNLISTED = "unlisted"  # none of the above (its image list entry expired)
+STATES = (LISTED, SUSPENDED, BELOW_MINIMUM, INCOMPLETE, NEVER_AUDITED_STATE,
+          CERTIFICATION_EXPIRED, UNLISTED)
+
+
+def listing_state(*, listed: bool, suspended: bool, level: str | None,
+                  report_expired: datetime | None, minimum_met: bool,
+                  minimum_unevaluated: bool) -> str:
+    """The image's state (one of :data:`STATES`); ``listed`` is the listing rule's answer.
+
+    ``level`` is None when the version has no unexpired report (``report_expired``: when its
+    last one expired, None when it never had one); ``minimum_met`` says whether that level
+    reaches the VO's minimum; ``minimum_unevaluated`` that every rule blocking the minimum
+    could not be evaluated (ERROR): the audit could not decide, it did not find a failure.
+    """
+    if suspended:
+        return SUSPENDED
+    if listed:
+        return LISTED
+    if level is None:
+        return NEVER_AUDITED_STATE if report_expired is None else CERTIFICATION_EXPIRED
+    if not minimum_met:
+        return INCOMPLETE if minimum_unevaluated else BELOW_MINIMUM
+    return UNLISTED
+
+
+def only_unevaluated(levels: object, minimum: str) -> tuple[str, ...]:
+    """The rules that block the level ``minimum`` in the report's certification ``levels`` (its
+    ``certification.levels`` list) when none of them was evaluated (all ERROR); else ``()``."""
+    if not isinstance(levels, list):
+        return ()
+    for lv in levels:
+        if isinstance(lv, dict) and lv.get("name") == minimum:
+            blocking, unevaluated = lv.get("blocking"), lv.get("unevaluated")
+            if (not lv.get("granted") and isinstance(blocking, list) and blocking
+                    and isinstance(unevaluated, list) and set(blocking) <= set(unevaluated)):
+                return tuple(str(rule) for rule in blocking)
+            return ()
+    return ()

@@ -1,5 +1,7 @@
-"""The operators' web page: images with level badges, expiry, suspension, findings; search; and
-the security team's campaign search (``/campaigns``).
+"""The operators' web page: images with level badges, their state (never audited, could not be
+audited, below the VO's minimum, listed...: ``listing.py``'s), the VO's minimum, the last scan
+and why an image is not listed (the API's reason); filters by VO, level and state as query
+parameters; findings; search; and the security team's campaign search (``/campaigns``).
 
 Templates are Jinja2 with autoescape on for every template, so image strings (titles, paths,
 finding messages: all attacker-controlled) are always escaped; so are the sites' containment
@@ -26,8 +28,9 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from imageaudit.store import canonical_json
-from integrations.appdb import containment, sites
+from integrations.appdb import containment, listing, overview, sites
 from integrations.appdb.catalogue import Catalogue, CatalogueError
+from integrations.appdb.db import utcnow
 from integrations.appdb.principal import Principal
 from integrations.appdb.schemas import error_sentence, format_time
 
@@ -39,6 +42,16 @@ MAX_FORM = 64 * 1024
 CAMPAIGN_FIELDS = ("package", "affected", "cve", "osv_id", "endorser_dn")
 SEVERITY_ORDER = {"critical": 0, "high": 1, "moderate": 2, "low": 3, "info": 4}
 STATUS_ORDER = {"FAIL": 0, "ERROR": 1, "WAIVED": 2, "PASS": 3, "NOT_APPLICABLE": 4}
+# The page's words for the listing states (listing.STATES), in the filter's order.
+STATE_LABELS = {
+    listing.LISTED: "listed",
+    listing.SUSPENDED: "suspended",
+    listing.BELOW_MINIMUM: "below the VO's minimum",
+    listing.INCOMPLETE: "could not be audited",
+    listing.NEVER_AUDITED_STATE: "never audited",
+    listing.CERTIFICATION_EXPIRED: "certification expired",
+    listing.UNLISTED: "not listed",
+}
 
 
 def environment() -> Environment:
@@ -47,6 +60,8 @@ def environment() -> Environment:
                       autoescape=select_autoescape(default=True, default_for_string=True))
     env.filters["time"] = lambda t: format_time(t) if t is not None else "—"
     env.filters["state"] = lambda s: canonical_json(s) if s is not None else "—"
+    env.filters["ago"] = overview.ago
+    env.globals["state_labels"] = STATE_LABELS
     return env
 
 
@@ -67,8 +82,9 @@ def by_site_and_incident(entries: list[containment.ContainmentEntry],
 
 def add_web_routes(app: FastAPI, catalogue: Catalogue, *,
                    reader: Callable[[Request, str | None], Principal] | None = None,
-                   feeds: Path | None = None) -> None:
-    """Mount ``/`` (image table, ``?q=`` search), ``/images/{id}`` (findings) and
+                   feeds: Path | None = None, page_size: int = PAGE_SIZE) -> None:
+    """Mount ``/`` (image table: ``?q=`` search, ``vo``, ``level``, ``state`` filters and an
+    ``offset`` for the next page), ``/images/{id}`` (findings) and
     ``/campaigns`` (a form; results for a token ``reader`` accepts, or raises HTTPException
     about)."""
     env = environment()
@@ -116,9 +132,34 @@ def add_web_routes(app: FastAPI, catalogue: Catalogue, *,
         return campaign_page(fields, result=result)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def index(q: Annotated[str | None, Query(max_length=200)] = None) -> HTMLResponse:
-        rows = catalogue.standings(search=q or None, limit=PAGE_SIZE)
-        html = env.get_template("index.html").render(rows=rows, q=q or "", limit=PAGE_SIZE)
+    def index(q: Annotated[str, Query(max_length=200)] = "",
+              vo: Annotated[str, Query(max_length=255)] = "",
+              level: Annotated[str, Query(max_length=64)] = "",
+              state: Annotated[str, Query(max_length=64)] = "",
+              offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> HTMLResponse:
+        f = overview.Filters(q=q.strip(), vo=vo.strip(), level=level.strip(),
+                             state=state.strip(), offset=offset)
+        vo_infos, levels = overview.vos(catalogue), overview.level_names(catalogue)
+        page = {"f": f, "vos": vo_infos, "levels": levels, "states": STATE_LABELS,
+                "now": utcnow(), "limit": page_size}
+        error = (f"no level {f.level!r} (levels: {', '.join(levels)})"
+                 if f.level and f.level not in levels else
+                 f"no state {f.state!r} (states: {', '.join(STATE_LABELS)})"
+                 if f.state and f.state not in STATE_LABELS else None)
+        if error is not None:
+            html = env.get_template("index.html").render(rows=[], more=False, error=error, **page)
+            return HTMLResponse(html, status_code=400)
+        found = catalogue.standings(vo=f.vo or None, search=f.q or None,
+                                    limit=None if f.narrowing else page_size + 1,
+                                    offset=0 if f.narrowing else f.offset)
+        if f.narrowing:  # level and state come from each standing: filtered here, then paged
+            rows = overview.select_rows(overview.page_rows(catalogue, found), f)
+            total: int | None = len(rows)
+            rows = rows[f.offset:f.offset + page_size + 1]
+        else:
+            rows, total = overview.page_rows(catalogue, found), None
+        html = env.get_template("index.html").render(
+            rows=rows[:page_size], more=len(rows) > page_size, total=total, **page)
         return HTMLResponse(html)
 
     def image_page(image_id: str, status: int = 200, **restricted: Any) -> HTMLResponse:
@@ -132,7 +173,9 @@ def add_web_routes(app: FastAPI, catalogue: Catalogue, *,
                           key=lambda f: (STATUS_ORDER.get(f.get("status"), 9),
                                          SEVERITY_ORDER.get(f.get("severity"), 9),
                                          str(f.get("rule_id"))))
-        html = env.get_template("image.html").render(st=st, report=report, findings=findings,
+        row = overview.page_rows(catalogue, [st])[0]
+        html = env.get_template("image.html").render(st=st, row=row, report=report,
+                                                      findings=findings, now=utcnow(),
                                                       **restricted)
         return HTMLResponse(html, status_code=status)
 

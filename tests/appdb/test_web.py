@@ -1,5 +1,6 @@
 """The operators' page in headless Chromium: level badges, a suspended image and its reason,
-hostile image strings escaped, findings on the image page, search."""
+an image never audited told apart from one that failed, hostile image strings escaped,
+findings on the image page, search and filters."""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def dump_dom(url: str, profile: Path) -> str:
 def populated(sqlite_catalogue: Catalogue) -> Catalogue:
     images = [image_entry("img-good", sha512_of("good"), "fedcloud", "Good " + HOSTILE),
               image_entry("img-bad", sha512_of("bad"), "fedcloud", "Bad"),
-              image_entry("img-held", sha512_of("held"), "fedcloud", "Held")]
+              image_entry("img-held", sha512_of("held"), "fedcloud", "Held"),
+              image_entry("img-new", sha512_of("new"), "fedcloud", "New")]
     data = imagelist(images, dn="/CN=e", ca="/CN=ca")
     sqlite_catalogue.import_imagelist(parse_imagelist(data, ca_dir=None, now=utcnow()), ADMIN)
     add_auditor(sqlite_catalogue)
@@ -59,8 +61,8 @@ def test_index_shows_badges_and_suspension(populated: Catalogue, tmp_path: Path)
     assert '<span class="badge level-none" data-level="none">none</span>' in dom
     assert '<span class="badge level-hardened" data-level="hardened">hardened</span>' in dom
     assert '<span class="badge suspended" data-state="suspended">suspended</span>' in dom
-    assert ('<span class="reason">root password &lt;img src=x onerror="alert(1)"&gt;</span>'
-            in dom)
+    assert ('<span class="reason">suspended: root password &lt;img src=x onerror="alert(1)"&gt;'
+            '</span>' in dom)
     assert "Good &lt;img src=x onerror=\"alert(1)\"&gt;" in dom
     assert "<img" not in dom
 
@@ -73,3 +75,19 @@ def test_image_page_lists_findings_and_search_filters(populated: Catalogue, tmp_
     assert "Could not evaluate: check `explodes` failed" in page
     assert 'data-image="img-held"' in found
     assert 'data-image="img-good"' not in found
+
+
+def test_never_audited_is_not_a_failure(populated: Catalogue, tmp_path: Path) -> None:
+    with live_server(populated) as url:
+        dom = dump_dom(url + "/?state=never-audited", tmp_path / "p1")
+        failed = dump_dom(url + "/?state=below-minimum&vo=fedcloud", tmp_path / "p2")
+    assert 'data-image="img-new"' in dom
+    assert '<span class="no-level" data-level="" title="no unexpired report">no level</span>' in dom
+    assert ('<span class="badge never-audited" data-state="never-audited">never audited</span>'
+            in dom)
+    assert '<span class="reason">it has no report</span>' in dom
+    assert '<option value="never-audited" selected="">never audited</option>' in dom
+    assert [i for i in ("img-good", "img-bad", "img-held") if f'data-image="{i}"' in dom] == []
+    assert 'data-image="img-bad"' in failed and 'data-image="img-new"' not in failed
+    assert ('<span class="badge below-minimum" data-state="below-minimum">below the VO\'s '
+            'minimum</span>' in failed)

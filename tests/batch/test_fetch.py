@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from imageaudit import __version__
-from imageaudit.batch import fetch as fetch_module
+from imageaudit import __version__, httpclient
 from imageaudit.batch.fetch import FetchError, fetch, fetch_bytes
 from tests.batch.httpserver import FileServer
 
@@ -23,8 +22,8 @@ CUT = 100_000
 
 @pytest.fixture(autouse=True)
 def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fetch_module, "BACKOFF_FIRST", 0.01)
-    monkeypatch.setattr(fetch_module, "BACKOFF_JITTER", 0.01)
+    monkeypatch.setattr(httpclient, "BACKOFF_FIRST", 0.01)
+    monkeypatch.setattr(httpclient, "BACKOFF_JITTER", 0.01)
 
 
 @pytest.fixture

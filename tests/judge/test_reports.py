@@ -2,12 +2,15 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from dataclasses import replace
+from typing import Any
 
 import jsonschema
 import pytest
 
 from imageaudit.report import FORMATS, render
 from imageaudit.report.json_report import report_schema
+from imageaudit.report.sarif import to_sarif
 from tests.judge.helpers import DATA, demo_report
 
 GOLDEN = DATA / "golden"
@@ -58,6 +61,33 @@ def test_sarif_matches_the_official_schema() -> None:
         "artifactLocation": {"uri": "etc/shadow", "uriBaseId": "IMAGEROOT"},
         "region": {"startLine": 23},
     }
+    # a finding without a file of its own points at the image file, as the user named it
+    assert results[0]["locations"][0]["physicalLocation"] == {
+        "artifactLocation": {"uri": "images/demo.qcow2", "uriBaseId": "%SRCROOT%"},
+        "region": {"startLine": 1},
+    }
+    assert "uri" not in data["runs"][0]["originalUriBaseIds"]["IMAGEROOT"]
+
+
+def test_sarif_fingerprints_ignore_the_image_and_tell_findings_apart() -> None:
+    report = demo_report()
+    rebuilt = replace(report, image=replace(report.image, source="/srv/build/demo-2.qcow2",
+                                            sha512="ab" * 64, size=12345))
+
+    def prints(log: dict[str, Any]) -> list[str]:
+        return [r["partialFingerprints"]["imageaudit/v1"] for r in log["runs"][0]["results"]]
+
+    first, second = to_sarif(report), to_sarif(rebuilt)
+    assert prints(first) == prints(second)
+    assert len(set(prints(first))) == len(prints(first))
+    assert second["runs"][0]["results"][0]["locations"][0]["physicalLocation"][
+        "artifactLocation"] == {"uri": "file:///srv/build/demo-2.qcow2"}
+    # the same finding twice (one object, one file, two lines) keeps two alerts
+    operator = next(f for f in report.findings if f.resource == "operator")
+    again = replace(operator, evidence=replace(operator.evidence, line=40))
+    doubled = prints(to_sarif(replace(report, findings=(*report.findings, again))))
+    assert doubled[:-1] == prints(first)
+    assert doubled[-1] == prints(first)[-1] + ":2"
 
 
 def test_junit_one_testcase_per_rule() -> None:
@@ -89,7 +119,7 @@ def test_html_escapes_image_strings() -> None:
     html = render(demo_report(), "html")
     assert "<script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    assert 'id="level-badge" class="badge level-none">none</span>' in html
+    assert 'id="level-badge" class="pill big lv-none" title="level reached">none</span>' in html
     assert "http://" not in html.replace("http-equiv", "")
     assert "src=" not in html and "<link" not in html
 

@@ -142,7 +142,7 @@ def test_sync_and_match_give_the_exact_pending_updates(
     assert list(result.pending) == EXPECTED
     assert result.problems == ()
     assert result.snapshot_age_days is not None and 2.99 < result.snapshot_age_days < 3.01
-    assert result.sources == ("debian:bookworm-security", "debian:bookworm-updates")
+    assert result.sources == ("debian:bookworm-security", "debian:bookworm-updates", "security")
 
 
 def test_scan_cli_wiring_accepts_the_feeds_option() -> None:
@@ -210,9 +210,13 @@ def test_no_feed_for_the_image_release_is_a_problem(repo: tuple[Path, Path],
     result = assess(facts, cache)
     assert result.release is None
     assert result.pending == ()
-    assert [p.message for p in result.problems] == [
-        "no update feed for the image's release debian:bullseye (the snapshot has "
-        "debian:bookworm)"
+    snapshot = open_snapshot(cache).directory
+    assert [(p.feed, p.message) for p in result.problems] == [
+        (str(snapshot), "no update feed for the image's release debian:bullseye (the snapshot "
+         "has debian:bookworm)"),
+        ("security", f"the feed snapshot {snapshot} has no security channel of the image's "
+         "release debian:bullseye (its releases: debian:bookworm); run imageaudit feeds sync "
+         "--debian bullseye, then scan --feeds DIR"),
     ]
 
 

@@ -126,6 +126,36 @@ def test_rpm_repo_sync_and_match(tmp_path: Path, compression: str) -> None:
         PendingUpdate("tzdata", "noarch", "rpm", "2023c-1.el9", "0:2024a-1.el9", "rocky-9",
                       "binary", True, "tzdata"),
     ]
+    # A --rpm-security repository is the release's security channel: its newer builds are fixes.
+    assert [(a.package, a.installed_version, a.fixed_version, a.source, a.summary)
+            for a in result.advisories] == [
+        ("openssl-devel", "1:3.0.7-24.el9", "3.0.7-27.el9", "security",
+         "rocky-9 has source `openssl` `3.0.7-27.el9`"),
+        ("openssl-libs", "1:3.0.7-24.el9", "1:3.0.7-27.el9", "security",
+         "rocky-9 has `1:3.0.7-27.el9`"),
+        ("tzdata", "2023c-1.el9", "0:2024a-1.el9", "security", "rocky-9 has `0:2024a-1.el9`"),
+    ]
+    assert result.problems == ()
+
+
+def test_rpm_repo_without_a_security_channel_names_the_sync_to_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    www = tmp_path / "www"
+    write_rpm_repo(www / "baseos", "gz")
+    cache = tmp_path / "cache"
+    with serve(www) as (url, _counts):
+        assert run_cli("sync", "--dir", str(cache), "--rpm", f"rocky-9={url}/baseos") == 0
+    assert capsys.readouterr().err == (
+        "imageaudit: warning: this snapshot has no advisory source (a -security suite from "
+        "--debian/--ubuntu, --rpm-security, or --osv): scan cannot evaluate "
+        "vulnerable_package_fix_available with it\n")
+    result = assess(RockyFacts(), cache)
+    assert result.advisories == ()
+    assert [(p.feed, p.message) for p in result.problems] == [(
+        "security", f"the feed snapshot {open_snapshot(cache).directory} has no security channel "
+        "of the image's release rpm:rocky-9 (only rocky-9); run imageaudit feeds sync "
+        "--rpm-security rocky-9=URL (a repository of the release's security updates) or --osv "
+        "with its OSV dump, then scan --feeds DIR")]
 
 
 def test_rpm_primary_with_a_wrong_checksum_is_refused(tmp_path: Path,
@@ -223,6 +253,10 @@ def test_alpine_index_sync_and_match(tmp_path: Path) -> None:
         ("openssl", "3.1.4-r5", "3.1.7-r1", "source"),
     ]
     assert result.feeds[0].verified is False
+    assert result.advisories == ()
+    assert [(p.feed, p.message) for p in result.problems] == [(
+        "security", "Alpine has no separate security channel; run imageaudit feeds sync --osv "
+        "https://osv-vulnerabilities.storage.googleapis.com/Alpine/all.zip, then scan --feeds DIR")]
 
 
 def _empty_index() -> bytes:
