@@ -143,8 +143,23 @@ class _RuleLike(Protocol):
     def levels(self) -> tuple[str, ...]: ...
 
 
-def required_rules(levels: Levels, rules: Iterable[RuleOutcome]) -> dict[str, tuple[str, ...]]:
-    """For each level, the ids of the rules it requires (its own and those it inherits)."""
+class _Requirable(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def severity(self) -> Severity: ...
+
+    @property
+    def category(self) -> Category: ...
+
+    @property
+    def levels(self) -> tuple[str, ...]: ...
+
+
+def required_rules(levels: Levels, rules: Iterable[_Requirable]) -> dict[str, tuple[str, ...]]:
+    """For each level, the ids of the rules it requires (its own and those it inherits);
+    ``rules`` are loaded rules or judged outcomes."""
     rules = list(rules)
     result: dict[str, tuple[str, ...]] = {}
     required: set[str] = set()

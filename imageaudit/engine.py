@@ -9,6 +9,7 @@ otherwise the check's results, or one PASS when it reported nothing.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -32,12 +33,14 @@ from imageaudit.findings import (
     Report,
     Rule,
     RuleOutcome,
+    Scope,
     code,
     printable,
 )
 from imageaudit.identity import ImageIdentity
 from imageaudit.model import CollectorError, Evidence, Severity, Status
-from imageaudit.rules import RuleSet
+from imageaudit.rules import RuleSet, finding_severities
+from imageaudit.tailoring import PathSkips
 from imageaudit.waivers import Waiver, apply_waivers
 
 # The findings whose severity a rule's own severity reflects: those every output lists.
@@ -345,6 +348,45 @@ def inventory_of(facts: FactsLike) -> Inventory | None:
                      limits=limits)
 
 
+def left_out(rule: Rule) -> Finding:
+    """The finding of a rule the scan's rule selection left out: not evaluated, so ERROR, at
+    the highest severity a finding of the rule can have (the level its findings could have
+    blocked is not granted either)."""
+    return make_finding(rule, CheckResult(
+        Status.ERROR,
+        "Not evaluated: the rule was left out of this scan by its rule selection; no level "
+        "the rule guards is granted without it",
+        severity=max(finding_severities(rule), key=lambda s: s.rank),
+        evidence=Evidence(observed="rule left out", expected="rule evaluated"),
+    ))
+
+
+def drop_skipped_paths(rules: Sequence[Rule], findings: Sequence[Finding],
+                       skips: PathSkips) -> tuple[list[Finding], int]:
+    """The findings not under a skipped path, and how many were dropped. A rule all of whose
+    findings were dropped keeps one NOT_APPLICABLE finding saying so."""
+    kept: list[Finding] = []
+    dropped: dict[str, int] = {}
+    for finding in findings:
+        path = finding.evidence.path or finding.resource
+        if skips.covers(path):
+            dropped[finding.rule_id] = dropped.get(finding.rule_id, 0) + 1
+        else:
+            kept.append(finding)
+    left = {f.rule_id for f in kept}
+    for rule in rules:
+        count = dropped.get(rule.id, 0)
+        if count and rule.id not in left:
+            kept.append(make_finding(rule, CheckResult(
+                Status.NOT_APPLICABLE,
+                f"Not applicable: all {count} of its findings were under skipped paths",
+                evidence=Evidence(observed=f"{count} findings under skipped paths"),
+            )))
+    order = {r.id: i for i, r in enumerate(rules)}
+    kept.sort(key=lambda f: order.get(f.rule_id, len(order)))
+    return kept, sum(dropped.values())
+
+
 def scan_facts(
     facts: FactsLike,
     rules: RuleSet,
@@ -356,16 +398,32 @@ def scan_facts(
     now: datetime | None = None,
     validity_days: int | None = None,
     tool_version: str | None = None,
+    skipped: Sequence[Rule] = (),
+    path_skips: PathSkips | None = None,
+    tailoring: str | None = None,
 ) -> Report:
     """Judge ``facts`` with ``rules``, apply ``waivers``, certify against ``levels``.
 
     ``now`` (default: the current UTC time) fixes the waiver expiry date and the issued time;
-    ``validity_days`` overrides the levels file's certification lifetime.
+    ``validity_days`` overrides the levels file's certification lifetime. ``skipped`` are the
+    rules a selection left out: each gets an ERROR finding that no waiver covers, so the levels
+    they guard are not granted. Findings under ``path_skips`` are dropped; both, and the
+    ``tailoring`` file's digest, are recorded in the certification's ``scope``.
     """
     now = now or datetime.now(UTC)
     findings = evaluate(facts, rules, registry)
-    findings, warnings = apply_waivers(findings, waivers, now, {r.id for r in rules})
-    judged = outcomes(rules, findings)
+    dropped = 0
+    if path_skips:
+        findings, dropped = drop_skipped_paths(list(rules), findings, path_skips)
+    every = sorted((*rules, *skipped), key=lambda r: r.id)
+    findings, warnings = apply_waivers(findings, waivers, now, {r.id for r in every})
+    if skipped:
+        # Added after the waivers: a rule that was not run has nothing a waiver could accept.
+        by_rule: dict[str, list[Finding]] = {}
+        for finding in [*findings, *(left_out(r) for r in skipped)]:
+            by_rule.setdefault(finding.rule_id, []).append(finding)
+        findings = [f for r in every for f in by_rule.get(r.id, ())]
+    judged = outcomes(every, findings)
     identity = image_identity or ImageIdentity(source=str(facts.image.source))
     certification = certify(
         judged,
@@ -376,6 +434,14 @@ def scan_facts(
         validity_days=validity_days,
         tool_version=tool_version,
     )
+    if skipped or path_skips or tailoring:
+        certification = replace(certification, scope=Scope(
+            skipped_rules=tuple(r.id for r in skipped),
+            skipped_dirs=path_skips.dirs if path_skips else (),
+            skipped_files=path_skips.files if path_skips else (),
+            dropped_findings=dropped,
+            tailoring=tailoring,
+        ))
     image = ImageRef(
         source=printable(identity.source),
         kind=facts.image.kind,
@@ -392,10 +458,10 @@ def scan_facts(
         rules=judged,
         findings=tuple(findings),
         collector_errors=errors,
-        warnings=(*level_warnings(rules, levels), *warnings),
+        warnings=(*level_warnings(every, levels), *warnings),
         inventory=inventory_of(facts),
     )
 
 
-__all__ = ["FactsLike", "evaluate", "evaluate_rule", "inventory_of", "outcomes", "rule_status",
-           "scan_facts", "worst_status"]
+__all__ = ["FactsLike", "drop_skipped_paths", "evaluate", "evaluate_rule", "inventory_of",
+           "left_out", "outcomes", "rule_status", "scan_facts", "worst_status"]

@@ -195,6 +195,24 @@ class LevelResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Scope:
+    """What the user left out of the audit or changed in its rules, recorded in the
+    certification so that a narrowed or tailored result is told apart from a full one.
+
+    ``skipped_rules`` were not evaluated (each is an ERROR finding, so no level they guard is
+    granted); findings under ``skipped_dirs`` or matching ``skipped_files`` were dropped
+    (``dropped_findings`` of them); ``tailoring`` is the ``sha256:`` digest of the tailoring
+    file that changed rule parameters or severities.
+    """
+
+    skipped_rules: tuple[str, ...] = ()
+    skipped_dirs: tuple[str, ...] = ()
+    skipped_files: tuple[str, ...] = ()
+    dropped_findings: int = 0
+    tailoring: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Certification:
     """The certification record: the level reached, bound to the image's content and the rules."""
 
@@ -207,6 +225,8 @@ class Certification:
     image_size: int | None
     issued: str
     expires: str
+    # Present only when the audit was narrowed or tailored (``scan --skip-rule``, ...).
+    scope: Scope | None = field(default=None, metadata={"optional": True})
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,6 +341,7 @@ __all__ = [
     "Rule",
     "RuleOutcome",
     "RuleText",
+    "Scope",
     "WaiverNote",
     "code",
     "printable",

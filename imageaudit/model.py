@@ -77,14 +77,15 @@ def to_jsonable(value: Any) -> Any:
 
     Iterative enough for our records (their nesting is shallow); strings from the image are
     left as they are here and escaped by each output format. A dataclass field whose metadata
-    says ``internal`` is left out; one with a ``shown`` function is written through it (a
-    command line with its credentials masked).
+    says ``internal`` is left out, as is one that says ``optional`` while it is None; one with a
+    ``shown`` function is written through it (a command line with its credentials masked).
     """
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
             f.name: to_jsonable(_shown(f, value))
             for f in dataclasses.fields(value)
             if not f.metadata.get("internal")
+            and not (f.metadata.get("optional") and getattr(value, f.name) is None)
         }
     if isinstance(value, enum.Enum):
         return value.value

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +28,12 @@ from imageaudit.errors import (
 )
 from imageaudit.facts import Facts, collect_facts
 from imageaudit.facts.base import CollectContext
-from imageaudit.findings import Report
+from imageaudit.findings import Report, Rule
 from imageaudit.identity import ImageIdentity, identify_image
 from imageaudit.ioc import Indicators, IocError
 from imageaudit.malware.iocscan import attach_ioc, load_sources
 from imageaudit.malware.yarascan import CompiledRules, YaraRulesError, attach_yara, compile_rules
-from imageaudit.model import Status
+from imageaudit.model import Severity, Status
 from imageaudit.openers import AUTO, open_image
 from imageaudit.openers.detect import is_daemon_input
 from imageaudit.progress import Progress
@@ -41,6 +41,7 @@ from imageaudit.report import render
 from imageaudit.report.outputs import STDOUT, Finished, OutputWriter
 from imageaudit.report.text import print_report
 from imageaudit.rules import RuleSet, load_rules
+from imageaudit.tailoring import PathSkips, Selection, TailoringError, select_rules, tailor_rules
 from imageaudit.waivers import Waiver, load_waivers
 
 AfterStep = Callable[[CollectContext, Facts], Facts]
@@ -115,6 +116,15 @@ class ScanOptions:
     # The whole audit of one image (``--timeout``): it then runs in a process of its own.
     timeout: float | None = None
     debug: bool = False  # ``--debug``: the child process logs at DEBUG too
+    # Narrowing and tailoring (``--rule``, ``--skip-rule``, ``--category``, ``--skip-category``,
+    # ``--skip-dirs``, ``--skip-files``, ``--tailoring FILE``): recorded in the certification.
+    selection: Selection = field(default_factory=Selection)
+    path_skips: PathSkips = field(default_factory=PathSkips)
+    tailoring_file: Path | None = None
+    # What the outputs show (``--severity``; the level is judged on every finding) and the
+    # severity at or above which a failing finding exits 3 (``--fail-on``).
+    show_severities: frozenset[Severity] | None = None
+    fail_on: Severity | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +137,10 @@ class Judge:
     # What the image's files are matched against, read before any image is opened.
     indicators: tuple[Indicators, ...] | None = None
     signatures: CompiledRules | None = None
+    # The rules a selection left out, the path skips and the tailoring file's digest.
+    skipped: tuple[Rule, ...] = ()
+    path_skips: PathSkips = field(default_factory=PathSkips)
+    tailoring: str | None = None
 
     @classmethod
     def load(cls, options: ScanOptions) -> Judge:
@@ -139,6 +153,15 @@ class Judge:
         if len(rules) == 0:
             # An empty rule set would certify anything at the highest level.
             raise UsageError(f"{rules_dir}: no rules found; nothing to judge the image by")
+        tailoring: str | None = None
+        skipped: tuple[Rule, ...] = ()
+        try:
+            if options.tailoring_file is not None:
+                rules, tailoring = tailor_rules(rules, options.tailoring_file)
+            if options.selection:
+                rules, skipped = select_rules(rules, options.selection)
+        except TailoringError as exc:
+            raise UsageError(str(exc)) from None
         indicators: tuple[Indicators, ...] | None = None
         signatures: CompiledRules | None = None
         if options.ioc_files:
@@ -151,7 +174,8 @@ class Judge:
                 signatures = compile_rules(options.yara_rules)
             except YaraRulesError as exc:
                 raise UsageError(f"--yara {exc}") from None
-        return cls(rules, load_levels(levels_file), waivers, indicators, signatures)
+        return cls(rules, load_levels(levels_file), waivers, indicators, signatures,
+                   skipped=skipped, path_skips=options.path_skips, tailoring=tailoring)
 
     def after_steps(self) -> tuple[AfterStep, ...]:
         """What runs over the open image after its facts are collected."""
@@ -210,12 +234,40 @@ def scan_one(spec: str, judge: Judge, options: ScanOptions, source: str | None =
         judge.waivers,
         identity or ImageIdentity(source=source or spec),
         validity_days=options.expiry_days,
+        skipped=judge.skipped,
+        path_skips=judge.path_skips,
+        tailoring=judge.tailoring,
     )
 
 
 def reached(report: Report, level: str) -> bool:
     """Whether the report's certification grants ``level``."""
     return any(lv.name == level and lv.granted for lv in report.certification.levels)
+
+
+def shown(report: Report, severities: frozenset[Severity] | None) -> Report:
+    """The report as the outputs show it under ``--severity``: only findings of those
+    severities. The certification is the one judged on every finding."""
+    if severities is None:
+        return report
+    names = ", ".join(s.value for s in sorted(severities, key=lambda s: -s.rank))
+    note = (f"Only {names} findings are shown (--severity); the level is judged on all "
+            f"{len(report.findings)} findings")
+    return dataclasses.replace(
+        report, findings=tuple(f for f in report.findings if f.severity in severities),
+        warnings=(*report.warnings, note))
+
+
+# Outputs ``--severity`` filters: the JSON report stays whole, since it is the certification
+# record a catalogue recomputes from its findings.
+FILTERED_FORMATS = frozenset({"text", "sarif", "junit", "html", "markdown"})
+
+
+def render_shown(report: Report, fmt: str, show: frozenset[Severity] | None,
+                 required: str | None) -> str:
+    """``report`` rendered as ``fmt``, filtered by ``--severity`` when that format is."""
+    return render(shown(report, show if fmt in FILTERED_FORMATS else None), fmt,
+                  required=required)
 
 
 @dataclass(frozen=True)
@@ -234,13 +286,14 @@ class Audited:
     error: str | None = None
     failure: str | None = None
     required: str | None = None  # --require, which the HTML report shows beside the level
+    show: frozenset[Severity] | None = None  # --severity: what the outputs show
 
     def render(self, fmt: str) -> str:
         if fmt in self.rendered:
             return self.rendered[fmt]
         if self.report is None:
             raise ValueError(f"{self.spec}: no {fmt} rendering of its report")
-        return render(self.report, fmt, required=self.required)
+        return render_shown(self.report, fmt, self.show, self.required)
 
     def level(self) -> str | None:
         return None if self.data is None else str(self.data["certification"]["level"])
@@ -251,10 +304,19 @@ class Audited:
         return any(lv["name"] == level and lv["granted"]
                    for lv in self.data["certification"]["levels"])
 
-    def unevaluated(self) -> bool:
-        """Whether a rule could not be evaluated (``--strict``)."""
+    def unevaluated(self, left_out: frozenset[str] = frozenset()) -> bool:
+        """Whether a rule could not be evaluated (``--strict``); a rule the selection left
+        out is not evaluated by choice, not for a failure of the scan."""
         return self.data is not None and any(
             f["status"] == Status.ERROR.value and not f.get("waived")
+            and f["rule_id"] not in left_out for f in self.data["findings"])
+
+    def fails_on(self, severity: Severity, left_out: frozenset[str] = frozenset()) -> bool:
+        """Whether a finding at or above ``severity`` failed or could not be evaluated
+        (``--fail-on``; waived ones and rules the selection left out aside)."""
+        return self.data is not None and any(
+            f["status"] in (Status.FAIL.value, Status.ERROR.value) and not f.get("waived")
+            and Severity(f["severity"]).rank >= severity.rank and f["rule_id"] not in left_out
             for f in self.data["findings"])
 
 
@@ -278,7 +340,8 @@ def audit_here(spec: str, judge: Judge, options: ScanOptions, progress: Progress
         if known is None:
             raise
         return Audited(spec, error=known, failure="unreadable")
-    return Audited(spec, data=report.to_json(), report=report, required=options.require)
+    return Audited(spec, data=report.to_json(), report=report, required=options.require,
+                   show=options.show_severities)
 
 
 def scan_images(specs: Sequence[str], outputs: Sequence[tuple[str, str | None]],
@@ -303,7 +366,7 @@ def scan_images(specs: Sequence[str], outputs: Sequence[tuple[str, str | None]],
     def show_text(done: Finished) -> None:
         report = next((a.report for a in audited if a.spec == done.spec), None)
         if report is not None:
-            print_report(report, Console(file=sys.stdout))
+            print_report(shown(report, options.show_severities), Console(file=sys.stdout))
         else:
             sys.stdout.write(done.render("text"))
 
@@ -330,7 +393,7 @@ def scan_images(specs: Sequence[str], outputs: Sequence[tuple[str, str | None]],
             progress.finish(f"level {result.level()}")
             if options.progress and not text_on_stdout:
                 if result.report is not None:
-                    print_report(result.report, err)
+                    print_report(shown(result.report, options.show_severities), err)
                 else:
                     sys.stderr.write(result.render("text"))
             if options.progress and written:
@@ -339,19 +402,24 @@ def scan_images(specs: Sequence[str], outputs: Sequence[tuple[str, str | None]],
         progress.close()
     writer.finish()
     reports = tuple(a.report for a in audited if a.report is not None)
-    return ScanOutcome(exit_code(audited, options), reports, tuple(audited))
+    left_out = frozenset(r.id for r in judge.skipped)
+    return ScanOutcome(exit_code(audited, options, left_out), reports, tuple(audited))
 
 
-def exit_code(audited: Sequence[Audited], options: ScanOptions) -> int:
+def exit_code(audited: Sequence[Audited], options: ScanOptions,
+              left_out: frozenset[str] = frozenset()) -> int:
     """2 when an image could not be read, 3 when one is below ``--require`` (an image not
-    audited reaches no level), 1 when one was not audited (timeout) or, under ``--strict``,
-    a rule could not be evaluated; else 0."""
+    audited reaches no level) or has a finding at ``--fail-on`` or above, 1 when one was not
+    audited (timeout) or, under ``--strict``, a rule could not be evaluated; else 0."""
     if any(a.failure == "unreadable" for a in audited):
         return EXIT_USAGE
     if options.require and not all(a.reached(options.require) for a in audited):
         return EXIT_BLOCKED
+    if options.fail_on is not None and any(a.fails_on(options.fail_on, left_out)
+                                           for a in audited):
+        return EXIT_BLOCKED
     if any(a.data is None for a in audited):
         return EXIT_INTERNAL
-    if options.strict and any(a.unevaluated() for a in audited):
+    if options.strict and any(a.unevaluated(left_out) for a in audited):
         return EXIT_INTERNAL
     return EXIT_OK

@@ -17,7 +17,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("vulns", "report", "publish", "malware"),
     ("checks",),
     ("rules",),
-    ("certify", "waivers"),
+    ("certify", "waivers", "tailoring"),
     ("engine", "errors"),
     ("pipeline",),
     ("batch", "cloud"),

@@ -21,6 +21,7 @@ from typing import Any
 
 def _options(request: dict[str, Any]) -> Any:
     from imageaudit.pipeline import ScanOptions
+    from imageaudit.tailoring import PathSkips, Selection
 
     def path(key: str) -> Path | None:
         value = request.get(key)
@@ -40,6 +41,9 @@ def _options(request: dict[str, Any]) -> Any:
         trivy=bool(request.get("trivy")),
         trivy_cache=path("trivy_cache"),
         trivy_timeout=request.get("trivy_timeout"),
+        selection=Selection(**{k: tuple(v) for k, v in (request.get("selection") or {}).items()}),
+        path_skips=PathSkips(**{k: tuple(v) for k, v in (request.get("path_skips") or {}).items()}),
+        tailoring_file=path("tailoring_file"),
     )
 
 
@@ -58,8 +62,8 @@ def _step_events() -> Any:
 def audit(request: dict[str, Any]) -> dict[str, Any]:
     """Scan the image the request names; the report and its rendered outputs, or an error."""
     from imageaudit.errors import describe_user_error
-    from imageaudit.pipeline import Judge, scan_one
-    from imageaudit.report import render
+    from imageaudit.model import Severity
+    from imageaudit.pipeline import Judge, render_shown, scan_one
 
     try:
         options = _options(request)
@@ -67,7 +71,9 @@ def audit(request: dict[str, Any]) -> dict[str, Any]:
         progress = _step_events() if request.get("events") else None
         report = scan_one(request["path"], judge, options, source=request.get("source"),
                           progress=progress)
-        rendered = {fmt: render(report, fmt, required=request.get("require"))
+        show = request.get("show_severities")
+        shown_as = None if show is None else frozenset(Severity(v) for v in show)
+        rendered = {fmt: render_shown(report, fmt, shown_as, request.get("require"))
                     for fmt in request.get("formats", [])}
     except MemoryError:
         return {"error": "ran out of memory while auditing the image", "retryable": True}

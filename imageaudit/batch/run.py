@@ -30,6 +30,7 @@ from imageaudit.errors import UsageError
 from imageaudit.model import Severity, Status
 from imageaudit.pipeline import Judge, ScanOptions
 from imageaudit.store import ResultsStore, canonical_json, utcnow
+from imageaudit.tailoring import PathSkips, Selection
 from imageaudit.vulns.trivy_scan import trivy_identity
 
 # Per-image report files written under OUTPUT_DIR/reports/, by format.
@@ -67,6 +68,10 @@ class BatchOptions:
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
     attach: bool = False
     insecure_registry: bool = False
+    # Rule selection, skipped paths and a tailoring file (``--skip-rule``, ``--tailoring``...).
+    selection: Selection = field(default_factory=Selection)
+    path_skips: PathSkips = field(default_factory=PathSkips)
+    tailoring_file: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +89,10 @@ class Context:
     matched: str | None = None
     # trivy's and its database's versions (``--trivy``); in the key only when given.
     trivy: str | None = None
+    # The rules left out, the skipped paths and the tailoring file's digest; in the key only
+    # when the audit is narrowed or tailored, so that a full audit's result is never reused
+    # for a narrowed one, nor the other way round.
+    scope: str | None = None
 
     def key(self, sha512: str) -> str:
         doc = {"sha512": sha512.lower(), "ruleset": self.ruleset_version,
@@ -93,6 +102,8 @@ class Context:
             doc["matched"] = self.matched
         if self.trivy is not None:
             doc["trivy"] = self.trivy
+        if self.scope is not None:
+            doc["scope"] = self.scope
         return hashlib.sha256(canonical_json(doc).encode()).hexdigest()
 
 
@@ -341,6 +352,16 @@ def _worker_death(item: BatchItem, exc: BaseException) -> TaskOutcome:
     return TaskOutcome(source=item.source, error=why, sha512=item.sha512, retryable=True)
 
 
+def _scope_digest(judge: Judge) -> str | None:
+    """What narrows or tailors the audit, as one digest; None for a full audit."""
+    if not (judge.skipped or judge.path_skips or judge.tailoring):
+        return None
+    doc = {"skipped_rules": sorted(r.id for r in judge.skipped),
+           "skipped_dirs": list(judge.path_skips.dirs),
+           "skipped_files": list(judge.path_skips.files), "tailoring": judge.tailoring}
+    return hashlib.sha256(canonical_json(doc).encode()).hexdigest()
+
+
 def run_batch(options: BatchOptions, *,
               on_result: Callable[[ImageResult, int, int], None] | None = None,
               on_plan: Callable[[int, int], None] | None = None,
@@ -353,7 +374,9 @@ def run_batch(options: BatchOptions, *,
     # Indicators that cannot be read and rules that do not compile stop the batch here.
     scan_options = ScanOptions(rules_dir=options.rules_dir, levels_file=options.levels_file,
                                waivers_file=options.waivers_file, progress=False,
-                               ioc_files=options.ioc_files, yara_rules=options.yara_rules)
+                               ioc_files=options.ioc_files, yara_rules=options.yara_rules,
+                               selection=options.selection, path_skips=options.path_skips,
+                               tailoring_file=options.tailoring_file)
     matched_with = [*options.ioc_files, *([options.yara_rules] if options.yara_rules else [])]
     judge = Judge.load(scan_options)
     level_names = judge.levels.names()
@@ -364,7 +387,7 @@ def run_batch(options: BatchOptions, *,
     context = Context(ruleset_version=judge.rules.version, levels_version=judge.levels.version,
                       feeds=feeds, waivers=_digest_file(options.waivers_file),
                       expiry_days=options.expiry_days, matched=_digest_tree(matched_with),
-                      trivy=trivy)
+                      trivy=trivy, scope=_scope_digest(judge))
     outcome = BatchOutcome(results=[], context=context, level_names=level_names,
                            started=utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"))
     expanded = expanded or expand(options.inputs, verify_with=options.verify_with)
@@ -383,6 +406,8 @@ def run_batch(options: BatchOptions, *,
         ioc_files=tuple(str(p.resolve()) for p in options.ioc_files),
         yara_rules=str(options.yara_rules.resolve()) if options.yara_rules else None,
         trivy=options.trivy, trivy_timeout=options.trivy_timeout,
+        selection=options.selection, path_skips=options.path_skips,
+        tailoring_file=str(options.tailoring_file.resolve()) if options.tailoring_file else None,
         trivy_cache=str(options.trivy_cache.resolve()) if options.trivy_cache else None,
     )
     total = len(expanded.items) + len(expanded.errors)

@@ -11,6 +11,7 @@ image gets an error; the worker itself is untouched and takes the next image.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -24,6 +25,7 @@ from typing import Any
 
 from imageaudit.batch.child import PARENT_ENV
 from imageaudit.batch.sources import BatchItem
+from imageaudit.tailoring import PathSkips, Selection
 
 # How often the worker looks at the child's memory and the clock.
 POLL_SECONDS = 0.2
@@ -53,6 +55,9 @@ class TaskSettings:
     trivy: bool = False
     trivy_cache: str | None = None
     trivy_timeout: float | None = None
+    selection: Selection = field(default_factory=Selection)
+    path_skips: PathSkips = field(default_factory=PathSkips)
+    tailoring_file: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +152,9 @@ def run_child(path: str, source: str, settings: TaskSettings) -> dict[str, Any]:
         "opener": settings.opener, "ioc_files": list(settings.ioc_files),
         "yara_rules": settings.yara_rules, "trivy": settings.trivy,
         "trivy_cache": settings.trivy_cache, "trivy_timeout": settings.trivy_timeout,
+        "selection": dataclasses.asdict(settings.selection),
+        "path_skips": dataclasses.asdict(settings.path_skips),
+        "tailoring_file": settings.tailoring_file,
     }
     with tempfile.TemporaryDirectory(prefix="imageaudit-task-") as tmp:
         work = Path(tmp)

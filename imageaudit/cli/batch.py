@@ -11,7 +11,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from imageaudit.cli.options import add_open_options, add_trivy_options
+from imageaudit.cli.options import (
+    add_narrowing_options,
+    add_open_options,
+    add_trivy_options,
+    narrowing_options,
+)
 from imageaudit.errors import UsageError
 
 EPILOG = """\
@@ -75,6 +80,7 @@ def add_parsers(subparsers: Any) -> None:
                    help="YARA rules (a .yar/.yara file or a directory of them) to match every "
                         "image's executables, libraries and scripts against")
     add_trivy_options(p)
+    add_narrowing_options(p)
     p.add_argument("--expiry-days", type=int, default=30, help="certification validity (days)")
     p.add_argument("--verify-with", metavar="CA_DIR",
                    help="demand signed image lists, verified against this hashed CA directory")
@@ -203,6 +209,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         yara_rules=Path(args.yara) if args.yara else None,
         trivy=args.trivy, trivy_cache=Path(args.trivy_cache) if args.trivy_cache else None,
         trivy_timeout=args.trivy_timeout,
+        **narrowing_options(args),  # type: ignore[arg-type]
     )
     with _display(args.quiet) as shown:
         outcome = run_batch(options, on_plan=shown.plan if shown else None,

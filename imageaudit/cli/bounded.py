@@ -10,6 +10,7 @@ the timeout names the sub-step it stopped in. Its stderr (notes, ``--debug`` log
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -41,6 +42,11 @@ def _request(spec: str, options: ScanOptions, formats: list[str]) -> dict[str, A
     return {
         "path": spec, "formats": formats, "events": True, "debug": options.debug,
         "require": options.require,
+        "selection": dataclasses.asdict(options.selection),
+        "path_skips": dataclasses.asdict(options.path_skips),
+        "tailoring_file": text(options.tailoring_file),
+        "show_severities": (None if options.show_severities is None
+                            else sorted(s.value for s in options.show_severities)),
         "rules_dir": text(options.rules_dir), "levels_file": text(options.levels_file),
         "waivers_file": text(options.waivers_file), "feeds_dir": text(options.feeds_dir),
         "expiry_days": options.expiry_days, "input_kind": options.input_kind,

@@ -1,8 +1,9 @@
 """Command line: parse options, call the library, map outcomes to exit codes.
 
 Exit codes CI can rely on: ``0`` level reached (or nothing required), ``3`` findings block the
-required level, ``2`` usage or configuration error (bad rule file, unreadable image), ``1``
-internal failure, or rules that could not be evaluated under ``--strict``.
+required level (or a finding at or above ``--fail-on``), ``2`` usage or configuration error
+(bad rule file, unreadable image), ``1`` internal failure, or rules that could not be evaluated
+under ``--strict``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from imageaudit import __version__
-from imageaudit.cli.options import add_open_options, add_trivy_options
+from imageaudit.cli.options import (
+    add_open_options,
+    add_selection_options,
+    add_trivy_options,
+    selection_options,
+)
 from imageaudit.errors import EXIT_BLOCKED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError
 
 __all__ = ["EXIT_BLOCKED", "EXIT_INTERNAL", "EXIT_OK", "EXIT_USAGE", "UsageError", "main"]
@@ -127,6 +133,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         opener=args.opener,
         timeout=args.timeout,
         debug=args.debug,
+        **selection_options(args),  # type: ignore[arg-type]
     )
     auditor = None
     if args.timeout is not None:
@@ -155,12 +162,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from imageaudit.cli.demo import run
 
     return run(Path(args.out), serve=not args.no_serve, progress=not args.quiet)
-
-
-def cmd_rules(args: argparse.Namespace) -> int:
-    from imageaudit.cli import rules as rulescli
-
-    return rulescli.run(args)
 
 
 SCAN_OUTPUTS_HELP = """\
@@ -219,9 +220,11 @@ def _configure_logging(debug: bool) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from imageaudit.cli.batch import add_parsers as add_batch_parsers
     from imageaudit.cli.cloud import add_parsers as add_cloud_parsers
+    from imageaudit.cli.config import EPILOG, add_config_option
     from imageaudit.cli.feeds import add_parsers as add_feeds_parsers
     from imageaudit.cli.publish import add_parsers as add_publish_parsers
     from imageaudit.cli.publish import add_scan_arguments
+    from imageaudit.cli.rules import add_levels_parser, add_rules_parser
     from imageaudit.cli.sbom import add_parsers as add_sbom_parsers
     from integrations.appdb.cli import add_parsers as add_catalogue_parsers
     from integrations.appdb.imagelist_cli import add_parsers as add_imagelist_parsers
@@ -229,8 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imageaudit",
         description="Audit VM and container images offline and certify them for a cloud catalogue.",
+        epilog=EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"imageaudit {__version__}")
+    add_config_option(parser)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("facts", help="print every fact collected from an image")
@@ -289,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "still goes to stdout unless -o names a file for it")
     _add_run_options(p)
     add_open_options(p)
+    add_selection_options(p)
     add_scan_arguments(p)
     p.set_defaults(func=cmd_scan)
 
@@ -306,26 +312,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("rules", help="list, show and validate rules")
-    rsub = p.add_subparsers(dest="rules_command", required=True)
-    r = rsub.add_parser("list")
-    r.add_argument("--category")
-    r.add_argument("--severity")
-    r.add_argument("--rules", metavar="DIR")
-    r = rsub.add_parser("show")
-    r.add_argument("rule_id")
-    r.add_argument("--rules", metavar="DIR")
-    r = rsub.add_parser("validate")
-    r.add_argument("dir")
-    p.set_defaults(func=cmd_rules)
+    add_rules_parser(sub)
+    add_levels_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    from imageaudit.cli.config import parse_args
     from imageaudit.errors import describe_user_error
 
+    parser = build_parser()
+    try:
+        args = parse_args(parser, argv)
+    except UsageError as exc:
+        print(f"imageaudit: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     _configure_logging(bool(getattr(args, "debug", False)))
     try:
         code: int = args.func(args)

@@ -1,4 +1,5 @@
-"""``imageaudit rules list|show|validate``: the rule set as a user sees it."""
+"""``imageaudit rules list|show|validate`` and ``imageaudit levels``: the rule set and the
+certification levels as a user sees them, as text or JSON."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from imageaudit.findings import Rule
+from imageaudit.model import Severity
 from imageaudit.rules import describe_severity, finding_severities, load_rules, validate_rules
 
 
@@ -38,6 +41,99 @@ def _show(rule: Rule) -> str:
     return "\n".join(lines)
 
 
+def rule_json(rule: Rule) -> dict[str, Any]:
+    """One rule as ``rules list|show --format json`` prints it."""
+    return {
+        "id": rule.id,
+        "title": rule.title,
+        "category": rule.category.value,
+        "severity": rule.severity.value,
+        "severities": sorted((s.value for s in finding_severities(rule)),
+                             key=lambda v: -Severity(v).rank),
+        "description": rule.description.strip(),
+        "rationale": rule.rationale.strip(),
+        "remediation": rule.remediation.strip(),
+        "references": list(rule.references),
+        "check": {"type": rule.check_type, "params": rule.params.model_dump(mode="json")},
+        "levels": list(rule.levels),
+        "image_kinds": list(rule.applies_to.image_kinds or ()) or None,
+        "os_families": list(rule.applies_to.os_families or ()) or None,
+        "version": rule.version,
+    }
+
+
+def _dump(value: object) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def add_rules_parser(sub: Any) -> None:
+    """``imageaudit rules list|show|validate``."""
+    p = sub.add_parser("rules", help="list, show and validate rules")
+    rsub = p.add_subparsers(dest="rules_command", required=True)
+    r = rsub.add_parser("list", help="one line per rule, or a JSON array")
+    r.add_argument("--category", help="only rules of this category")
+    r.add_argument("--severity", help="only rules whose findings can have this severity")
+    r.add_argument("--rules", metavar="DIR", help="rules directory (default: the built-in rules)")
+    r.add_argument("--format", choices=["text", "json"], default="text",
+                   help="output format (default: %(default)s)")
+    r = rsub.add_parser("show", help="everything about one rule")
+    r.add_argument("rule_id")
+    r.add_argument("--rules", metavar="DIR", help="rules directory (default: the built-in rules)")
+    r.add_argument("--format", choices=["text", "json"], default="text",
+                   help="output format (default: %(default)s)")
+    r = rsub.add_parser("validate", help="check every rule file of a directory")
+    r.add_argument("dir")
+    p.set_defaults(func=run)
+
+
+def add_levels_parser(sub: Any) -> None:
+    """``imageaudit levels``."""
+    p = sub.add_parser(
+        "levels", help="list the certification levels and the rules that block each",
+        description="List the certification levels, lowest first, with what blocks each "
+                    "(severities, categories, rules) and every rule each level requires, "
+                    "its own and those inherited from the levels below. A required rule that "
+                    "fails, or is not evaluated, blocks the level.")
+    p.add_argument("--rules", metavar="DIR", help="rules directory (default: the built-in rules)")
+    p.add_argument("--levels", metavar="FILE",
+                   help="levels file (default: levels.yaml of the rules directory)")
+    p.add_argument("--format", choices=["text", "json"], default="text",
+                   help="output format (default: %(default)s)")
+    p.set_defaults(func=run_levels)
+
+
+def run_levels(args: argparse.Namespace) -> int:
+    from imageaudit.certify import load_levels, required_rules
+    from imageaudit.pipeline import default_rules_dir
+
+    rules_dir = _rules_dir(args)
+    levels_file = Path(args.levels) if args.levels else rules_dir / "levels.yaml"
+    if not args.levels and not levels_file.is_file():
+        levels_file = default_rules_dir() / "levels.yaml"
+    levels = load_levels(levels_file)
+    rules = load_rules(rules_dir)
+    required = required_rules(levels, rules)
+    entries: list[dict[str, Any]] = [{
+        "name": level.name,
+        "description": " ".join(level.description.split()),
+        "blocked_by": {"severities": [s.value for s in level.severities],
+                       "categories": [c.value for c in level.categories],
+                       "rules": list(level.rules)},
+        "rules": list(required[level.name]),
+    } for level in levels.levels]
+    if args.format == "json":
+        _dump({"levels_file": str(levels_file), "levels_version": levels.version,
+               "ruleset_version": rules.version, "levels": entries})
+        return 0
+    for entry in entries:
+        blocked = entry["blocked_by"]
+        what = [f"{k} {', '.join(v)}" for k, v in blocked.items() if v]
+        print(f"{entry['name']}: {entry['description']}")
+        print(f"  blocked by: {'; '.join(what) or 'nothing of its own'}")
+        print(f"  requires {len(entry['rules'])} rules: {', '.join(entry['rules'])}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.rules_command == "validate":
         errors = validate_rules(Path(args.dir))
@@ -54,14 +150,21 @@ def run(args: argparse.Namespace) -> int:
         if rule is None:
             print(f"imageaudit: error: no rule {args.rule_id!r}", file=sys.stderr)
             return 2
-        print(_show(rule))
+        if args.format == "json":
+            _dump(rule_json(rule))
+        else:
+            print(_show(rule))
         return 0
-    for rule in rules:
-        if args.category and rule.category.value != args.category:
-            continue
+    listed = [
+        rule for rule in rules
+        if not (args.category and rule.category.value != args.category)
         # a rule is listed under every severity its findings can have
-        if args.severity and args.severity not in finding_severities(rule):
-            continue
+        and not (args.severity and args.severity not in finding_severities(rule))
+    ]
+    if args.format == "json":
+        _dump([rule_json(rule) for rule in listed])
+        return 0
+    for rule in listed:
         severity = describe_severity(rule, detailed=False)
         print(f"{rule.id:40} {severity:25} {rule.category.value:14} {rule.title}")
     return 0

@@ -31,6 +31,23 @@ def _message(text: str) -> Text:
     return out
 
 
+def scope_lines(report: Report) -> list[str]:
+    """What the audit left out or changed, one line each (none for a full audit)."""
+    scope = report.certification.scope
+    if scope is None:
+        return []
+    lines = []
+    if scope.skipped_rules:
+        lines.append(f"not evaluated (left out): {', '.join(scope.skipped_rules)}")
+    globs = [*scope.skipped_dirs, *scope.skipped_files]
+    if globs:
+        lines.append(f"skipped paths: {', '.join(globs)} ({scope.dropped_findings} findings "
+                     "dropped)")
+    if scope.tailoring:
+        lines.append(f"rules tailored: {scope.tailoring}")
+    return lines
+
+
 def summary(report: Report) -> RenderableType:
     """The summary as a rich renderable."""
     cert = report.certification
@@ -44,6 +61,7 @@ def summary(report: Report) -> RenderableType:
         if level.blocking:
             line.append(f"  blocked by: {', '.join(level.blocking)}", style="dim")
         parts.append(line)
+    parts.extend(Text(f"  {line}", style="yellow") for line in scope_lines(report))
     for severity, findings in by_severity(report):
         parts.append(Text(""))
         parts.append(

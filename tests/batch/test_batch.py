@@ -411,3 +411,32 @@ def test_an_audit_process_that_crashes_is_that_image_s_error(images: list[Path])
     killer.join()
     assert crashed, "the audit process was never seen"
     assert result == {"error": "the audit process died of SIGSEGV"}
+
+
+def test_the_audit_key_follows_rule_selection_path_skips_and_tailoring(
+        images: list[Path], tmp_path: Path) -> None:
+    image = str(images[0])
+    tailoring = tmp_path / "tailoring.yaml"
+    tailoring.write_text("version: 1\nrules:\n  updates_pending:\n    severity: low\n")
+
+    def scopes() -> list[Any]:
+        return [json.loads(p.read_text())["certification"].get("scope")
+                for p in sorted((tmp_path / "out" / "reports").glob("*.json"))]
+
+    runs = [(), ("--skip-rule", "password_empty"), ("--skip-rule", "password_empty"),
+            ("--skip-dirs", "/opt"), ("--tailoring", str(tailoring))]
+    cached = []
+    for extra in runs:
+        done = run_batch(tmp_path, image, "--workers", "1", *extra)
+        assert done.returncode == 0, done.stderr
+        cached.append(summary(tmp_path)["images"][0]["cached"])
+        if extra == ("--skip-rule", "password_empty"):
+            assert scopes() == [{"skipped_rules": ["password_empty"], "skipped_dirs": [],
+                                 "skipped_files": [], "dropped_findings": 0,
+                                 "tailoring": None}]
+    # A narrowed or tailored audit never reuses another's result, nor the other way round.
+    assert cached == [False, False, True, False, False]
+    assert table_count(tmp_path, "audits") == 4
+    done = run_batch(tmp_path, image, "--workers", "1", "--skip-rule", "nope")
+    assert done.returncode == 2
+    assert "--rule/--skip-rule: no rule 'nope' in " in done.stderr
