@@ -53,9 +53,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
         formats = ["text"]
     pairs = [(f, outputs[i] if i < len(outputs) else None) for i, f in enumerate(formats)]
     if args.publish:
+        from imageaudit.cli.catalogue_options import publish_catalogue
         from imageaudit.cli.publish import refuse_unpublishable_inputs
 
         refuse_unpublishable_inputs(args.image, args.input_kind)
+        args.publish = publish_catalogue(args)
     options = ScanOptions(
         require=args.require,
         rules_dir=Path(args.rules) if args.rules else None,
@@ -99,10 +101,19 @@ def cmd_rules(args: argparse.Namespace) -> int:
     return rulescli.run(args)
 
 
+SCAN_CODES = {
+    EXIT_OK: "every image reached --require (or no level was required)",
+    EXIT_INTERNAL: "internal failure, or a rule could not be evaluated under --strict",
+    EXIT_USAGE: "usage or configuration error (bad rule file, unreadable image)",
+    EXIT_BLOCKED: "findings block the --require level",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     from imageaudit.cli.batch import add_parsers as add_batch_parsers
     from imageaudit.cli.cloud import add_parsers as add_cloud_parsers
     from imageaudit.cli.feeds import add_parsers as add_feeds_parsers
+    from imageaudit.cli.helptext import HelpFormatter, add_command, epilog
     from imageaudit.cli.publish import add_parsers as add_publish_parsers
     from imageaudit.cli.publish import add_scan_arguments
     from imageaudit.cli.sbom import add_parsers as add_sbom_parsers
@@ -112,11 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imageaudit",
         description="Audit VM and container images offline and certify them for a cloud catalogue.",
+        formatter_class=HelpFormatter,
+        epilog=epilog(SCAN_CODES, ["imageaudit scan image.qcow2 --require standard",
+                                   "imageaudit COMMAND --help"]),
     )
     parser.add_argument("--version", action="version", version=f"imageaudit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("facts", help="print every fact collected from an image")
+    p = add_command(sub, "facts", "print every fact collected from an image",
+                    examples=["imageaudit facts image.qcow2 --format json -o facts.json"])
     p.add_argument(
         "image", help="VM disk, container archive, OCI layout, docker://REF or directory"
     )
@@ -126,7 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_open_options(p)
     p.set_defaults(func=cmd_facts)
 
-    p = sub.add_parser("scan", help="judge images against the rules and certify a level")
+    p = add_command(sub, "scan", "judge images against the rules and certify a level",
+                    exit_codes=SCAN_CODES,
+                    examples=["imageaudit scan image.qcow2 --require standard",
+                              "imageaudit scan image.qcow2 --format sarif -o scan.sarif",
+                              "imageaudit scan image.qcow2 --publish --catalogue "
+                              "https://catalogue.example.org --signing-key alice.key"])
     p.add_argument("image", nargs="+")
     p.add_argument("--require", metavar="LEVEL", help="exit 3 unless every image reaches LEVEL")
     p.add_argument(
@@ -164,22 +184,30 @@ def build_parser() -> argparse.ArgumentParser:
     add_cloud_parsers(sub)
     add_imagelist_parsers(sub)
 
-    p = sub.add_parser("demo", help="build the example images, scan them and write reports")
+    p = add_command(sub, "demo", "build the example images, scan them and write reports",
+                    examples=["imageaudit demo --out out --no-serve"])
     p.add_argument("--out", default="out", help="directory for the images and reports")
     p.add_argument("--no-serve", action="store_true", help="stop the catalogue when done")
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("rules", help="list, show and validate rules")
+    p = add_command(sub, "rules", "list, show and validate rules",
+                    examples=["imageaudit rules list --category accounts",
+                              "imageaudit rules show service_cups_remote"])
     rsub = p.add_subparsers(dest="rules_command", required=True)
-    r = rsub.add_parser("list")
+    r = add_command(rsub, "list", "the rules, one a line",
+                    examples=["imageaudit rules list --severity high"])
     r.add_argument("--category")
     r.add_argument("--severity")
     r.add_argument("--rules", metavar="DIR")
-    r = rsub.add_parser("show")
+    r = add_command(rsub, "show", "one rule in full",
+                    examples=["imageaudit rules show service_cups_remote"])
     r.add_argument("rule_id")
     r.add_argument("--rules", metavar="DIR")
-    r = rsub.add_parser("validate")
+    r = add_command(rsub, "validate", "check every rule file of a directory",
+                    exit_codes={0: "every rule file is valid",
+                                2: "a rule file is invalid (each error is printed)"},
+                    examples=["imageaudit rules validate rules/"])
     r.add_argument("dir")
     p.set_defaults(func=cmd_rules)
     return parser
