@@ -2,8 +2,8 @@
 
 Like the other catalogue commands they act on the database (``--db``) or, with
 ``--catalogue URL`` and ``--token`` (a reader's for queries, an operator's to save or run),
-through a running catalogue. Building the parser imports nothing beyond argparse and the shared help text;
-each command imports what it runs.
+through a running catalogue. Building the parser imports nothing beyond argparse and the
+shared help text; each command imports what it runs.
 """
 
 from __future__ import annotations
