@@ -10,6 +10,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from imageaudit.cli.helptext import add_deprecated
+from imageaudit.errors import UsageError
 from imageaudit.publish import TOKEN_ENV
 from integrations.appdb import API_PREFIX, DB_ENV, default_db, prepare_db
 
@@ -60,7 +61,7 @@ def _target(args: argparse.Namespace) -> bool:
         return False
     args.token = args.token or os.environ.get(TOKEN_ENV)
     if not args.token:
-        raise SystemExit(f"imageaudit: error: --catalogue needs --token or ${TOKEN_ENV}")
+        raise UsageError(f"--catalogue needs --token or ${TOKEN_ENV}")
     return True
 
 
