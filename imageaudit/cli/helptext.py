@@ -11,6 +11,7 @@ import argparse
 import copy
 import os
 import sys
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -104,7 +105,10 @@ def epilog(exit_codes: Mapping[int, str] = EXIT_CODES, examples: Sequence[str] =
     """The end of a command's help: notes, exit codes (one per line) and examples."""
     lines = [notes.rstrip(), ""] if notes else []
     lines.append("exit codes:")
-    lines += [f"  {code}  {meaning}" for code, meaning in sorted(exit_codes.items())]
+    # Meanings wrap to a terminal's width; examples do not, so that they paste whole.
+    lines += [textwrap.fill(meaning, width=79, initial_indent=f"  {code}  ",
+                            subsequent_indent=" " * (4 + len(str(code))))
+              for code, meaning in sorted(exit_codes.items())]
     lines += ["", "examples:" if len(examples) > 1 else "example:"]
     lines += [f"  {example}" for example in examples]
     return "\n".join(lines) + "\n"
