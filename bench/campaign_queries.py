@@ -298,12 +298,12 @@ def osv_dump(path: Path, count: int, seed: int = 11) -> None:
 
 
 def sync_snapshot(dump: Path, cache: Path) -> float:
-    """``imageaudit feeds sync --osv DUMP --dir CACHE`` (a new snapshot, which ``latest`` then
+    """``imageaudit feeds sync --osv DUMP --feeds CACHE`` (a new snapshot, which ``latest`` then
     names); its time."""
     out = io.StringIO()
     started = time.perf_counter()
     with redirect_stdout(out):
-        rc = imageaudit_main(["feeds", "sync", "--osv", str(dump), "--dir", str(cache)])
+        rc = imageaudit_main(["feeds", "sync", "--osv", str(dump), "--feeds", str(cache)])
     if rc != 0:
         raise SystemExit(f"imageaudit feeds sync --osv {dump} failed ({rc}): {out.getvalue()}")
     return time.perf_counter() - started

@@ -36,7 +36,7 @@ OS_RELEASE = 'ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n'
 def sync(cache: Path, *extra: str) -> Path:
     parser = argparse.ArgumentParser(prog="imageaudit")
     feeds_cli.add_parsers(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["feeds", "sync", "--dir", str(cache), "--debian", "bookworm",
+    args = parser.parse_args(["feeds", "sync", "--feeds", str(cache), "--debian", "bookworm",
                               *extra])
     if args.func(args) != 0:
         raise SystemExit("feeds sync failed")

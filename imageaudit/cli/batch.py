@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from imageaudit.cli.helptext import add_command
 from imageaudit.cli.options import (
     add_narrowing_options,
     add_open_options,
@@ -19,7 +20,7 @@ from imageaudit.cli.options import (
 )
 from imageaudit.errors import UsageError
 
-EPILOG = """\
+INPUTS = """\
 inputs (any mix):
   FILE.list | https://HOST/image.list   a HEPiX image list, plain or S/MIME signed; every image
                                         is fetched and checked against its sl:checksum:sha512
@@ -27,14 +28,18 @@ inputs (any mix):
   oci://REGISTRY/REPO:TAG | @sha256:…   a VM image held as an OCI artefact
   DIR                                   every VM disk, OVA and container archive in DIR
   IMAGE                                 one image, as for imageaudit scan
-
-exit codes: 0 every image reached --require (or none was required), 3 an image is below it
-(an image that could not be audited has no level), 1 an image could not be audited under
---strict, 2 usage or configuration error.
-
-example:
-  imageaudit batch out/example.list --require standard --summary out/batch.csv
 """
+EXIT_CODES = {
+    0: "every image reached --require (or none was required)",
+    1: "an image could not be audited, under --strict",
+    2: "usage or configuration error",
+    3: "an image is below --require (an image that could not be audited has no level)",
+}
+EXAMPLES = [
+    "imageaudit batch out/example.list --require standard --summary out/batch.csv",
+    "imageaudit batch catalogue:https://catalogue.example.org/vo/biomed --publish "
+    "--catalogue https://catalogue.example.org",
+]
 
 
 def _size(text: str) -> int:
@@ -57,9 +62,10 @@ def _cache_default() -> Path:
 def add_parsers(subparsers: Any) -> None:
     from imageaudit.cli.publish import add_scan_arguments
 
-    p = subparsers.add_parser(
-        "batch", help="audit many images: image lists, the catalogue, OCI artefacts, directories",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = add_command(
+        subparsers, "batch",
+        "audit many images: image lists, the catalogue, OCI artefacts, directories",
+        exit_codes=EXIT_CODES, examples=EXAMPLES, notes=INPUTS,
     )
     p.add_argument("input", nargs="+", help="image lists, catalogue:URL, oci://, dirs, images")
     p.add_argument("--require", metavar="LEVEL", help="exit 3 unless every image reaches LEVEL")
@@ -186,7 +192,9 @@ def _display(quiet: bool) -> Iterator[Any]:
 def cmd_batch(args: argparse.Namespace) -> int:
     from imageaudit.batch.run import BatchOptions, exit_code, run_batch
     from imageaudit.batch.summary import BatchMeta, write_csv, write_html, write_json
+    from imageaudit.cli.catalogue_options import publish_catalogue
 
+    catalogue = publish_catalogue(args)
     for target in args.summary:
         if Path(target).suffix.lower() not in (".json", ".csv"):
             raise UsageError(f"--summary {target}: name a .json or .csv file")
@@ -231,8 +239,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
             print(f"note: {note}", file=sys.stderr)
         _print_totals(outcome, args.require, output_dir)
     code = exit_code(outcome, args.require, args.strict)
-    if args.publish:
-        published = _publish(outcome, args)
+    if catalogue:
+        published = _publish(outcome, args, catalogue)
         return code or published
     return code
 
@@ -250,7 +258,7 @@ def _print_totals(outcome: Any, require: str | None, output_dir: Path) -> None:
     print(line, file=sys.stderr)
 
 
-def _publish(outcome: Any, args: argparse.Namespace) -> int:
+def _publish(outcome: Any, args: argparse.Namespace, catalogue: str) -> int:
     """Every audited image's report to the catalogue, through the outbox (sent at most once).
 
     A root filesystem of the batch is audited but not published (no image file, no SHA-512 for
@@ -275,6 +283,6 @@ def _publish(outcome: Any, args: argparse.Namespace) -> int:
             if not refusals:
                 reports.append(stored.report)
                 sources.append(result.source)
-    code = publish_reports(reports, args.publish, args.token, args.store, sources=sources,
+    code = publish_reports(reports, catalogue, args.token, args.store, sources=sources,
                            signing_key=args.signing_key) if reports else 0
     return max(code, EXIT_REFUSED) if refused else code

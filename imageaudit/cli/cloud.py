@@ -13,6 +13,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from imageaudit.cli.catalogue_options import (
+    add_catalogue_option,
+    add_publish_flag,
+    add_token_option,
+    publish_catalogue,
+    required_catalogue,
+)
+from imageaudit.cli.helptext import add_command
 from imageaudit.errors import UsageError
 
 if TYPE_CHECKING:
@@ -21,30 +29,31 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
 
-EXAMPLES = """\
-examples:
-  imageaudit cloud plan --cloud mysite 3fa85f64-5717-4562-b3fc-2c963f66afa6 \\
-      --catalogue https://catalogue.example.org
-  imageaudit cloud contain --cloud mysite IMAGE --incident EGI-2026-12 \\
-      --reason "default root password" --yes
-  imageaudit cloud release --cloud mysite --incident EGI-2026-12 --yes
-  imageaudit cloud sync --cloud aws:incident@eu-west-1 --catalogue https://catalogue.example.org
-
-exit codes: 0 every step done or already in effect (or only planned); 1 a step failed or was
-not taken (the reasons are printed and in the action log), or the catalogue could not be told;
-2 usage errors, refusals, and changes not confirmed (no terminal and no --yes)
-"""
+EXAMPLES = [
+    "imageaudit cloud plan --cloud mysite 3fa85f64-5717-4562-b3fc-2c963f66afa6 "
+    "--catalogue https://catalogue.example.org",
+    'imageaudit cloud contain --cloud mysite IMAGE --incident EGI-2026-12 '
+    '--reason "default root password" --yes',
+    "imageaudit cloud release --cloud mysite --incident EGI-2026-12 --yes",
+    "imageaudit cloud sync --cloud aws:incident@eu-west-1 --catalogue https://catalogue.example.org",
+]
+EXIT_CODES = {
+    EXIT_OK: "every step done or already in effect (or only planned)",
+    EXIT_FAILED: "a step failed or was not taken (the reasons are printed and in the action "
+                 "log), or the catalogue could not be told",
+    EXIT_REFUSED: "usage errors, refusals, and changes not confirmed (no terminal and no --yes)",
+}
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "cloud", help="find an image's copies and instances on a cloud and contain them",
+    p = add_command(
+        sub, "cloud", "find an image's copies and instances on a cloud and contain them",
+        exit_codes=EXIT_CODES, examples=EXAMPLES,
         description="Find every copy of a withdrawn image on an OpenStack or AWS cloud and the "
                     "instances started from it; contain them as the incident procedure asks "
                     "(image deactivated/disabled; each instance snapshotted, then paused or "
                     "stopped, then locked), verifying each step by reading it back. Plans by "
-                    "default; never deletes.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                    "default; never deletes.")
     csub = p.add_subparsers(dest="cloud_command", required=True)
 
     def common(q: argparse.ArgumentParser) -> None:
@@ -73,28 +82,27 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         q.add_argument("image", metavar="IMAGE",
                        help="a catalogue image id (with --catalogue) or an image file's SHA-512, "
                             "a Glance image id or name, or an AMI id")
-        q.add_argument("--catalogue", metavar="URL",
-                       help="catalogue to resolve IMAGE in (its SHA-512 and identifier)")
+        add_catalogue_option(q, "catalogue to resolve IMAGE in (its SHA-512 and identifier) "
+                                "and to --publish to", env=False)
 
     def publishing(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--publish", metavar="URL",
-                       help="send the action log to this catalogue as the image's containment "
+        add_publish_flag(q, "send the action log to the --catalogue as the image's containment "
                             "record (needs an operator token)")
-        q.add_argument("--token", help="catalogue token (default: $IMAGEAUDIT_CATALOGUE_TOKEN)")
+        add_token_option(q, "operator token for --publish")
         q.add_argument("--site", metavar="NAME",
                        help="this cloud's name in the catalogue (default: the clouds.yaml "
                             "entry, or aws-PROFILE-REGION)")
 
-    q = csub.add_parser("plan", help="print what contain would do; changes nothing",
-                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    q = add_command(csub, "plan", "print what contain would do; changes nothing",
+                    exit_codes=EXIT_CODES, examples=EXAMPLES[:1])
     common(q)
     image_args(q)
     isolation(q)
     q.add_argument("--incident", default="unnamed", help="incident id the plan is judged for")
     q.set_defaults(func=cmd_plan)
 
-    q = csub.add_parser("contain", help="contain an image's copies and instances",
-                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    q = add_command(csub, "contain", "contain an image's copies and instances",
+                    exit_codes=EXIT_CODES, examples=EXAMPLES[1:2])
     common(q)
     image_args(q)
     isolation(q)
@@ -104,30 +112,30 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     publishing(q)
     q.set_defaults(func=cmd_contain)
 
-    q = csub.add_parser("release", help="undo what contain did for an incident (from its log)",
-                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    q = add_command(csub, "release", "undo what contain did for an incident (from its log)",
+                    exit_codes=EXIT_CODES, examples=EXAMPLES[2:3])
     common(q)
-    q.add_argument("--incident", required=True)
+    q.add_argument("--incident", required=True, help="incident id contain was given")
+    add_catalogue_option(q, "catalogue to --publish to", env=False)
     q.add_argument("--yes", action="store_true", help="act without asking")
     publishing(q)
     q.set_defaults(func=cmd_release)
 
-    q = csub.add_parser(
-        "sync", help="contain on this cloud every image the catalogue has withdrawn",
+    q = add_command(
+        csub, "sync", "contain on this cloud every image the catalogue has withdrawn",
+        exit_codes=EXIT_CODES, examples=EXAMPLES[3:],
         description="The site agent: contains, on this cloud, every image the catalogue has "
                     "withdrawn (plan unless --yes), and reports to the catalogue which images the "
                     "site holds copies of and how many instances run from each. Run it from "
-                    "cron or a systemd timer.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                    "cron or a systemd timer.")
     common(q)
     isolation(q)
-    q.add_argument("--catalogue", required=True, metavar="URL")
+    add_catalogue_option(q, "the catalogue whose withdrawn images are contained")
     q.add_argument("--vo", help="only this VO's images")
     q.add_argument("--site", metavar="NAME",
                    help="this cloud's name in the catalogue (default: the clouds.yaml entry, "
                         "or aws-PROFILE-REGION)")
-    q.add_argument("--token", help="operator token, to report holdings and containment "
-                                   "(default: $IMAGEAUDIT_CATALOGUE_TOKEN)")
+    add_token_option(q, "operator token, to report holdings and containment")
     q.add_argument("--yes", action="store_true", help="act (default: print the plan)")
     q.set_defaults(func=cmd_sync)
 
@@ -215,7 +223,8 @@ def _publish(args: argparse.Namespace, image: str, records: list[Record]) -> int
     from imageaudit.cli.publish import resolve_token
     from imageaudit.cloud import catalogue
 
-    if not args.publish or not records:
+    url = publish_catalogue(args)
+    if not url or not records:
         return EXIT_OK
     token = resolve_token(args.token)
     if not token:
@@ -223,12 +232,12 @@ def _publish(args: argparse.Namespace, image: str, records: list[Record]) -> int
     from imageaudit.cloud.site_client import CatalogueCallError
 
     try:
-        new, old = catalogue.send_records(args.publish, token, _site(args), image, records)
+        new, old = catalogue.send_records(url, token, _site(args), image, records)
     except CatalogueCallError as exc:
         print(f"imageaudit: error: containment record not sent: {exc}; the action log keeps "
               "it: send it again with the same command", file=sys.stderr)
         return EXIT_FAILED
-    print(f"containment record sent to {args.publish}: {new} new, {old} already there")
+    print(f"containment record sent to {url}: {new} new, {old} already there")
     return EXIT_OK
 
 
@@ -260,6 +269,7 @@ def cmd_contain(args: argparse.Namespace) -> int:
 
     target = _target(args)
     options = _options(args, args.incident, args.reason)
+    publish_catalogue(args)
     if args.publish and not _publish_token(args):
         raise UsageError("--publish needs --token or $IMAGEAUDIT_CATALOGUE_TOKEN")
     query, label = _query(args)
@@ -313,6 +323,7 @@ def cmd_release(args: argparse.Namespace) -> int:
 
     target = _target(args)
     incident = check_incident(args.incident)
+    publish_catalogue(args)
     if args.publish and not _publish_token(args):
         raise UsageError("--publish needs --token or $IMAGEAUDIT_CATALOGUE_TOKEN")
     log = ActionLog(_log_path(args, incident))
@@ -341,10 +352,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from imageaudit.cloud.sync import sync
 
     target = _target(args)
+    catalogue_url = required_catalogue(args, "cloud sync")
     token = resolve_token(args.token)
     provider = _connect(target)
     try:
-        result = sync(provider, args.catalogue, act=args.yes, vo=args.vo,
+        result = sync(provider, catalogue_url, act=args.yes, vo=args.vo,
                       site=_site(args), token=token,
                       log_for=lambda incident: _log_path(args, incident),
                       state=_log_path(args, "sync").parent,

@@ -1,4 +1,5 @@
-"""``imageaudit feeds sync|show``: build and inspect the feed snapshot ``scan --feeds`` reads.
+"""``imageaudit feeds sync|show``: build and inspect the feed snapshot ``scan --feeds`` reads
+(``--feeds DIR`` here too).
 
 The lead wires :func:`add_parsers` into :mod:`imageaudit.cli.main`. Other feed kinds hook into
 ``feeds sync`` through :data:`SYNC_EXTENSIONS`: each named module provides
@@ -25,6 +26,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from imageaudit.cli.helptext import add_command, add_deprecated, warn_deprecated
 from imageaudit.vulns import default_feeds_dir
 
 if TYPE_CHECKING:
@@ -40,6 +42,11 @@ _ALPINE_BRANCH = re.compile(r"^(v[0-9]+\.[0-9]+|edge)$")
 _ARCH = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 MIRROR_SCHEMES = ("http", "https", "file")
 OSV_DEBIAN = "https://osv-vulnerabilities.storage.googleapis.com/Debian/all.zip"
+SYNC_CODES = {
+    EXIT_OK: "the snapshot is written",
+    EXIT_FAILED: "a feed could not be fetched or verified (no snapshot written)",
+    EXIT_USAGE: "usage error (each problem named, before anything is downloaded)",
+}
 
 
 def _extensions() -> list[ModuleType]:
@@ -52,18 +59,23 @@ def _csv(text: str) -> list[str]:
 
 def add_parsers(subparsers: Any) -> None:
     """Add ``feeds sync`` and ``feeds show`` to the top-level subparsers."""
-    parser = subparsers.add_parser("feeds", help="download update/advisory feeds for scan --feeds")
+    parser = add_command(subparsers, "feeds", "download update/advisory feeds for scan --feeds",
+                         exit_codes=SYNC_CODES,
+                         examples=["imageaudit feeds sync --debian bookworm",
+                                   "imageaudit feeds show"])
     sub = parser.add_subparsers(dest="feeds_command", required=True)
-    sync = sub.add_parser(
-        "sync", help="download, verify and store a dated feed snapshot",
+    sync = add_command(
+        sub, "sync", "download, verify and store a dated feed snapshot",
         description="Download, verify and store a dated feed snapshot for scan --feeds. The "
         "advisory source of vulnerable_package_fix_available is the security channel of each "
         "release given (Debian/Ubuntu <release>-security, verified through its signed "
         "InRelease; --rpm-security repositories): a newer build there is a published security "
         "fix. --osv adds OSV records (advisory ids and severities), e.g. "
-        f"{OSV_DEBIAN}.")
-    sync.add_argument("--dir", type=Path, default=None,
-                      help=f"feed cache directory (default {default_feeds_dir()})")
+        f"{OSV_DEBIAN}.",
+        exit_codes=SYNC_CODES,
+        examples=["imageaudit feeds sync --debian bookworm --alpine v3.20",
+                  f"imageaudit feeds sync --feeds /srv/feeds --debian bookworm --osv {OSV_DEBIAN}"])
+    _feeds_option(sync)
     sync.add_argument("--debian", type=_csv, default=[], metavar="RELEASES",
                       help="Debian releases, e.g. bookworm,bullseye: their -security suite "
                       "(the advisory source) and -updates")
@@ -94,9 +106,31 @@ def add_parsers(subparsers: Any) -> None:
     for module in _extensions():
         module.add_sync_arguments(sync)
     sync.set_defaults(func=cmd_sync)
-    show = sub.add_parser("show", help="describe the latest (or a given) snapshot")
-    show.add_argument("dir", nargs="?", type=Path, default=None)
+    show = add_command(sub, "show", "describe the latest snapshot of a feed cache",
+                       exit_codes={EXIT_OK: "done", EXIT_USAGE: "no readable snapshot"},
+                       examples=["imageaudit feeds show",
+                                 "imageaudit feeds show --feeds /srv/feeds"])
+    _feeds_option(show)
+    # The directory was once a positional argument: still read, with a warning.
+    show.add_argument("old_dir", nargs="?", type=Path, action=_PositionalDir,
+                      help=argparse.SUPPRESS)
     show.set_defaults(func=cmd_show)
+
+
+def _feeds_option(parser: argparse.ArgumentParser) -> None:
+    """``--feeds DIR`` (the name ``scan --feeds`` gives the same directory); ``--dir`` is its
+    old spelling."""
+    parser.add_argument("--feeds", dest="dir", type=Path, default=default_feeds_dir(),
+                        metavar="DIR", help="feed cache directory")
+    add_deprecated(parser, "--dir", "dir", "--feeds", type=Path, metavar="DIR")
+
+
+class _PositionalDir(argparse.Action):
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        if values is not None:
+            warn_deprecated("feeds show DIR", "feeds show --feeds DIR")
+            namespace.dir = values
 
 
 def _rpm_specs(values: list[str]) -> list[tuple[str, str]]:
@@ -183,7 +217,7 @@ def argument_problems(args: argparse.Namespace, extensions: list[ModuleType]) ->
         problems += module.check_sync_arguments(args)
     cache = args.dir or default_feeds_dir()
     if (problem := _dir_problem(cache)) is not None:
-        problems.append(f"--dir {cache}: {problem}")
+        problems.append(f"--feeds {cache}: {problem}")
     return problems
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -112,9 +113,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
     pairs, dir_formats = _scan_outputs(args)
     if args.publish:
+        from imageaudit.cli.catalogue_options import publish_catalogue
         from imageaudit.cli.publish import refuse_unpublishable_inputs
 
         refuse_unpublishable_inputs(args.image, args.input_kind)
+        args.publish = publish_catalogue(args)
     options = ScanOptions(
         require=args.require,
         rules_dir=Path(args.rules) if args.rules else None,
@@ -177,14 +180,6 @@ outputs:
   sarif one SARIF log with one run per image (junit and html need -o or --output-dir).
   An image that cannot be read gets its error on stderr; the others are still written.
 
-exit codes:
-  0 every image audited (and reached --require), 3 an image is below --require or
-  was not audited (timeout), 2 usage error or an image that cannot be read,
-  1 internal failure, an image not audited (timeout) without --require, or an
-  unevaluated rule under --strict.
-
-example:
-  imageaudit scan disk.qcow2 --require basic -o report.sarif --timeout 1800
 """
 
 
@@ -217,11 +212,22 @@ def _configure_logging(debug: bool) -> None:
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+SCAN_CODES = {
+    EXIT_OK: "every image audited and reached --require (or no level was required)",
+    EXIT_INTERNAL: "internal failure, an image not audited (--timeout) without --require, or "
+                   "a rule that could not be evaluated under --strict",
+    EXIT_USAGE: "usage or configuration error (bad rule file, an image that cannot be read)",
+    EXIT_BLOCKED: "an image is below --require or was not audited (--timeout), or a finding "
+                  "is at --fail-on or above",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     from imageaudit.cli.batch import add_parsers as add_batch_parsers
     from imageaudit.cli.cloud import add_parsers as add_cloud_parsers
     from imageaudit.cli.config import EPILOG, add_config_option
     from imageaudit.cli.feeds import add_parsers as add_feeds_parsers
+    from imageaudit.cli.helptext import HelpFormatter, add_command, epilog
     from imageaudit.cli.publish import add_parsers as add_publish_parsers
     from imageaudit.cli.publish import add_scan_arguments
     from imageaudit.cli.rules import add_levels_parser, add_rules_parser
@@ -232,13 +238,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imageaudit",
         description="Audit VM and container images offline and certify them for a cloud catalogue.",
-        epilog=EPILOG,
+        formatter_class=HelpFormatter,
+        epilog=epilog(SCAN_CODES, ["imageaudit scan image.qcow2 --require standard",
+                                   "imageaudit COMMAND --help"],
+                      notes=textwrap.fill(EPILOG, width=79)),
     )
     parser.add_argument("--version", action="version", version=f"imageaudit {__version__}")
     add_config_option(parser)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("facts", help="print every fact collected from an image")
+    p = add_command(sub, "facts", "print every fact collected from an image",
+                    examples=["imageaudit facts image.qcow2 --format json -o facts.json"])
     p.add_argument(
         "image", help="VM disk, container archive, OCI layout, docker://REF or directory"
     )
@@ -250,12 +260,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_open_options(p)
     p.set_defaults(func=cmd_facts)
 
-    p = sub.add_parser(
-        "scan", help="judge images against the rules and certify a level",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Judge images against the rules and certify a level.",
-        epilog=SCAN_OUTPUTS_HELP,
-    )
+    p = add_command(sub, "scan", "judge images against the rules and certify a level",
+                    exit_codes=SCAN_CODES, notes=SCAN_OUTPUTS_HELP,
+                    examples=["imageaudit scan image.qcow2 --require standard",
+                              "imageaudit scan image.qcow2 --require basic -o report.sarif "
+                              "--timeout 1800",
+                              "imageaudit scan image.qcow2 --format sarif -o scan.sarif",
+                              "imageaudit scan image.qcow2 --publish --catalogue "
+                              "https://catalogue.example.org --signing-key alice.key"])
     p.add_argument("image", nargs="+")
     p.add_argument("--require", metavar="LEVEL",
                    help="exit 3 unless every image reaches LEVEL (an image that could not be "
@@ -306,10 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_cloud_parsers(sub)
     add_imagelist_parsers(sub)
 
-    p = sub.add_parser("demo", help="build the example images, scan them and write reports")
+    p = add_command(sub, "demo", "build the example images, scan them and write reports",
+                    examples=["imageaudit demo --out out --no-serve"])
     p.add_argument("--out", default="out", help="directory for the images and reports")
     p.add_argument("--no-serve", action="store_true", help="stop the catalogue when done")
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=cmd_demo)
 
     add_rules_parser(sub)

@@ -1,6 +1,6 @@
 """Command line of the publisher: ``imageaudit publish``, ``imageaudit outbox list|flush``,
-``imageaudit keys generate``, and what ``imageaudit scan --publish URL`` calls once the reports
-are made. Reports are signed with the auditor's Ed25519 key (``--signing-key`` or
+``imageaudit keys generate``, and what ``imageaudit scan --publish --catalogue URL`` calls once
+the reports are made. Reports are signed with the auditor's Ed25519 key (``--signing-key`` or
 ``$IMAGEAUDIT_SIGNING_KEY``), which the catalogue must have registered for the token's holder.
 
 Exit codes follow :mod:`imageaudit.cli.main`: ``0`` every report is with the catalogue, ``1`` the
@@ -20,9 +20,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
+from imageaudit.cli.catalogue_options import (
+    add_catalogue_option,
+    add_publish_flag,
+    add_token_option,
+    required_catalogue,
+)
+from imageaudit.cli.helptext import add_command
 from imageaudit.errors import UsageError
 
-# The two names the options' help texts show. The rest of the publisher (HTTP, signing, the
+# The names the options' help texts show. The rest of the publisher (HTTP, signing, the
 # results store) is imported by the commands that use it.
 from imageaudit.publish import TOKEN_ENV
 from imageaudit.signing import KEY_ENV
@@ -207,8 +214,9 @@ def refuse_unpublishable_inputs(specs: Sequence[str], input_kind: str) -> None:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     """``imageaudit publish REPORT.json... --catalogue URL``."""
+    catalogue = required_catalogue(args, "publish")
     reports = [_load_report(path) for path in args.report]
-    return publish_reports(reports, args.catalogue, args.token, args.store,
+    return publish_reports(reports, catalogue, args.token, args.store,
                            policy=_policy(args), signing_key=args.signing_key)
 
 
@@ -327,46 +335,64 @@ def _store_option(p: argparse.ArgumentParser) -> None:
 
 
 def _token_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--token", metavar="TOKEN",
-        help=f"catalogue bearer token with the auditor role (default: ${TOKEN_ENV})",
-    )
+    add_token_option(p, "catalogue bearer token with the auditor role")
+
+
+PUBLISH_CODES = {
+    0: "every report is with the catalogue",
+    1: "the catalogue could not be reached (reports kept in the outbox)",
+    2: "the catalogue refused a report for good, or a usage error",
+}
 
 
 def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--publish URL``, ``--token``, ``--store`` for the scan parser."""
-    parser.add_argument("--publish", metavar="URL", help="publish each report to this catalogue")
+    """``--publish``, ``--catalogue URL``, ``--token``, ``--signing-key``, ``--store`` for the
+    scan and batch parsers."""
+    add_publish_flag(parser, "publish each report to the --catalogue (through the outbox)")
+    add_catalogue_option(parser, "catalogue base URL to --publish to")
     _token_option(parser)
     _signing_key_option(parser)
     _store_option(parser)
 
 
 def add_parsers(subparsers: Any) -> None:
-    """Add ``publish`` and ``outbox`` to the ``imageaudit`` sub-command parsers."""
-    p = subparsers.add_parser(
-        "publish", help="send JSON reports to a catalogue (kept in the outbox when it is down)"
-    )
+    """Add ``publish``, ``outbox`` and ``keys`` to the ``imageaudit`` sub-command parsers."""
+    p = add_command(
+        subparsers, "publish",
+        "send JSON reports to a catalogue (kept in the outbox when it is down)",
+        exit_codes=PUBLISH_CODES,
+        examples=["imageaudit publish report.json --catalogue https://catalogue.example.org "
+                  "--signing-key alice.key"])
     p.add_argument("report", nargs="+", metavar="REPORT.json")
-    p.add_argument("--catalogue", required=True, metavar="URL", help="catalogue base URL")
+    add_catalogue_option(p, "catalogue base URL")
     _token_option(p)
     _signing_key_option(p)
     _store_option(p)
-    p.add_argument("--tries", type=int, help="attempts per report (default 3)")
-    p.add_argument("--backoff", type=float, metavar="SECONDS",
-                   help="first wait between attempts, doubled each time (default 0.5)")
-    p.add_argument("--timeout", type=float, metavar="SECONDS", help="per request (default 10)")
+    from imageaudit.publish import RetryPolicy
+
+    policy = RetryPolicy()
+    p.add_argument("--tries", type=int, default=policy.tries, help="attempts per report")
+    p.add_argument("--backoff", type=float, default=policy.first_delay, metavar="SECONDS",
+                   help="first wait between attempts, doubled each time")
+    p.add_argument("--timeout", type=float, default=policy.timeout, metavar="SECONDS",
+                   help="per request")
     p.set_defaults(func=cmd_publish)
 
-    p = subparsers.add_parser("outbox", help="reports waiting to be sent to a catalogue")
+    p = add_command(subparsers, "outbox", "reports waiting to be sent to a catalogue",
+                    exit_codes=PUBLISH_CODES,
+                    examples=["imageaudit outbox list", "imageaudit outbox flush"])
     osub = p.add_subparsers(dest="outbox_command", required=True)
-    o = osub.add_parser("list", help="pending and failed reports")
+    o = add_command(osub, "list", "pending and failed reports",
+                    examples=["imageaudit outbox list --all --format json"])
     o.add_argument("--all", action="store_true", help="sent reports too")
     o.add_argument("--format", choices=["text", "json"], default="text")
     _store_option(o)
     o.set_defaults(func=cmd_outbox_list)
-    o = osub.add_parser("flush", help="send every pending report now")
-    o.add_argument("--catalogue", metavar="URL",
-                   help="only this catalogue (needed when several have pending reports)")
+    o = add_command(osub, "flush", "send every pending report now", exit_codes=PUBLISH_CODES,
+                    examples=["imageaudit outbox flush --catalogue "
+                              "https://catalogue.example.org --retry-failed"])
+    add_catalogue_option(o, "only this catalogue (needed when several have pending reports)",
+                         env=False)
     o.add_argument("--retry-failed", action="store_true",
                    help="also resend reports the catalogue refused (after fixing the cause)")
     _token_option(o)
@@ -374,9 +400,11 @@ def add_parsers(subparsers: Any) -> None:
     _store_option(o)
     o.set_defaults(func=cmd_outbox_flush)
 
-    p = subparsers.add_parser("keys", help="the auditor's report-signing key")
+    p = add_command(subparsers, "keys", "the auditor's report-signing key",
+                    examples=["imageaudit keys generate alice.key"])
     ksub = p.add_subparsers(dest="keys_command", required=True)
-    k = ksub.add_parser("generate", help="make an Ed25519 key pair (KEY_FILE and KEY_FILE.pub)")
+    k = add_command(ksub, "generate", "make an Ed25519 key pair (KEY_FILE and KEY_FILE.pub)",
+                    examples=["imageaudit keys generate alice.key --public alice.pub"])
     k.add_argument("key_file", metavar="KEY_FILE", help="private key file to create (mode 0600)")
     k.add_argument("--public", metavar="FILE", help="public key file (default: KEY_FILE.pub)")
     k.set_defaults(func=cmd_keys_generate)

@@ -68,28 +68,42 @@ def _dump(value: object) -> None:
 
 def add_rules_parser(sub: Any) -> None:
     """``imageaudit rules list|show|validate``."""
-    p = sub.add_parser("rules", help="list, show and validate rules")
+    from imageaudit.cli.helptext import add_command
+
+    p = add_command(sub, "rules", "list, show and validate rules",
+                    examples=["imageaudit rules list --category password",
+                              "imageaudit rules show ssh_permit_root_login --format json"])
     rsub = p.add_subparsers(dest="rules_command", required=True)
-    r = rsub.add_parser("list", help="one line per rule, or a JSON array")
+    r = add_command(rsub, "list", "one line per rule, or a JSON array",
+                    examples=["imageaudit rules list --severity high",
+                              "imageaudit rules list --format json"])
     r.add_argument("--category", help="only rules of this category")
     r.add_argument("--severity", help="only rules whose findings can have this severity")
     r.add_argument("--rules", metavar="DIR", help="rules directory (default: the built-in rules)")
     r.add_argument("--format", choices=["text", "json"], default="text",
                    help="output format (default: %(default)s)")
-    r = rsub.add_parser("show", help="everything about one rule")
+    r = add_command(rsub, "show", "everything about one rule",
+                    exit_codes={0: "shown", 2: "no such rule, or a usage error"},
+                    examples=["imageaudit rules show ssh_permit_root_login"])
     r.add_argument("rule_id")
     r.add_argument("--rules", metavar="DIR", help="rules directory (default: the built-in rules)")
     r.add_argument("--format", choices=["text", "json"], default="text",
                    help="output format (default: %(default)s)")
-    r = rsub.add_parser("validate", help="check every rule file of a directory")
+    r = add_command(rsub, "validate", "check every rule file of a directory",
+                    exit_codes={0: "every rule file is valid",
+                                2: "a rule file is invalid (each error is printed)"},
+                    examples=["imageaudit rules validate my-rules/"])
     r.add_argument("dir")
     p.set_defaults(func=run)
 
 
 def add_levels_parser(sub: Any) -> None:
     """``imageaudit levels``."""
-    p = sub.add_parser(
-        "levels", help="list the certification levels and the rules that block each",
+    from imageaudit.cli.helptext import add_command
+
+    p = add_command(
+        sub, "levels", "list the certification levels and the rules that block each",
+        examples=["imageaudit levels", "imageaudit levels --format json"],
         description="List the certification levels, lowest first, with what blocks each "
                     "(severities, categories, rules) and every rule each level requires, "
                     "its own and those inherited from the levels below. A required rule that "

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from imageaudit.cli.helptext import add_command
 from imageaudit.cli.options import add_open_options
 from imageaudit.errors import UsageError
 from imageaudit.report import SBOM_FORMATS
@@ -45,7 +46,11 @@ def cmd_sbom(args: argparse.Namespace) -> int:
 
 def add_parsers(subparsers: Any) -> None:
     """Add ``sbom`` to the ``imageaudit`` sub-command parsers."""
-    p = subparsers.add_parser("sbom", help="write a CycloneDX SBOM of the image's packages")
+    p = add_command(subparsers, "sbom", "write a CycloneDX SBOM of the image's packages",
+                    exit_codes={0: "the SBOM is written", 1: "internal failure",
+                                2: "the image could not be opened or holds no readable "
+                                   "package database"},
+                    examples=["imageaudit sbom image.qcow2 -o image.cdx.json"])
     p.add_argument(
         "image", help="VM disk, container archive, OCI layout, docker://REF or directory"
     )

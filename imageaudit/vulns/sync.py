@@ -1,6 +1,6 @@
 """Downloading feeds with HTTP caching, and the dated snapshot directory ``scan`` reads.
 
-Layout of a feed cache directory (``imageaudit feeds sync --dir CACHE``)::
+Layout of a feed cache directory (``imageaudit feeds sync --feeds CACHE``)::
 
     CACHE/http/<sha256(url)>.body|.json      conditional-request cache (ETag, Last-Modified)
     CACHE/snapshots/<YYYY-MM-DDTHHMMSSZ>/     one snapshot per sync, never modified after

@@ -1,9 +1,9 @@
 """``imageaudit catalogue campaign query|list|show|run``: the security team's searches.
 
-Like the other catalogue commands they act on the database (``--db``) or, with ``--url`` and
-``--token`` (a reader's for queries, an operator's to save or run), through a running
-catalogue. Building the parser imports nothing beyond argparse; each command imports what it
-runs.
+Like the other catalogue commands they act on the database (``--db``) or, with
+``--catalogue URL`` and ``--token`` (a reader's for queries, an operator's to save or run),
+through a running catalogue. Building the parser imports nothing beyond argparse and the
+shared help text; each command imports what it runs.
 """
 
 from __future__ import annotations
@@ -15,11 +15,15 @@ import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from imageaudit.cli.helptext import add_command, add_deprecated
+
 if TYPE_CHECKING:
     from integrations.appdb.campaigns import CampaignResult, Hit, RunOutcome
     from integrations.appdb.schemas import CampaignQuery
 
 EXIT_REFUSED = 2
+CODES = {0: "done", 1: "internal failure",
+         2: "usage error, or the catalogue refused (the reason is printed)"}
 MAX_ANSWER = 256 * 1024 * 1024
 MAX_IOC_FILE = 8 * 1024 * 1024
 
@@ -62,7 +66,7 @@ def _call(args: argparse.Namespace, method: str, path: str, body: bytes | None =
           ctype: str = "application/json") -> tuple[int, Any]:
     from integrations.appdb.cli_common import _remote
 
-    return _remote(args.url, args.token, method, path, body, ctype, limit=MAX_ANSWER)
+    return _remote(args.catalogue, args.token, method, path, body, ctype, limit=MAX_ANSWER)
 
 
 def _hit(doc: dict[str, Any]) -> Hit:
@@ -269,21 +273,30 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def add_campaign_parsers(sub: Any, remote_opts: Any, db_opt: Any) -> None:
     """Add ``campaign`` and its subcommands under ``catalogue``."""
-    c = sub.add_parser("campaign", help="find the image versions a vulnerability or an "
-                                        "indicator affects, and their endorsers")
+    c = add_command(sub, "campaign", "find the image versions a vulnerability or an "
+                                     "indicator affects, and their endorsers",
+                    exit_codes=CODES,
+                    examples=["imageaudit catalogue campaign query --cve CVE-2024-6387 "
+                              "--save regresshion"])
     csub = c.add_subparsers(dest="campaign_command", required=True)
 
     def fmt(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--format", choices=["table", "json", "csv"], default="table")
+        q.add_argument("--format", choices=["table", "json", "csv"], default="table",
+                       help="how the hits are printed")
 
     def feeds(q: argparse.ArgumentParser) -> None:
         q.add_argument("--feeds", metavar="DIR",
                        help="feed snapshot resolving --cve/--osv-id (imageaudit feeds sync "
-                            "--osv; default: its default cache)")
+                            "--osv; default: the cache feeds sync fills)")
 
-    s = csub.add_parser("query", help="image versions with a package, an advisory's packages, "
-                                      "files matching indicators, or from an endorser "
-                                      "(every filter given must hold)")
+    s = add_command(csub, "query", "image versions with a package, an advisory's packages, "
+                                   "files matching indicators, or from an endorser "
+                                   "(every filter given must hold)",
+                    exit_codes=CODES,
+                    examples=["imageaudit catalogue campaign query --package openssh-server "
+                              "--affected '<< 1:9.2p1-2+deb12u3'",
+                              "imageaudit catalogue campaign query --ioc event.json --catalogue "
+                              "https://catalogue.example.org"])
     s.add_argument("--package", metavar="NAME", help="binary or source package name")
     s.add_argument("--affected", metavar="RANGE",
                    help="versions of --package, in its manager's order: '<< 3.0.15-1~deb12u1', "
@@ -303,19 +316,22 @@ def add_campaign_parsers(sub: Any, remote_opts: Any, db_opt: Any) -> None:
     remote_opts(s)
     s.set_defaults(func=cmd_query)
 
-    s = csub.add_parser("list", help="saved campaigns and their last run")
-    s.add_argument("--format", choices=["text", "json"], default="text")
+    s = add_command(csub, "list", "saved campaigns and their last run", exit_codes=CODES,
+                    examples=["imageaudit catalogue campaign list --format json"])
+    s.add_argument("--format", choices=["text", "json"], default="text", help="output format")
     remote_opts(s)
     s.set_defaults(func=cmd_list)
 
-    s = csub.add_parser("show", help="a saved campaign's query and runs")
+    s = add_command(csub, "show", "a saved campaign's query and runs", exit_codes=CODES,
+                    examples=["imageaudit catalogue campaign show regresshion"])
     s.add_argument("campaign", metavar="CAMPAIGN", help="its name (or id)")
-    s.add_argument("--format", choices=["text", "json"], default="text")
+    s.add_argument("--format", choices=["text", "json"], default="text", help="output format")
     remote_opts(s)
     s.set_defaults(func=cmd_show)
 
-    s = csub.add_parser("run", help="run a saved campaign again; shows the image versions "
-                                    "newly affected since its last run")
+    s = add_command(csub, "run", "run a saved campaign again; shows the image versions "
+                                 "newly affected since its last run", exit_codes=CODES,
+                    examples=["imageaudit catalogue campaign run regresshion --format csv"])
     s.add_argument("campaign", metavar="CAMPAIGN", help="its name (or id)")
     feeds(s)
     fmt(s)
@@ -389,20 +405,28 @@ def cmd_withdraw(args: argparse.Namespace) -> int:
 
 def add_action_parsers(csub: Any, db_opt: Any) -> None:
     """``campaign notify`` and ``campaign withdraw`` (on the catalogue's own database)."""
-    s = csub.add_parser(
-        "notify", help="mail each endorser their affected image versions (never twice)",
+    s = add_command(
+        csub, "notify", "mail each endorser their affected image versions (never twice)",
+        exit_codes={0: "every endorser with an address was notified (or --dry-run)",
+                    1: "a mail server refused a message",
+                    2: "usage error, or the catalogue refused"},
+        examples=["imageaudit catalogue campaign notify regresshion --dry-run",
+                  "imageaudit catalogue campaign notify regresshion --smtp-host smtp.example.org "
+                  "--mail-from csirt@example.org --catalogue https://catalogue.example.org"],
         description="Runs the saved campaign again and mails each endorser one message listing "
                     "their affected image versions, what was found, the fix and the deadline. "
                     "A version an endorser was told about is not mailed again; newly affected "
                     "ones are. SMTP settings default to $IMAGEAUDIT_SMTP_HOST, _PORT, _SECURITY, "
                     "_USER, _PASSWORD_FILE and $IMAGEAUDIT_MAIL_FROM.")
-    s.add_argument("campaign", metavar="CAMPAIGN")
+    s.add_argument("campaign", metavar="CAMPAIGN", help="its name (or id)")
     s.add_argument("--dry-run", action="store_true", help="print the mails, send nothing")
     s.add_argument("--deadline", metavar="YYYY-MM-DD", help="date to act by")
     s.add_argument("--days", type=int, default=7,
                    help="deadline in days from today, without --deadline (default: 7, the EGI "
                         "deadline for a critical vulnerability)")
-    s.add_argument("--catalogue-url", metavar="URL", help="named in the mail for the reports")
+    s.add_argument("--catalogue", dest="catalogue_url", metavar="URL",
+                   help="the catalogue named in the mail for the reports")
+    add_deprecated(s, "--catalogue-url", "catalogue_url", "--catalogue", metavar="URL")
     s.add_argument("--smtp-host")
     s.add_argument("--smtp-port", type=int)
     s.add_argument("--smtp-security", choices=("starttls", "tls", "none"),
@@ -414,9 +438,12 @@ def add_action_parsers(csub: Any, db_opt: Any) -> None:
     db_opt(s)
     s.set_defaults(func=cmd_notify)
 
-    s = csub.add_parser("withdraw", help="suspend the images whose current version the "
-                                         "campaign finds (they leave the VO image lists)")
-    s.add_argument("campaign", metavar="CAMPAIGN")
+    s = add_command(csub, "withdraw", "suspend the images whose current version the "
+                                      "campaign finds (they leave the VO image lists)",
+                    exit_codes=CODES,
+                    examples=["imageaudit catalogue campaign withdraw regresshion "
+                              "--reason 'CVE-2024-6387' --dry-run"])
+    s.add_argument("campaign", metavar="CAMPAIGN", help="its name (or id)")
     s.add_argument("--reason", required=True, help="recorded with each suspension")
     s.add_argument("--dry-run", action="store_true", help="say what would be suspended")
     s.add_argument("--feeds", metavar="DIR", help="feed snapshot for --cve/--osv-id campaigns")

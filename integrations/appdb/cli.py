@@ -2,7 +2,8 @@
 campaigns (``campaign_cli``).
 
 Commands act on the database directly (``--db``, default ``$IMAGEAUDIT_CATALOGUE_DB`` or
-``sqlite:///catalogue.db``) or, with ``--url`` and ``--token``, through a running catalogue.
+``sqlite:///$XDG_DATA_HOME/imageaudit/catalogue.db``) or, with ``--catalogue URL`` and
+``--token``, through a running catalogue.
 """
 
 from __future__ import annotations
@@ -13,14 +14,18 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from integrations.appdb import (
-    AUTH_FAILURES,
-    AUTH_WINDOW,
-    DEFAULT_MIN_LEVEL,
-    default_db,
-)
+from imageaudit.cli.helptext import HelpFormatter, add_command
+from integrations.appdb import AUTH_FAILURES, AUTH_WINDOW, DEFAULT_MIN_LEVEL, prepare_db
 from integrations.appdb.campaign_cli import add_campaign_parsers
-from integrations.appdb.cli_common import FETCH_TIMEOUT, _local, _open, _remote, _target
+from integrations.appdb.cli_common import (
+    FETCH_TIMEOUT,
+    _local,
+    _open,
+    _remote,
+    _target,
+    add_db_option,
+    add_remote_options,
+)
 from integrations.appdb.schemas import ROLES
 
 if TYPE_CHECKING:
@@ -49,8 +54,11 @@ def _read_source(src: str) -> bytes:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from imageaudit.store import display_url
     from integrations.appdb.server import serve
 
+    prepare_db(args.db)
+    print(f"imageaudit catalogue: database {display_url(args.db)}", file=sys.stderr)
     try:
         serve(args.db, host=args.host, port=args.port, sign_cert=args.sign_cert,
               sign_key=args.sign_key, ca_dir=args.ca_dir, base_url=args.base_url,
@@ -79,7 +87,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     except ImageListError as exc:
         return _fail(f"image list refused: {exc}")
     if _target(args):
-        status, doc = _remote(args.url, args.token, "POST", "/imagelists", data, "text/plain")
+        status, doc = _remote(args.catalogue, args.token, "POST", "/imagelists", data,
+                              "text/plain")
         if status != 201:
             return _fail(f"catalogue answered {status}: {doc.get('detail')}")
     else:
@@ -98,7 +107,7 @@ def cmd_suspend(args: argparse.Namespace, lift: bool = False) -> int:
 
     if _target(args):
         body = None if lift else json.dumps({"reason": args.reason}).encode()
-        status, doc = _remote(args.url, args.token, "DELETE" if lift else "POST",
+        status, doc = _remote(args.catalogue, args.token, "DELETE" if lift else "POST",
                               f"/images/{args.image_id}/suspension", body)
         if status != 200:
             return _fail(f"catalogue answered {status}: {doc.get('detail')}")
@@ -168,24 +177,28 @@ def cmd_auditor_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+CATALOGUE_CODES = {0: "done", 1: "internal failure",
+                   2: "usage error, or the catalogue refused (the reason is printed)"}
+SERVER = "https://catalogue.example.org"
+
+
 def add_parsers(subparsers: Any) -> None:
     """Add ``catalogue`` and its subcommands to the imageaudit command line."""
-    p = subparsers.add_parser("catalogue", help="the AppDB-like image catalogue service")
+    p = add_command(subparsers, "catalogue", "the AppDB-like image catalogue service",
+                    exit_codes=CATALOGUE_CODES,
+                    examples=["imageaudit catalogue serve --base-url " + SERVER,
+                              "imageaudit catalogue suspend IMAGE_ID --reason 'default password' "
+                              f"--catalogue {SERVER}"])
     sub = p.add_subparsers(dest="catalogue_command", required=True)
 
-    def db_opt(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--db", default=default_db(), metavar="URL",
-                       help="sqlite:///FILE or postgresql://... (default: %(default)s)")
-
-    def remote_opts(q: argparse.ArgumentParser) -> None:
-        db_opt(q)
-        q.add_argument("--url", help="act through a running catalogue at URL instead of --db")
-        q.add_argument("--token", help="bearer token for --url")
-
-    s = sub.add_parser("serve", help="serve the catalogue (API, image lists, web page)")
-    db_opt(s)
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8080)
+    s = add_command(sub, "serve", "serve the catalogue (API, image lists, web page)",
+                    exit_codes={0: "stopped", 1: "internal failure",
+                                2: "usage or configuration error"},
+                    examples=["imageaudit catalogue serve --port 8080 --base-url " + SERVER,
+                              "imageaudit catalogue serve --db postgresql://cat@dbhost/catalogue"])
+    add_db_option(s)
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    s.add_argument("--port", type=int, default=8080, help="port to listen on")
     s.add_argument("--sign-cert", type=Path,
                    help="PEM certificate to sign image lists with (sites' atrope reads only "
                         "signed lists)")
@@ -203,61 +216,76 @@ def add_parsers(subparsers: Any) -> None:
     s.add_argument("--auth-failures", type=int, default=AUTH_FAILURES, metavar="N",
                    help="wrong tokens from one address before it gets 429 (default %(default)s)")
     s.add_argument("--auth-window", type=float, default=AUTH_WINDOW, metavar="SECONDS",
-                   help="window for --auth-failures (default %(default)s)")
+                   help="window for --auth-failures (default %(default)g)")
     s.add_argument("--feeds", type=Path, metavar="DIR",
                    help="feed snapshot (imageaudit feeds sync --osv) resolving the CVEs and OSV "
                         "ids of campaigns")
     s.set_defaults(func=cmd_serve)
 
-    s = sub.add_parser("import-imagelist", help="import a HEPiX image list (plain or signed)")
-    s.add_argument("source", metavar="FILE_OR_URL")
+    s = add_command(sub, "import-imagelist", "import a HEPiX image list (plain or signed)",
+                    exit_codes=CATALOGUE_CODES,
+                    examples=["imageaudit catalogue import-imagelist biomed.list --vo biomed",
+                              "imageaudit catalogue import-imagelist https://host/signed.list "
+                              "--verify-with /etc/grid-security/certificates"])
+    s.add_argument("source", metavar="FILE_OR_URL", help="the image list")
     s.add_argument("--verify-with", metavar="CA_DIR", help="hashed CA directory (openssl rehash)")
     s.add_argument("--vo", help="VO of images without ad:vo")
-    remote_opts(s)
+    add_remote_options(s)
     s.set_defaults(func=cmd_import)
 
-    s = sub.add_parser("suspend", help="withdraw an image from every image list")
-    s.add_argument("image_id")
-    s.add_argument("--reason", required=True)
-    remote_opts(s)
+    s = add_command(sub, "suspend", "withdraw an image from every image list",
+                    exit_codes=CATALOGUE_CODES,
+                    examples=["imageaudit catalogue suspend IMAGE_ID --reason 'default password'"])
+    s.add_argument("image_id", help="the catalogue's image id")
+    s.add_argument("--reason", required=True, help="why, recorded with the suspension")
+    add_remote_options(s)
     s.set_defaults(func=cmd_suspend)
 
-    s = sub.add_parser("unsuspend", help="lift an image's suspension")
-    s.add_argument("image_id")
-    remote_opts(s)
+    s = add_command(sub, "unsuspend", "lift an image's suspension", exit_codes=CATALOGUE_CODES,
+                    examples=["imageaudit catalogue unsuspend IMAGE_ID"])
+    s.add_argument("image_id", help="the catalogue's image id")
+    add_remote_options(s)
     s.set_defaults(func=cmd_unsuspend)
 
-    t = sub.add_parser("token", help="manage API tokens")
+    t = add_command(sub, "token", "manage API tokens",
+                    examples=["imageaudit catalogue token create --role auditor --name alice"])
     tsub = t.add_subparsers(dest="token_command", required=True)
-    s = tsub.add_parser("create", help="create a token and print it (shown only once)")
-    s.add_argument("--role", required=True, choices=ROLES)
+    s = add_command(tsub, "create", "create a token and print it (shown only once)",
+                    examples=["imageaudit catalogue token create --role operator"])
+    s.add_argument("--role", required=True, choices=ROLES, help="what the token may do")
     s.add_argument("--name", help="who holds it (default: the role)")
-    db_opt(s)
+    add_db_option(s)
     s.set_defaults(func=cmd_token_create)
 
-    add_campaign_parsers(sub, remote_opts, db_opt)
+    add_campaign_parsers(sub, add_remote_options, add_db_option)
 
-    a = sub.add_parser("auditor", help="auditors' report-signing keys")
+    a = add_command(sub, "auditor", "auditors' report-signing keys", exit_codes=CATALOGUE_CODES,
+                    examples=["imageaudit catalogue auditor list"])
     asub = a.add_subparsers(dest="auditor_command", required=True)
-    s = asub.add_parser("add", help="register an auditor's Ed25519 public key "
-                                    "(imageaudit keys generate); NAME is the auditor token's name")
-    s.add_argument("name", metavar="NAME")
+    s = add_command(asub, "add", "register an auditor's Ed25519 public key "
+                                 "(imageaudit keys generate); NAME is the auditor token's name",
+                    exit_codes=CATALOGUE_CODES,
+                    examples=["imageaudit catalogue auditor add alice --public-key alice.key.pub"])
+    s.add_argument("name", metavar="NAME", help="the auditor token's name")
     s.add_argument("--public-key", required=True, metavar="FILE", help="PEM or OpenSSH public key")
-    db_opt(s)
+    add_db_option(s)
     s.set_defaults(func=cmd_auditor_add)
-    s = asub.add_parser("list", help="registered keys")
+    s = add_command(asub, "list", "registered keys",
+                    examples=["imageaudit catalogue auditor list --format json"])
     s.add_argument("--format", choices=["text", "json"], default="text")
-    db_opt(s)
+    add_db_option(s)
     s.set_defaults(func=cmd_auditor_list)
-    s = asub.add_parser("revoke", help="refuse reports signed with a key from now on")
-    s.add_argument("key_id", metavar="KEY_ID")
-    db_opt(s)
+    s = add_command(asub, "revoke", "refuse reports signed with a key from now on",
+                    exit_codes=CATALOGUE_CODES,
+                    examples=["imageaudit catalogue auditor revoke KEY_ID"])
+    s.add_argument("key_id", metavar="KEY_ID", help="as auditor list shows it")
+    add_db_option(s)
     s.set_defaults(func=cmd_auditor_revoke)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry (``python -m integrations.appdb.cli``) until wired into imageaudit."""
-    parser = argparse.ArgumentParser(prog="imageaudit")
+    parser = argparse.ArgumentParser(prog="imageaudit", formatter_class=HelpFormatter)
     add_parsers(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     code: int = args.func(args)

@@ -6,9 +6,13 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 from typing import TYPE_CHECKING, Any
 
-from integrations.appdb import API_PREFIX
+from imageaudit.cli.helptext import add_deprecated
+from imageaudit.errors import UsageError
+from imageaudit.publish import TOKEN_ENV
+from integrations.appdb import API_PREFIX, DB_ENV, default_db, prepare_db
 
 if TYPE_CHECKING:
     from integrations.appdb.catalogue import Catalogue, Principal
@@ -25,6 +29,7 @@ def _local() -> Principal:
 def _open(url: str) -> Catalogue:
     from integrations.appdb.server import open_catalogue
 
+    prepare_db(url)
     return open_catalogue(url)
 
 
@@ -50,9 +55,33 @@ def _remote(url: str, token: str, method: str, path: str, body: bytes | None,
 
 
 def _target(args: argparse.Namespace) -> bool:
-    if args.url and not args.token:
-        raise SystemExit("imageaudit: error: --url needs --token")
-    return bool(args.url)
+    """True when the command goes through a running catalogue (``--catalogue URL``), whose
+    token (``--token`` or ``$IMAGEAUDIT_CATALOGUE_TOKEN``) is then in ``args.token``."""
+    if not args.catalogue:
+        return False
+    args.token = args.token or os.environ.get(TOKEN_ENV)
+    if not args.token:
+        raise UsageError(f"--catalogue needs --token or ${TOKEN_ENV}")
+    return True
 
 
-__all__ = ["FETCH_TIMEOUT", "_local", "_open", "_remote", "_target"]
+def add_db_option(parser: argparse.ArgumentParser) -> None:
+    """``--db URL``: the catalogue's own database."""
+    parser.add_argument("--db", default=default_db(), metavar="URL",
+                        help=f"sqlite:///FILE or postgresql://... (default: ${DB_ENV}, else "
+                             "%(default)s)")
+
+
+def add_remote_options(parser: argparse.ArgumentParser) -> None:
+    """``--db``, or ``--catalogue URL`` and ``--token`` to act through a running catalogue
+    (``--url`` is the old spelling of ``--catalogue``)."""
+    add_db_option(parser)
+    parser.add_argument("--catalogue", metavar="URL",
+                        help="act through the running catalogue at URL instead of --db")
+    add_deprecated(parser, "--url", "catalogue", "--catalogue", metavar="URL")
+    parser.add_argument("--token", metavar="TOKEN",
+                        help=f"bearer token for --catalogue (default: ${TOKEN_ENV})")
+
+
+__all__ = ["FETCH_TIMEOUT", "_local", "_open", "_remote", "_target", "add_db_option",
+           "add_remote_options"]

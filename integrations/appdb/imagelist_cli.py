@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from imageaudit.cli.helptext import add_command
 from imageaudit.errors import EXIT_OK, UsageError
 
 # hv:format values sites' tools understand, by what the header reader calls the format.
@@ -175,18 +176,17 @@ def _days(text: str) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "image-list", help="write a HEPiX image list for local VM images (signed with a "
-        "certificate and key)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=(
-            "exit codes: 0 written, 2 usage error (an image that is not a VM disk, a bad "
-            "certificate)\n\nexamples:\n"
-            "  imageaudit image-list out/example-weak.qcow2 out/example-clean.qcow2 \\\n"
-            "      --vo demo.example.org --base-url http://127.0.0.1:8000 \\\n"
-            "      --endorser-dn /CN=me --endorser-ca /CN=my-ca -o out/my.image.list\n"
-            "  imageaudit image-list disk.qcow2 --vo my.vo --base-url https://images.example.org"
-            " \\\n      --sign-cert endorser.pem --sign-key endorser.key -o signed.image.list"))
+    p = add_command(
+        sub, "image-list",
+        "write a HEPiX image list for local VM images (signed with a certificate and key)",
+        exit_codes={0: "written", 1: "internal failure",
+                    2: "usage error (an image that is not a VM disk, a bad certificate)"},
+        examples=[
+            "imageaudit image-list out/example-weak.qcow2 out/example-clean.qcow2 "
+            "--vo demo.example.org --base-url http://127.0.0.1:8000 --endorser-dn /CN=me "
+            "--endorser-ca /CN=my-ca -o out/my.image.list",
+            "imageaudit image-list disk.qcow2 --vo my.vo --base-url https://images.example.org "
+            "--sign-cert endorser.pem --sign-key endorser.key -o signed.image.list"])
     p.add_argument("image", nargs="+", help="VM disk or OVA files to list")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="the list to write")
     p.add_argument("--vo", required=True, help="VO the images are endorsed for (ad:vo)")

@@ -52,7 +52,7 @@ def test_campaign_finds_notifies_once_and_withdraws(tmp_path: Path) -> None:
                          "Content-Type": "application/json"})
             urllib.request.urlopen(request, timeout=30).close()
             published = run_batch(tmp_path, f"catalogue:{server.url}/vo/{VO}", "--workers", "2",
-                                  "--publish", server.url, "--token", auditor.token,
+                                  "--publish", "--catalogue", server.url, "--token", auditor.token,
                                   "--signing-key", str(auditor.key))
             assert published.returncode == 0, published.stderr
             assert listed(server.url) == ["camp-clean", "camp-weak"]
@@ -73,7 +73,7 @@ def test_campaign_finds_notifies_once_and_withdraws(tmp_path: Path) -> None:
                        "SSL_CERT_FILE": str(mail.cafile)}
                 (tmp_path / "smtp.pw").write_text(PASSWORD)
                 args = ("catalogue", "campaign", "notify", "telnetd-2026", "--deadline",
-                        "2026-12-10", "--catalogue-url", server.url, "--db", db)
+                        "2026-12-10", "--catalogue", server.url, "--db", db)
                 first = cli(*args, env=env)
                 assert first.returncode == 0, first.stderr
                 again = cli(*args, env=env)
@@ -84,7 +84,7 @@ def test_campaign_finds_notifies_once_and_withdraws(tmp_path: Path) -> None:
                                               vo=VO, identifier="second-list"))
                 ok("catalogue", "import-imagelist", str(second), "--db", db)
                 more = run_batch(tmp_path, f"catalogue:{server.url}/vo/{VO}", "--workers", "1",
-                                 "--publish", server.url, "--token", auditor.token,
+                                 "--publish", "--catalogue", server.url, "--token", auditor.token,
                                  "--signing-key", str(auditor.key))
                 assert more.returncode == 0, more.stderr
                 third = cli(*args, env=env)

@@ -1,6 +1,6 @@
 """Campaigns over HTTP on SQLite and PostgreSQL: queries for any valid token, saving and running
 for operators, indicator files posted as they are, the ``/campaigns`` page with hostile image
-strings escaped, and the command line through a running catalogue (``--url``)."""
+strings escaped, and the command line through a running catalogue (``--catalogue``)."""
 
 from __future__ import annotations
 
@@ -207,26 +207,26 @@ def test_command_line_through_a_running_catalogue(catalogue: Catalogue, tmp_path
     sheet.write_text("filename\nkworker\n")
     with live_server(catalogue) as url:
         assert main(["catalogue", "campaign", "query", "--package", "openssl", "--affected",
-                     RANGE, "--format", "json", "--url", url, "--token", reader]) == 0
+                     RANGE, "--format", "json", "--catalogue", url, "--token", reader]) == 0
         assert ids(json.loads(capsys.readouterr().out)) == [("img-copy", "1.0"),
                                                             ("img-deb", "1.0")]
         assert main(["catalogue", "campaign", "query", "--ioc", str(sheet), "--endorser-dn",
-                     ALICE.dn, "--url", url, "--token", reader]) == 0
+                     ALICE.dn, "--catalogue", url, "--token", reader]) == 0
         out = capsys.readouterr().out
         assert "img-deb" in out and "img-copy" not in out
         assert main(["catalogue", "campaign", "query", "--endorser-dn", BOB.dn, "--save", "bob",
-                     "--url", url, "--token", reader]) == 2
+                     "--catalogue", url, "--token", reader]) == 2
         assert capsys.readouterr().err == ("imageaudit: error: catalogue answered 403: role "
                                            "reader may not do this; needs admin or operator\n")
         assert main(["catalogue", "campaign", "query", "--endorser-dn", BOB.dn, "--save", "bob",
-                     "--url", url, "--token", operator]) == 0
+                     "--catalogue", url, "--token", operator]) == 0
         assert "campaign bob: 3 affected, 3 new" in capsys.readouterr().out
-        assert main(["catalogue", "campaign", "run", "bob", "--format", "json", "--url", url,
+        assert main(["catalogue", "campaign", "run", "bob", "--format", "json", "--catalogue", url,
                      "--token", operator]) == 0
         assert json.loads(capsys.readouterr().out)["newly_affected"] == []
-        assert main(["catalogue", "campaign", "list", "--url", url, "--token", reader]) == 0
+        assert main(["catalogue", "campaign", "list", "--catalogue", url, "--token", reader]) == 0
         assert capsys.readouterr().out.startswith(f"bob  endorser {BOB.dn}  (saved ")
-        assert main(["catalogue", "campaign", "show", "bob", "--format", "json", "--url", url,
+        assert main(["catalogue", "campaign", "show", "bob", "--format", "json", "--catalogue", url,
                      "--token", reader]) == 0
         assert len(json.loads(capsys.readouterr().out)["runs"]) == 2
 

@@ -76,7 +76,7 @@ def test_site_reports_replace_and_campaigns_name_the_sites(
         # the command line shows them from the catalogue's answer
         token = reader["Authorization"].removeprefix("Bearer ")
         assert main(["catalogue", "campaign", "query", "--package", "openssl", "--affected",
-                     RANGE, "--format", "csv", "--url", url, "--token", token]) == 0
+                     RANGE, "--format", "csv", "--catalogue", url, "--token", token]) == 0
         rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
         assert [row["sites"] for row in rows] == [
             "site-a (copies 2, instances 3); site-b (copies 1, instances 1)"] * 2

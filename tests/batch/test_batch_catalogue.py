@@ -39,8 +39,8 @@ def test_catalogue_vo_audited_published_once_and_weak_withdrawn(tmp_path: Path) 
         auditor = ready_catalogue(db, listing, tmp_path)
         with CatalogueProcess(db, tmp_path / "catalogue.log", cwd=ROOT) as server:
             args = (f"catalogue:{server.url}/vo/{VO}", "--workers", "2", "--require", "basic",
-                    "--publish", server.url, "--token", auditor.token, "--signing-key",
-                    str(auditor.key))
+                    "--publish", "--catalogue", server.url, "--token", auditor.token,
+                    "--signing-key", str(auditor.key))
             first = run_batch(tmp_path, *args)
             assert first.returncode == 3, first.stderr  # the weak image is below basic
             assert first.stderr.count("(stored)") == 2

@@ -169,7 +169,7 @@ def test_sync_contains_what_the_catalogue_withdrew(
         assert len(kept) == len(logged) + len(again)
 
         code = main(["cloud", "release", "--cloud", "stack-admin", "--incident", incident,
-                     "--yes", "--publish", url, "--token", operator])
+                     "--yes", "--publish", "--catalogue", url, "--token", operator])
         out, err = capsys.readouterr()
         assert code == 0, out + err
         image = conn.image.get_image(glance_image.id)

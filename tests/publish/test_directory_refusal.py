@@ -56,11 +56,24 @@ def test_scan_of_a_directory_with_publish_is_refused_before_scanning(
     tmp_path: Path, catalogue: StubCatalogue, auditor: list[str]
 ) -> None:
     root = write_tree(clean_scenario(), tmp_path / "root")
-    done = _cli("scan", str(root), "--format", "json", "--publish", catalogue.url, *auditor)
+    done = _cli("scan", str(root), "--format", "json", "--publish", "--catalogue", catalogue.url,
+                *auditor)
     assert (done.returncode, done.stdout) == (2, "")  # no report: nothing was scanned
     assert done.stderr == f"imageaudit: error: --publish: {root}: {REFUSAL}\n"
     assert catalogue.state.requests == []
     assert _outbox(auditor) == "outbox empty\n"
+
+
+def test_the_old_publish_url_spelling_warns_and_is_refused_the_same(
+    tmp_path: Path, catalogue: StubCatalogue, auditor: list[str]
+) -> None:
+    root = write_tree(clean_scenario(), tmp_path / "root")
+    done = _cli("scan", str(root), "--format", "json", "--publish", catalogue.url, *auditor)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        "imageaudit: warning: --publish URL is deprecated; use --catalogue URL --publish\n"
+        f"imageaudit: error: --publish: {root}: {REFUSAL}\n")
+    assert catalogue.state.requests == []
 
 
 def test_publishing_the_report_of_a_directory_scan_is_refused(

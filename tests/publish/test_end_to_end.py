@@ -115,7 +115,7 @@ def test_signed_list_scan_publish_suspend_withdraws(
 
     signed = _image_list(pki, images, tmp / "image.list")
     done = _catalogue_cli("import-imagelist", str(signed), "--verify-with", str(pki.ca_dir),
-                          "--url", server.url, "--token", operator)
+                          "--catalogue", server.url, "--token", operator)
     assert done.returncode == 0, done.stderr
     assert "3 image(s)" in done.stdout and pki.endorser_dn in done.stdout
 
@@ -163,7 +163,7 @@ def test_signed_list_scan_publish_suspend_withdraws(
         assert again.outcome is Outcome.ALREADY_SENT
 
     done = _catalogue_cli("suspend", "suspended-image", "--reason", "leaked key (e2e test)",
-                          "--url", server.url, "--token", operator)
+                          "--catalogue", server.url, "--token", operator)
     assert done.returncode == 0, done.stderr
 
     standing = {img["image_id"]: img for img in _get(f"{server.url}/api/v1/images?vo={VO}")}

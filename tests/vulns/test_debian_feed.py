@@ -100,7 +100,7 @@ def image_facts(root: Path) -> Facts:
 def sync(url: str, keyring: Path, cache: Path, *extra: str) -> int:
     parser = build_parser_with_feeds()
     args = parser.parse_args([
-        "feeds", "sync", "--dir", str(cache), "--debian", "bookworm",
+        "feeds", "sync", "--feeds", str(cache), "--debian", "bookworm",
         "--debian-mirror", f"{url}/debian", "--debian-security-mirror", f"{url}/debian-security",
         "--keyring", str(keyring), *extra,
     ])
@@ -254,7 +254,7 @@ def test_ubuntu_suites_and_release_from_the_codename(tmp_path: Path) -> None:
     parser = build_parser_with_feeds()
     with serve(www) as (url, _counts):
         args = parser.parse_args([
-            "feeds", "sync", "--dir", str(cache), "--ubuntu", "jammy", "--keyring", str(keyring),
+            "feeds", "sync", "--feeds", str(cache), "--ubuntu", "jammy", "--keyring", str(keyring),
             "--ubuntu-mirror", f"{url}/ubuntu", "--ubuntu-security-mirror", f"{url}/ubuntu"])
         assert args.func(args) == 0
     write_tree({

@@ -47,7 +47,7 @@ def test_a_missing_osv_source_is_refused_before_any_download(tmp_path: Path) -> 
     with serve(tmp_path / "www") as (url, counts):
         done = _cli("feeds", "sync", "--debian", "bookworm", "--debian-mirror", url,
                     "--debian-security-mirror", url, "--osv", str(missing),
-                    "--dir", str(feeds))
+                    "--feeds", str(feeds))
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == f"imageaudit: error: --osv {missing}: no such file or directory\n"
     assert counts == {}  # not one request to the Debian mirror
@@ -64,7 +64,7 @@ def test_every_bad_argument_is_named_and_nothing_is_fetched(tmp_path: Path) -> N
         done = _cli("feeds", "sync", "--debian", "bookworm-security", "--alpine", "3.19",
                     "--alpine-mirror", url, "--debian-mirror", url,
                     "--osv", str(not_a_zip), "--osv", "ftp://example.org/all.zip",
-                    "--rpm", "rocky-9", "--dir", str(not_a_dir / "feeds"))
+                    "--rpm", "rocky-9", "--feeds", str(not_a_dir / "feeds"))
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         "imageaudit: error: --debian bookworm-security: not a release codename such as "
@@ -74,7 +74,7 @@ def test_every_bad_argument_is_named_and_nothing_is_fetched(tmp_path: Path) -> N
         f"imageaudit: error: --osv {not_a_zip}: neither a zip file nor a directory",
         "imageaudit: error: --osv ftp://example.org/all.zip: only http:// and https:// URLs "
         "are fetched; give a local file without a scheme",
-        f"imageaudit: error: --dir {not_a_dir / 'feeds'}: {not_a_dir} is not a directory",
+        f"imageaudit: error: --feeds {not_a_dir / 'feeds'}: {not_a_dir} is not a directory",
     ]
     assert counts == {}
 

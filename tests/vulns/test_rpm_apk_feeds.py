@@ -110,7 +110,7 @@ def test_rpm_repo_sync_and_match(tmp_path: Path, compression: str) -> None:
     write_rpm_repo(www / "baseos", compression)
     cache = tmp_path / "cache"
     with serve(www) as (url, counts):
-        assert run_cli("sync", "--dir", str(cache), "--rpm-security",
+        assert run_cli("sync", "--feeds", str(cache), "--rpm-security",
                        f"rocky-9={url}/baseos") == 0
     assert counts == {"200": 2}
     snap = open_snapshot(cache)
@@ -144,7 +144,7 @@ def test_rpm_repo_without_a_security_channel_names_the_sync_to_run(
     write_rpm_repo(www / "baseos", "gz")
     cache = tmp_path / "cache"
     with serve(www) as (url, _counts):
-        assert run_cli("sync", "--dir", str(cache), "--rpm", f"rocky-9={url}/baseos") == 0
+        assert run_cli("sync", "--feeds", str(cache), "--rpm", f"rocky-9={url}/baseos") == 0
     assert capsys.readouterr().err == (
         "imageaudit: warning: this snapshot has no advisory source (a -security suite from "
         "--debian/--ubuntu, --rpm-security, or --osv): scan cannot evaluate "
@@ -162,7 +162,7 @@ def test_rpm_primary_with_a_wrong_checksum_is_refused(tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     write_rpm_repo(tmp_path / "www/baseos", checksum="0" * 64)
     with serve(tmp_path / "www") as (url, _counts):
-        assert run_cli("sync", "--dir", str(tmp_path / "c"), "--rpm",
+        assert run_cli("sync", "--feeds", str(tmp_path / "c"), "--rpm",
                        f"rocky-9={url}/baseos") == 1
     assert "repodata/abc-primary.xml.gz: sha256 differs from repomd.xml" in capsys.readouterr().err
 
@@ -231,7 +231,7 @@ def test_alpine_index_sync_and_match(tmp_path: Path) -> None:
         path.write_bytes(apkindex_tar_gz() if repo == "main" else _empty_index())
     cache = tmp_path / "cache"
     with serve(www) as (url, _counts):
-        assert run_cli("sync", "--dir", str(cache), "--alpine", "v3.19", "--alpine-mirror",
+        assert run_cli("sync", "--feeds", str(cache), "--alpine", "v3.19", "--alpine-mirror",
                        url) == 0
     installed = "".join(
         f"C:Q1x=\nP:{name}\nV:{version}\nA:x86_64\no:{origin}\n\n"

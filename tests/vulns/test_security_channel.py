@@ -59,7 +59,7 @@ def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
 
 def feeds_sync(mirror: tuple[str, Path], feeds: Path, release: str) -> str:
     url, keyring = mirror
-    done = cli("feeds", "sync", "--dir", feeds, "--debian", release,
+    done = cli("feeds", "sync", "--feeds", feeds, "--debian", release,
                "--debian-mirror", f"{url}/debian", "--debian-security-mirror",
                f"{url}/debian-security", "--keyring", keyring)
     assert done.returncode == 0, done.stderr
