@@ -219,20 +219,29 @@ def _exit(records: list[Record]) -> int:
     return EXIT_OK
 
 
-def _publish(args: argparse.Namespace, image: str, records: list[Record]) -> int:
+def _publishing(args: argparse.Namespace) -> tuple[str, str, str] | None:
+    """(catalogue URL, token, site name) when ``--publish`` asks to send the containment
+    record; checked before anything changes on the cloud. None without ``--publish``."""
     from imageaudit.cli.publish import resolve_token
-    from imageaudit.cloud import catalogue
 
     url = publish_catalogue(args)
-    if not url or not records:
-        return EXIT_OK
+    if url is None:
+        return None
     token = resolve_token(args.token)
     if not token:
         raise UsageError("--publish needs --token or $IMAGEAUDIT_CATALOGUE_TOKEN")
+    return url, token, _site(args)
+
+
+def _publish(to: tuple[str, str, str] | None, image: str, records: list[Record]) -> int:
+    from imageaudit.cloud import catalogue
     from imageaudit.cloud.site_client import CatalogueCallError
 
+    if to is None or not records:
+        return EXIT_OK
+    url, token, site = to
     try:
-        new, old = catalogue.send_records(url, token, _site(args), image, records)
+        new, old = catalogue.send_records(url, token, site, image, records)
     except CatalogueCallError as exc:
         print(f"imageaudit: error: containment record not sent: {exc}; the action log keeps "
               "it: send it again with the same command", file=sys.stderr)
@@ -269,11 +278,9 @@ def cmd_contain(args: argparse.Namespace) -> int:
 
     target = _target(args)
     options = _options(args, args.incident, args.reason)
-    publish_catalogue(args)
-    if args.publish and not _publish_token(args):
-        raise UsageError("--publish needs --token or $IMAGEAUDIT_CATALOGUE_TOKEN")
+    publishing = _publishing(args)
     query, label = _query(args)
-    if args.publish and not (query.sha512 or query.identifiers):
+    if publishing and not (query.sha512 or query.identifiers):
         raise UsageError("--publish: the catalogue knows images by id or SHA-512; give IMAGE as "
                          "a SHA-512, or as a catalogue image id with --catalogue")
     provider = _connect(target)
@@ -296,7 +303,7 @@ def cmd_contain(args: argparse.Namespace) -> int:
     outcome = contain(provider, query, options, act=True, log=log,
                       image_label=label, found=found, echo=print_record)
     print(f"action log: {log.path}")
-    sent = _publish(args, label, outcome.records)
+    sent = _publish(publishing, label, outcome.records)
     return _exit(outcome.records) or sent
 
 
@@ -309,12 +316,6 @@ def _site(args: argparse.Namespace) -> str:
     return site
 
 
-def _publish_token(args: argparse.Namespace) -> str | None:
-    from imageaudit.cli.publish import resolve_token
-
-    return resolve_token(args.token)
-
-
 def cmd_release(args: argparse.Namespace) -> int:
     from imageaudit.cloud.actionlog import ActionLog
     from imageaudit.cloud.model import check_incident
@@ -323,9 +324,7 @@ def cmd_release(args: argparse.Namespace) -> int:
 
     target = _target(args)
     incident = check_incident(args.incident)
-    publish_catalogue(args)
-    if args.publish and not _publish_token(args):
-        raise UsageError("--publish needs --token or $IMAGEAUDIT_CATALOGUE_TOKEN")
+    publishing = _publishing(args)
     log = ActionLog(_log_path(args, incident))
     if not log.path.exists():
         raise UsageError(f"no action log at {log.path}: release undoes what contain logged "
@@ -342,7 +341,7 @@ def cmd_release(args: argparse.Namespace) -> int:
             return EXIT_REFUSED
     done = release(provider, records, incident, act=True, log=log, echo=print_record)
     print(f"action log: {log.path}")
-    sent = _publish(args, done[0].image, done) if done else EXIT_OK
+    sent = _publish(publishing, done[0].image, done) if done else EXIT_OK
     return _exit(done) or sent
 
 
