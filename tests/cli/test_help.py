@@ -71,7 +71,8 @@ def test_help_never_shows_none_or_false() -> None:
 def test_scan_help_on_the_real_command_line() -> None:
     done = subprocess.run([sys.executable, "-m", "imageaudit", "scan", "--help"],
                           capture_output=True, text=True, check=True)
-    assert "  3  findings block the --require level" in done.stdout
+    assert "  3  an image is below --require or was not audited" in done.stdout
+    assert "outputs:" in done.stdout
     assert "--expiry-days EXPIRY_DAYS" in done.stdout
     assert "(default: 30)" in done.stdout
     assert "imageaudit scan image.qcow2 --require standard" in done.stdout

@@ -192,7 +192,7 @@ def test_the_summary_says_what_was_left_out_skipped_and_tailored(
                       "--skip-dirs", "/var/log", "--tailoring", tmp_path / "t.yaml")
     assert done.returncode == 0, done.stderr
     digest = hashlib.sha256((tmp_path / "t.yaml").read_bytes()).hexdigest()
-    lines = done.stderr.splitlines()
+    lines = done.stdout.splitlines()  # the text report, on stdout
     start = lines.index("  not evaluated (left out): hygiene_logs, hygiene_machine_id")
     assert lines[start + 1] == "  skipped paths: /var/log (0 findings dropped)"
     assert lines[start + 2] == f"  rules tailored: sha256:{digest}"
