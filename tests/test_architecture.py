@@ -12,7 +12,7 @@ DOC = ROOT / "docs" / "architecture.md"
 
 # Higher imports lower (or the same layer). The order of docs/architecture.md.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("model", "imagefs", "store", "identity", "example", "ioc", "progress"),
+    ("model", "imagefs", "store", "identity", "example", "ioc", "progress", "helptext"),
     ("findings", "signing", "passwords", "facts", "openers", "httpclient"),
     ("vulns", "report", "publish", "malware"),
     ("checks",),

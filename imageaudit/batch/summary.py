@@ -19,16 +19,14 @@ import secrets
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
-
 from imageaudit.batch.results import ImageResult
 from imageaudit.certify import NO_LEVEL
 from imageaudit.model import Severity, Status
+from imageaudit.report.templating import environment
 
 SCHEMA = "imageaudit-batch-1"
 NOT_AUDITED = "not audited"
@@ -348,17 +346,6 @@ def _bars(results: Sequence[ImageResult], meta: BatchMeta) -> list[_Bar]:
                  below) for label, kind, n, css, below in bars]
 
 
-@cache
-def _environment() -> Environment:
-    return Environment(
-        loader=PackageLoader("imageaudit.batch", "templates"),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
 def render_html(
     results: Sequence[ImageResult], meta: BatchMeta, *, report_links: bool = True
 ) -> str:
@@ -369,7 +356,7 @@ def render_html(
         *((f"lv-{i}", c) for i, c in enumerate(_level_colours(meta.level_names))),
         ("lv-none", NONE_COLOUR), ("lv-na", NOT_AUDITED_COLOUR), ("lv-unknown", UNKNOWN_COLOUR),
     ]
-    template = _environment().get_template("summary.html")
+    template = environment("imageaudit.batch").get_template("summary.html")
     return template.render(
         meta=meta,
         totals=totals(results, meta),

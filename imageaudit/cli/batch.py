@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from imageaudit.cli.helptext import add_command
 from imageaudit.cli.options import (
     add_narrowing_options,
     add_open_options,
@@ -19,6 +18,7 @@ from imageaudit.cli.options import (
     narrowing_options,
 )
 from imageaudit.errors import UsageError
+from imageaudit.helptext import add_command
 
 INPUTS = """\
 inputs (any mix):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from imageaudit.cli.helptext import CATALOGUE_ENV, catalogue_from_env, warn_deprecated
 from imageaudit.errors import UsageError
+from imageaudit.helptext import CATALOGUE_ENV, catalogue_from_env, warn_deprecated
 from imageaudit.publish import TOKEN_ENV
 
 _OLD_URL = "_publish_url"

@@ -20,8 +20,8 @@ from imageaudit.cli.catalogue_options import (
     publish_catalogue,
     required_catalogue,
 )
-from imageaudit.cli.helptext import add_command
 from imageaudit.errors import UsageError
+from imageaudit.helptext import add_command
 
 if TYPE_CHECKING:
     from imageaudit.cloud.model import ContainOptions, Found, ImageQuery, Record, Target

@@ -26,7 +26,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from imageaudit.cli.helptext import add_command, add_deprecated, warn_deprecated
+from imageaudit.helptext import add_command, add_deprecated, warn_deprecated
 from imageaudit.vulns import default_feeds_dir
 
 if TYPE_CHECKING:

@@ -19,6 +19,7 @@ from typing import Any
 from imageaudit import __version__
 from imageaudit.cli.options import (
     add_open_options,
+    add_run_options,
     add_selection_options,
     add_trivy_options,
     selection_options,
@@ -183,27 +184,6 @@ outputs:
 """
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
-    """``--timeout`` and ``--debug``: how long one image may take, and what is logged."""
-    p.add_argument("--timeout", metavar="SECONDS", type=_seconds,
-                   help="stop an image's audit after this long (it then runs in a process "
-                        "of its own, killed whole); that image gets an error naming the "
-                        "step it was in and no level (default: no limit)")
-    p.add_argument("--debug", action="store_true",
-                   help="log what happens (and the libguestfs appliance's own log, when it "
-                        "is used) on stderr")
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a positive number of seconds")
-    return value
-
-
 def _configure_logging(debug: bool) -> None:
     import logging
 
@@ -227,11 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     from imageaudit.cli.cloud import add_parsers as add_cloud_parsers
     from imageaudit.cli.config import EPILOG, add_config_option
     from imageaudit.cli.feeds import add_parsers as add_feeds_parsers
-    from imageaudit.cli.helptext import HelpFormatter, add_command, epilog
     from imageaudit.cli.publish import add_parsers as add_publish_parsers
     from imageaudit.cli.publish import add_scan_arguments
     from imageaudit.cli.rules import add_levels_parser, add_rules_parser
     from imageaudit.cli.sbom import add_parsers as add_sbom_parsers
+    from imageaudit.helptext import HelpFormatter, add_command, epilog
     from integrations.appdb.cli import add_parsers as add_catalogue_parsers
     from integrations.appdb.imagelist_cli import add_parsers as add_imagelist_parsers
 
@@ -256,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output format (default: from -o's suffix .json or .txt, else text)")
     p.add_argument("-o", "--output", help="write to FILE instead of stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
-    _add_run_options(p)
+    add_run_options(p)
     add_open_options(p)
     p.set_defaults(func=cmd_facts)
 
@@ -304,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no progress or summary on stderr (errors still are); the report "
                         "still goes to stdout unless -o names a file for it")
-    _add_run_options(p)
+    add_run_options(p)
     add_open_options(p)
     add_selection_options(p)
     add_scan_arguments(p)

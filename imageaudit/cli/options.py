@@ -45,6 +45,17 @@ def add_trivy_options(p: argparse.ArgumentParser) -> None:
                         "evaluated (default: %(default)g)")
 
 
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """``--timeout`` and ``--debug``: how long one image may take, and what is logged."""
+    p.add_argument("--timeout", metavar="SECONDS", type=_positive_seconds,
+                   help="stop an image's audit after this long (it then runs in a process "
+                        "of its own, killed whole); that image gets an error naming the "
+                        "step it was in and no level (default: no limit)")
+    p.add_argument("--debug", action="store_true",
+                   help="log what happens (and the libguestfs appliance's own log, when it "
+                        "is used) on stderr")
+
+
 def _positive_seconds(text: str) -> float:
     try:
         value = float(text)

@@ -26,8 +26,8 @@ from imageaudit.cli.catalogue_options import (
     add_token_option,
     required_catalogue,
 )
-from imageaudit.cli.helptext import add_command
 from imageaudit.errors import UsageError
+from imageaudit.helptext import add_command
 
 # The names the options' help texts show. The rest of the publisher (HTTP, signing, the
 # results store) is imported by the commands that use it.

@@ -68,7 +68,7 @@ def _dump(value: object) -> None:
 
 def add_rules_parser(sub: Any) -> None:
     """``imageaudit rules list|show|validate``."""
-    from imageaudit.cli.helptext import add_command
+    from imageaudit.helptext import add_command
 
     p = add_command(sub, "rules", "list, show and validate rules",
                     examples=["imageaudit rules list --category password",
@@ -99,7 +99,7 @@ def add_rules_parser(sub: Any) -> None:
 
 def add_levels_parser(sub: Any) -> None:
     """``imageaudit levels``."""
-    from imageaudit.cli.helptext import add_command
+    from imageaudit.helptext import add_command
 
     p = add_command(
         sub, "levels", "list the certification levels and the rules that block each",

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from imageaudit.cli.helptext import add_command
 from imageaudit.cli.options import add_open_options
 from imageaudit.errors import UsageError
+from imageaudit.helptext import add_command
 from imageaudit.report import SBOM_FORMATS
 
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from functools import cache
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 
 from imageaudit.findings import Finding, Report, RuleOutcome
 from imageaudit.model import Status
 from imageaudit.report.common import SEVERITY_ORDER, by_severity, location, split_code
+from imageaudit.report.templating import environment
 
 SHA_SHOWN = 16  # hex digits of the SHA-512 shown; the page holds (and copies) all 128
 _UNEVALUATED = "Could not evaluate: "  # how the engine begins an ERROR finding's message
@@ -170,17 +169,6 @@ def _levels(report: Report, required: str | None, shown: set[str]) -> list[_Leve
     ]
 
 
-@cache
-def _environment() -> Environment:
-    return Environment(
-        loader=PackageLoader("imageaudit.report", "templates"),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
 def render(report: Report, *, required: str | None = None) -> str:
     """The report as one HTML document; ``required``, the level the scan was asked to reach."""
     cert = report.certification
@@ -193,7 +181,7 @@ def render(report: Report, *, required: str | None = None) -> str:
         reached = any(lv.granted for lv in levels if lv.name == required)
     per_severity = Counter(row.finding.severity for row in rows)
     sha = cert.image_sha512 or report.image.sha512
-    template = _environment().get_template("report.html")
+    template = environment("imageaudit.report").get_template("report.html")
     return template.render(
         report=report,
         cert=cert,

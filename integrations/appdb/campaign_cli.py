@@ -15,7 +15,7 @@ import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imageaudit.cli.helptext import add_command, add_deprecated
+from imageaudit.helptext import add_command, add_deprecated
 
 if TYPE_CHECKING:
     from integrations.appdb.campaigns import CampaignResult, Hit, RunOutcome

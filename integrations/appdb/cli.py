@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imageaudit.cli.helptext import HelpFormatter, add_command
+from imageaudit.helptext import HelpFormatter, add_command
 from integrations.appdb import AUTH_FAILURES, AUTH_WINDOW, DEFAULT_MIN_LEVEL, prepare_db
 from integrations.appdb.campaign_cli import add_campaign_parsers
 from integrations.appdb.cli_common import (

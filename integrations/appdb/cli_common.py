@@ -9,8 +9,8 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
-from imageaudit.cli.helptext import add_deprecated
 from imageaudit.errors import UsageError
+from imageaudit.helptext import add_deprecated
 from imageaudit.publish import TOKEN_ENV
 from integrations.appdb import API_PREFIX, DB_ENV, default_db, prepare_db
 

@@ -19,8 +19,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from imageaudit.cli.helptext import add_command
 from imageaudit.errors import EXIT_OK, UsageError
+from imageaudit.helptext import add_command
 
 # hv:format values sites' tools understand, by what the header reader calls the format.
 _FORMATS = {"qcow2": "qcow2", "raw": "raw", "vmdk": "vmdk", "vdi": "vdi", "vhdx": "vhdx",

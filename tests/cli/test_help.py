@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from imageaudit.cli.helptext import shown_default
 from imageaudit.cli.main import build_parser
+from imageaudit.helptext import shown_default
 
 
 def _walk(parser: argparse.ArgumentParser, path: tuple[str, ...] = ("imageaudit",)
