@@ -330,6 +330,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("imageaudit: interrupted", file=sys.stderr)
         return EXIT_INTERNAL
+    except BrokenPipeError:
+        # The reader went away (| head): stop without a traceback. Python's own recipe: point
+        # stdout at /dev/null so that flushing it at exit does not fail a second time.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_INTERNAL
     except Exception as exc:
         known = describe_user_error(exc)
         if known is not None:

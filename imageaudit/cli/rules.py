@@ -178,7 +178,9 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         _dump([rule_json(rule) for rule in listed])
         return 0
-    for rule in listed:
-        severity = describe_severity(rule, detailed=False)
-        print(f"{rule.id:40} {severity:25} {rule.category.value:14} {rule.title}")
+    from imageaudit.report.table import write_table
+
+    write_table(sys.stdout, ("Rule", "Severity", "Category", "Title"), (
+        (rule.id, describe_severity(rule, detailed=False), rule.category.value, rule.title)
+        for rule in listed))
     return 0

@@ -8,6 +8,7 @@ that ``grep``, ``sort`` and ``awk`` see whole rows. Every cell passes through
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Sequence
 from typing import TextIO
 
@@ -26,7 +27,9 @@ def write_table(stream: TextIO, columns: Sequence[str], rows: Iterable[Sequence[
                 title: str | None = None) -> None:
     """Print ``rows`` under ``columns`` to ``stream``."""
     tty = stream.isatty()
-    console = Console(file=stream, highlight=False, soft_wrap=False,
+    # A pipe's rows are rendered apart, then written without the padding after their last cell.
+    target = stream if tty else io.StringIO()
+    console = Console(file=target, highlight=False, soft_wrap=False,
                       width=None if tty else PIPE_WIDTH, no_color=not tty)
     table = Table(title=printable(title) if title else None, title_justify="left",
                   box=box.SIMPLE_HEAD if tty else None, show_edge=False, pad_edge=False,
@@ -36,3 +39,5 @@ def write_table(stream: TextIO, columns: Sequence[str], rows: Iterable[Sequence[
     for row in rows:
         table.add_row(*(Text(printable("" if cell is None else str(cell))) for cell in row))
     console.print(table)
+    if isinstance(target, io.StringIO):
+        stream.writelines(line.rstrip() + "\n" for line in target.getvalue().splitlines())

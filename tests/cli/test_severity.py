@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -75,16 +76,29 @@ def sarif_rule(sarif: dict[str, Any], rule_id: str) -> dict[str, Any]:
 def test_rules_list_says_when_a_finding_is_raised() -> None:
     done = imageaudit("rules", "list")
     assert done.returncode == 0, done.stderr
-    lines = {line.split()[0]: line for line in done.stdout.splitlines()}
-    assert lines["password_empty"] == (
-        f"{'password_empty':40} {'high (up to critical)':25} {'password':14} "
-        "No account that can log in has an empty password")
-    assert lines["ssh_permit_empty_passwords"].split(None, 1)[1].startswith(
-        "high (up to critical)  ")
-    assert lines["export_samba_guest"].split(None, 1)[1].startswith(
-        "moderate (up to critical) export ")
+    header, *rows = done.stdout.splitlines()
+    assert re.split(r" {2,}", header.strip()) == ["Rule", "Severity", "Category", "Title"]
+    # a pipe gets one row a line, columns apart by two spaces or more, no box characters
+    cells = {cols[0]: cols[1:] for cols in (re.split(r" {2,}", row.strip()) for row in rows)}
+    assert cells["password_empty"] == [
+        "high (up to critical)", "password", "No account that can log in has an empty password"]
+    assert cells["ssh_permit_empty_passwords"][0] == "high (up to critical)"
+    assert cells["export_samba_guest"][:2] == ["moderate (up to critical)", "export"]
     # a rule that is never raised shows its severity alone
-    assert lines["password_extra_uid0"].split(None, 1)[1].startswith("high      ")
+    assert cells["password_extra_uid0"][0] == "high"
+
+
+def test_a_listing_into_a_pipe_closed_early_stops_without_a_traceback() -> None:
+    # More than a pipe buffer of JSON, so that the writer meets the closed pipe.
+    proc = subprocess.Popen([sys.executable, "-m", "imageaudit", "rules", "list", "--format",
+                             "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.read(64).startswith(b"[")
+    proc.stdout.close()  # as `| head` does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
 
 
 def test_rules_list_filters_by_every_severity_a_finding_can_have() -> None:

@@ -85,7 +85,7 @@ def test_the_installed_command_finds_the_shipped_rules(installed: tuple[Path, Pa
 
     listed = _run(bin_dir, tmp_path, "imageaudit", "rules", "list")
     assert listed.returncode == 0, listed.stderr
-    ids = [line.split()[0] for line in listed.stdout.splitlines()]
+    ids = [line.split()[0] for line in listed.stdout.splitlines()[1:]]  # under the header
     assert ids == [rule.id for rule in load_rules(RULESET)]
 
 
