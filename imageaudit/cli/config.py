@@ -81,6 +81,8 @@ def _options(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.Ac
         longs = [s for s in action.option_strings if s.startswith("--")]
         if not longs or action.dest in _NOT_CONFIGURABLE or action.nargs == argparse.SUPPRESS:
             continue
+        if action.help == argparse.SUPPRESS:
+            continue  # an old spelling, hidden from --help: only current names are configured
         if action.nargs == 0 and not isinstance(action.const, bool):
             continue  # count, store_const of something else: nothing a file could say
         yield longs[0][2:], action

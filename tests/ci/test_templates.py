@@ -691,7 +691,7 @@ def test_gitlab_install_and_scan_on_a_shared_runner(tmp_path: Path,
     env = _base_env(tmp_path, installed=False)
     ran = run_gitlab_job(doc, "imageaudit", workspace, {
         **offline_pip, "PATH": env["PATH"], "IMAGEAUDIT_IMAGE": str(image),
-        "IMAGEAUDIT_REPOSITORY": f"file://{repo}", "IMAGEAUDIT_FEEDS": feeds,
+        "IMAGEAUDIT_REPOSITORY": f"file://{repo}", "IMAGEAUDIT_FEEDS_SYNC": feeds,
     }, installed=False)
     assert ran.code == 0, ran.stderr
     assert "Traceback" not in ran.stderr
@@ -700,3 +700,24 @@ def test_gitlab_install_and_scan_on_a_shared_runner(tmp_path: Path,
     # What GitLab caches is where the job wrote it.
     for cached in doc[".imageaudit-install"]["cache"]:
         assert (workspace / cached["paths"][0]).is_dir(), cached
+
+
+def test_the_templates_own_variables_are_not_read_as_options() -> None:
+    """Every ``IMAGEAUDIT_<OPTION>`` variable sets that option of every command, so a template
+    variable of that form must mean what the option means, or the commands the template runs
+    would take it (a feeds-sync argument list read as the feeds directory)."""
+    from imageaudit.cli import config
+    from imageaudit.cli.main import build_parser
+
+    read: dict[str, set[str]] = {}
+    for path, parser in config._walk(build_parser()):
+        for option, _action in config._options(parser):
+            for depth in range(len(path) + 1):
+                name = config._env_name(path[:depth], option)
+                read.setdefault(name, set()).add(" ".join((*path, f"--{option}")))
+    same_meaning = {"IMAGEAUDIT_REQUIRE", "IMAGEAUDIT_WAIVERS", "IMAGEAUDIT_SIGNING_KEY",
+                    "IMAGEAUDIT_CATALOGUE_TOKEN"}
+    for template in (ACTION, GITLAB):
+        names = set(re.findall(r"\bIMAGEAUDIT_[A-Z_]+\b", template.read_text(encoding="utf-8")))
+        clashes = {n: sorted(read[n]) for n in names - same_meaning if n in read}
+        assert not clashes, f"{template.name}: variables read as options: {clashes}"
