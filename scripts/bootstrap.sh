@@ -13,7 +13,8 @@ debs=(python3 python3-venv python3-seccomp python3-guestfs libguestfs-tools libg
       fdisk lvm2 btrfs-progs libcrypt1 openssl "linux-image-$(dpkg --print-architecture)" gpgv
       debian-archive-keyring curl)
 if (( want_tests )); then
-    debs+=(mmdebstrap docker.io docker-registry dpkg-dev apt-utils chromium postgresql rpm db-util gpg gpg-agent)
+    debs+=(mmdebstrap docker.io docker-registry dpkg-dev apt-utils chromium postgresql rpm db-util gpg gpg-agent
+           git)
     # The SARIF test installs Microsoft's SARIF Multitool with npm; its .NET binary loads ICU.
     # A Node.js that brings its own npm (NodeSource's conflicts with Debian's npm) is kept.
     debs+=(libicu72)
