@@ -96,10 +96,11 @@ def check_url(url: str) -> str:
     return url
 
 
-def http_client(timeout: float = 60.0) -> httpx.Client:
-    """The client batch fetches share: imageaudit's User-Agent, at most MAX_REDIRECTS redirects
-    (http and https), ``timeout`` seconds for each connect, read and write."""
-    return httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=True,
+def http_client(timeout: float = 60.0, *, follow_redirects: bool = True) -> httpx.Client:
+    """The client every request goes through: imageaudit's User-Agent, at most MAX_REDIRECTS
+    redirects (http and https; none with ``follow_redirects=False``, for a request carrying a
+    token), ``timeout`` seconds for each connect, read and write."""
+    return httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=follow_redirects,
                         max_redirects=MAX_REDIRECTS, headers={"User-Agent": USER_AGENT})
 
 
@@ -343,13 +344,13 @@ def exchange(url: str, method: str, *, token: str | None = None, body: bytes | N
     """One request to ``url`` with the bearer ``token``; never raises for network or HTTP
     errors, and never follows a redirect (it would replay the token elsewhere: a 3xx comes
     back as the answer). At most ``max_bytes`` of the body are read."""
-    headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+    headers = {"Accept": "application/json"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     if body is not None:
         headers["Content-Type"] = content_type
     try:
-        with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False) as http, \
+        with http_client(timeout, follow_redirects=False) as http, \
                 http.stream(method, url, content=body, headers=headers) as response:
             data = bytearray()
             for chunk in response.iter_bytes():

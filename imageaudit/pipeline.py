@@ -113,8 +113,6 @@ class ScanOptions:
     trivy: bool = False
     trivy_cache: Path | None = None
     trivy_timeout: float | None = None  # seconds per image; trivy_scan's default when None
-    # The whole audit of one image (``--timeout``): it then runs in a process of its own.
-    timeout: float | None = None
     debug: bool = False  # ``--debug``: the child process logs at DEBUG too
     # Narrowing and tailoring (``--rule``, ``--skip-rule``, ``--category``, ``--skip-category``,
     # ``--skip-dirs``, ``--skip-files``, ``--tailoring FILE``): recorded in the certification.
@@ -238,11 +236,6 @@ def scan_one(spec: str, judge: Judge, options: ScanOptions, source: str | None =
         path_skips=judge.path_skips,
         tailoring=judge.tailoring,
     )
-
-
-def reached(report: Report, level: str) -> bool:
-    """Whether the report's certification grants ``level``."""
-    return any(lv.name == level and lv.granted for lv in report.certification.levels)
 
 
 def shown(report: Report, severities: frozenset[Severity] | None) -> Report:

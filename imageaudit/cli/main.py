@@ -135,7 +135,6 @@ def cmd_scan(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         input_kind=args.input_kind,
         opener=args.opener,
-        timeout=args.timeout,
         debug=args.debug,
         **selection_options(args),  # type: ignore[arg-type]
     )

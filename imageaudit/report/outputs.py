@@ -129,13 +129,13 @@ class OutputWriter:
                 with path.open(mode, encoding="utf-8") as out:
                     out.write(_json_line(done.data))
             else:
-                path.write_text(_rendered(done, fmt), encoding="utf-8")
+                path.write_text(done.render(fmt), encoding="utf-8")
             written.append(path)
         if self.output_dir is not None:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             for fmt in self.dir_formats:
                 path = self.output_dir / f"{self.names[done.spec]}{SUFFIX_OF_FORMAT[fmt]}"
-                text = _json_line(done.data) if fmt == "jsonl" else _rendered(done, fmt)
+                text = _json_line(done.data) if fmt == "jsonl" else done.render(fmt)
                 path.write_text(text, encoding="utf-8")
                 written.append(path)
         return written
@@ -147,9 +147,9 @@ class OutputWriter:
             self.show_text(done)
             self.stdout.flush()
         elif fmt in ("json", "sarif") and self.multi:
-            self._held.setdefault(fmt, []).append(_rendered(done, fmt))
+            self._held.setdefault(fmt, []).append(done.render(fmt))
         else:
-            self._emit(_rendered(done, fmt))
+            self._emit(done.render(fmt))
 
     def finish(self) -> None:
         """The joined stdout documents: a JSON array of the reports, one SARIF log."""
@@ -163,9 +163,6 @@ class OutputWriter:
         self.stdout.write(text if text.endswith("\n") else text + "\n")
         self.stdout.flush()
 
-
-def _rendered(done: Finished, fmt: str) -> str:
-    return done.render(fmt)
 
 
 def _json_line(data: Mapping[str, Any]) -> str:

@@ -37,7 +37,6 @@ from imageaudit.httpclient import (
 )
 from imageaudit.vulns.model import FeedInfo
 
-USER_AGENT = "imageaudit-feeds/1"
 TIMEOUT = 60.0
 # Tries per URL: a mirror that fails with 5xx or a cut connection is asked again.
 ATTEMPTS = 3
@@ -99,7 +98,7 @@ class HttpCache:
                 meta = json.loads(meta_path.read_text())
             except (OSError, ValueError):
                 meta = {}
-        headers = {"User-Agent": USER_AGENT}
+        headers: dict[str, str] = {}
         if meta.get("etag"):
             headers["If-None-Match"] = meta["etag"]
         if meta.get("last_modified"):

@@ -40,6 +40,7 @@ from imageaudit.vulns.versions import comparer
 from integrations.appdb import advisories
 from integrations.appdb.catalogue import Catalogue, listed_now
 from integrations.appdb.db import (
+    IN_CHUNK,
     Appliance,
     Campaign,
     CampaignRun,
@@ -52,6 +53,7 @@ from integrations.appdb.db import (
     Suspension,
     Version,
     Vo,
+    in_chunks,
     utcnow,
 )
 from integrations.appdb.principal import CatalogueError, Principal
@@ -67,7 +69,7 @@ from integrations.appdb.schemas import (
 from integrations.appdb.sites import SiteHolding, holdings_for
 from integrations.appdb.versionrange import Constraint, fix_of, parse_range, within
 
-CHUNK = 900
+CHUNK = IN_CHUNK
 MANAGERS = ("dpkg", "rpm", "apk")
 T = TypeVar("T")
 Item = dict[str, Any]
@@ -137,11 +139,6 @@ class _Tally:
                 *self.notes)
 
 
-def _chunks(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
-
-
 # --- narrowing: the database finds the rows ----------------------------------------------------
 
 def _package_rows(s: Session, names: Collection[str]) -> Iterator[Row[Any]]:
@@ -149,7 +146,7 @@ def _package_rows(s: Session, names: Collection[str]) -> Iterator[Row[Any]]:
     pt = InventoryPackage.__table__
     cols = (pt.c.version_id, pt.c.name, pt.c.version, pt.c.arch, pt.c.source_name,
             pt.c.source_version, pt.c.manager, pt.c.ecosystem)
-    for chunk in _chunks(sorted(names), CHUNK // 2):
+    for chunk in in_chunks(sorted(names), CHUNK // 2):
         yield from s.execute(select(*cols).where(or_(pt.c.name.in_(chunk),
                                                      pt.c.source_name.in_(chunk))))
 
@@ -285,12 +282,12 @@ def indicator_matches(s: Session, ioc: IndicatorSet, tally: _Tally | None = None
     rows: dict[int, Any] = {}
     for column, values in ((ft.c.sha256, ioc.sha256), (ft.c.sha1, ioc.sha1),
                            (ft.c.md5, ioc.md5)):
-        for chunk in _chunks(sorted(set(values))):
+        for chunk in in_chunks(sorted(set(values))):
             rows.update((r.id, r) for r in s.execute(select(*cols).where(column.in_(chunk))))
     # Paths are not indexed (they may be 4,096 characters): their last component narrows.
     alone = {v for v in (*ioc.names, *ioc.paths) if v not in ioc.paired}
     bases = sorted({_last_component(v) for v in alone} - {""})
-    for chunk in _chunks(bases):
+    for chunk in in_chunks(bases):
         rows.update((r.id, r) for r in s.execute(select(*cols).where(ft.c.basename.in_(chunk))))
     weak = len({*ioc.names, *ioc.paths} - alone)
     if weak:
@@ -325,7 +322,7 @@ def same_content(s: Session, matched: Matched) -> Matched:
     the same SHA-512."""
     other = aliased(Version, name="same")
     out: Matched = {}
-    for chunk in _chunks(sorted(matched)):
+    for chunk in in_chunks(sorted(matched)):
         q = select(other.id, Version.id).join(other, other.sha512 == Version.sha512).where(
             Version.id.in_(chunk))
         for vid, holder in s.execute(q):
@@ -343,7 +340,7 @@ def describe(cat: Catalogue, s: Session, matched: Matched) -> list[Hit]:
     rows: list[Any] = []
     reports: dict[int, Any] = {}
     suspended: set[int] = set()
-    for chunk in _chunks(ids):
+    for chunk in in_chunks(ids):
         found = s.execute(
             select(Version.id, Version.version, Version.title, Version.sha512, Version.expires,
                    Image.id.label("image_pk"), Image.identifier, Image.current_version_id,
@@ -554,7 +551,7 @@ def _record_run(cat: Catalogue, s: Session, c: Campaign, result: CampaignResult,
     s.add(run)
     s.flush()
     ids = sorted({h.version_id for h in result.hits})
-    for chunk in _chunks(ids, 5000):
+    for chunk in in_chunks(ids, 5000):
         s.execute(insert(CampaignRunVersion), [{"run_id": run.id, "version_id": v}
                                                for v in chunk])
     cat.audit(s, who, "campaign.run", "campaign", c.name, affected=len(result.hits),

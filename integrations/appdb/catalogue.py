@@ -31,6 +31,7 @@ from integrations.appdb.db import (
     Token,
     Version,
     Vo,
+    in_chunks,
     make_sessionmaker,
     utcnow,
 )
@@ -411,8 +412,7 @@ class Catalogue:
         """When the last report of each of ``version_ids`` (versions without an unexpired
         one) expired; versions that never had a report are absent."""
         out: dict[int, datetime] = {}
-        for start in range(0, len(version_ids), 900):  # under SQLite's oldest parameter limit
-            chunk = version_ids[start:start + 900]
+        for chunk in in_chunks(version_ids):
             out.update((r[0], r[1]) for r in s.execute(
                 select(Report.version_id, func.max(Report.expires))
                 .where(Report.version_id.in_(chunk)).group_by(Report.version_id)))

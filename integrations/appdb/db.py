@@ -8,8 +8,9 @@ one image file (URI, size, SHA-512, format, OS). Reports are bound to a version 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -27,6 +28,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+
+T = TypeVar("T")
+# Values in one ``IN (...)``: under SQLite's oldest limit on bound parameters (999).
+IN_CHUNK = 900
+
+
+def in_chunks(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
+    """``values`` in slices of at most ``size``, one ``IN (...)`` list each."""
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
 
 
 def utcnow() -> datetime:

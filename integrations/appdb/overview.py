@@ -19,10 +19,8 @@ from sqlalchemy import JSON, cast, func, select, type_coerce
 from sqlalchemy.sql.elements import ColumnElement
 
 from integrations.appdb.catalogue import Catalogue, Standing
-from integrations.appdb.db import Image, Report, Vo
+from integrations.appdb.db import Image, Report, Vo, in_chunks
 from integrations.appdb.listing import INCOMPLETE, listing_state, meets, only_unevaluated
-
-CHUNK = 900  # ids per IN (...): under SQLite's oldest parameter limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +87,10 @@ def last_scans(cat: Catalogue, version_ids: Iterable[int]) -> dict[int, datetime
     ids = sorted(set(version_ids))
     out: dict[int, datetime] = {}
     with cat.sessions() as s:
-        for start in range(0, len(ids), CHUNK):
+        for chunk in in_chunks(ids):
             out.update((r[0], r[1]) for r in s.execute(
                 select(Report.version_id, func.max(Report.issued))
-                .where(Report.version_id.in_(ids[start:start + CHUNK]))
+                .where(Report.version_id.in_(chunk))
                 .group_by(Report.version_id)))
     return out
 
@@ -109,10 +107,10 @@ def certification_levels(cat: Catalogue, report_ids: Iterable[str]) -> dict[str,
     ids = sorted(set(report_ids))
     out: dict[str, Any] = {}
     with cat.sessions() as s:
-        for start in range(0, len(ids), CHUNK):
+        for chunk in in_chunks(ids):
             out.update((r[0], r[1]) for r in s.execute(
                 select(Report.report_id, levels)
-                .where(Report.report_id.in_(ids[start:start + CHUNK]))))
+                .where(Report.report_id.in_(chunk))))
     return out
 
 

@@ -19,12 +19,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from integrations.appdb.catalogue import Catalogue
-from integrations.appdb.db import Image, Version, utcnow
+from integrations.appdb.db import Image, Version, in_chunks, utcnow
 from integrations.appdb.db import SiteHolding as SiteHoldingRow
 from integrations.appdb.principal import CatalogueError, Principal
 from integrations.appdb.schemas import Holding, SiteInfo, format_time
 
-CHUNK = 900  # values in one IN (...), under SQLite's oldest limit on bound parameters
 INSERT_BATCH = 5000
 
 
@@ -93,8 +92,7 @@ def holdings_for(s: Session, sha512s: Collection[str]) -> dict[str, list[SiteHol
     t = SiteHoldingRow.__table__
     wanted = sorted(set(sha512s))
     out: dict[str, list[SiteHolding]] = {}
-    for start in range(0, len(wanted), CHUNK):
-        chunk = wanted[start:start + CHUNK]
+    for chunk in in_chunks(wanted):
         for r in s.execute(select(t.c.sha512, t.c.site, t.c.copies, t.c.instances,
                                   t.c.reported_at).where(t.c.sha512.in_(chunk))
                            .order_by(t.c.sha512, t.c.site)):
