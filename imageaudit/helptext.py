@@ -100,6 +100,13 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"({'; '.join(parts)})" if parts else ""
 
 
+def not_from_environment(action: argparse.Action) -> None:
+    """Mark an option that no ``IMAGEAUDIT_<OPTION>`` variable may set
+    (:mod:`imageaudit.cli.config`): one whose value changes what the command does, such as a
+    catalogue URL that turns a local command into a remote one."""
+    action.from_environment = False  # type: ignore[attr-defined]
+
+
 def epilog(exit_codes: Mapping[int, str] = EXIT_CODES, examples: Sequence[str] = (),
            notes: str = "") -> str:
     """The end of a command's help: notes, exit codes (one per line) and examples."""

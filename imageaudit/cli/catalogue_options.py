@@ -10,7 +10,12 @@ import argparse
 from typing import Any
 
 from imageaudit.errors import UsageError
-from imageaudit.helptext import CATALOGUE_ENV, catalogue_from_env, warn_deprecated
+from imageaudit.helptext import (
+    CATALOGUE_ENV,
+    catalogue_from_env,
+    not_from_environment,
+    warn_deprecated,
+)
 from imageaudit.publish import TOKEN_ENV
 
 _OLD_URL = "_publish_url"
@@ -43,7 +48,9 @@ def add_catalogue_option(parser: argparse.ArgumentParser, help: str, *,
     given (where the command needs a catalogue, never where naming one changes what it does)."""
     if env:
         help = f"{help} (default: ${CATALOGUE_ENV})"
-    parser.add_argument("--catalogue", metavar="URL", help=help)
+    action = parser.add_argument("--catalogue", metavar="URL", help=help)
+    if not env:
+        not_from_environment(action)
 
 
 def add_publish_flag(parser: argparse.ArgumentParser, help: str) -> None:

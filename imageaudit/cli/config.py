@@ -61,8 +61,7 @@ EPILOG = (
     f"${CONFIG_ENV}, or ./{CONFIG_FILE}) whose keys are long option names, at the top level or "
     "under a command (scan: {require: standard}). The command line wins over the environment, "
     "the environment over the file, the file over the defaults. $IMAGEAUDIT_TRIVY names the "
-    "trivy binary, not --trivy. Exit codes: 0 level reached, 3 level blocked (or --fail-on), "
-    "2 usage or configuration error, 1 internal failure."
+    "trivy binary, not --trivy."
 )
 
 
@@ -250,7 +249,11 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = Non
     pending: dict[tuple[str, ...], list[tuple[str, argparse.Action, _Found]]] = {}
     for cmd, sub in tree.items():
         for option, action in _options(sub):
-            found = _from_env(env, cmd, option) or _from_file(path, data, cmd, option)
+            # An option that says the environment must not set it (where a catalogue named by a
+            # variable would change what the command does) is left to the line and the file.
+            from_env = getattr(action, "from_environment", True)
+            found = ((_from_env(env, cmd, option) if from_env else None)
+                     or _from_file(path, data, cmd, option))
             if found is None:
                 continue
             pending.setdefault(cmd, []).append((option, action, found))

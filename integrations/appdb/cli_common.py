@@ -10,7 +10,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from imageaudit.errors import UsageError
-from imageaudit.helptext import add_deprecated
+from imageaudit.helptext import add_deprecated, not_from_environment
 from imageaudit.publish import TOKEN_ENV
 from integrations.appdb import API_PREFIX, DB_ENV, default_db, prepare_db
 
@@ -76,8 +76,9 @@ def add_remote_options(parser: argparse.ArgumentParser) -> None:
     """``--db``, or ``--catalogue URL`` and ``--token`` to act through a running catalogue
     (``--url`` is the old spelling of ``--catalogue``)."""
     add_db_option(parser)
-    parser.add_argument("--catalogue", metavar="URL",
-                        help="act through the running catalogue at URL instead of --db")
+    not_from_environment(parser.add_argument(
+        "--catalogue", metavar="URL", help="act through the running catalogue at URL instead of "
+        "--db"))
     add_deprecated(parser, "--url", "catalogue", "--catalogue", metavar="URL")
     parser.add_argument("--token", metavar="TOKEN",
                         help=f"bearer token for --catalogue (default: ${TOKEN_ENV})")

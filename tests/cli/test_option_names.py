@@ -219,3 +219,14 @@ def test_old_spellings_parse_into_the_new_options(capsys: pytest.CaptureFixture[
                              "--catalogue", "https://cat.example.org"])
     assert (new.publish, catalogue_url(new)) == (True, "https://cat.example.org")
     assert capsys.readouterr().err == ""
+
+
+def test_catalogue_variable_never_turns_a_local_command_remote() -> None:
+    from imageaudit.cli.config import parse_args
+    from imageaudit.cli.main import build_parser
+
+    env = {"IMAGEAUDIT_CATALOGUE": "http://catalogue.example.org"}
+    local = parse_args(build_parser(), ["catalogue", "suspend", "img", "--reason", "r"], env=env)
+    assert local.catalogue is None  # the local database, as without the variable
+    flush = parse_args(build_parser(), ["outbox", "flush"], env=env)
+    assert flush.catalogue is None
