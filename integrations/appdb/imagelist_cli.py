@@ -25,8 +25,6 @@ from imageaudit.helptext import add_command
 # hv:format values sites' tools understand, by what the header reader calls the format.
 _FORMATS = {"qcow2": "qcow2", "raw": "raw", "vmdk": "vmdk", "vdi": "vdi", "vhdx": "vhdx",
             "vpc": "vhd", "ova": "ova"}
-_ASSIGNMENT = re.compile(r"^([A-Z_][A-Z0-9_]*)=(.*)$")
-OS_RELEASE_PATHS = ("/etc/os-release", "/usr/lib/os-release")
 
 
 @dataclass(frozen=True)
@@ -37,20 +35,12 @@ class ImageOS:
     version: str = ""
 
 
-def _unquote(value: str) -> str:
-    value = value.strip()
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        value = value[1:-1]
-    return value.replace("\\\"", "\"").replace("\\\\", "\\")
-
-
 def parse_os_release(text: str) -> ImageOS:
-    """``NAME`` (or ``ID``) and ``VERSION_ID`` of an os-release file (os-release(5))."""
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        m = _ASSIGNMENT.match(line.strip())
-        if m:
-            values[m.group(1)] = _unquote(m.group(2))
+    """``NAME`` (or ``ID``) and ``VERSION_ID`` of an os-release file (os-release(5)), read
+    with the facts' own os-release parser."""
+    from imageaudit.facts.os_sources import parse_assignments
+
+    values = {key: value for _, key, value, _, _ in parse_assignments(text) if key}
     name = values.get("NAME") or values.get("ID", "")
     # "Debian GNU/Linux" is what os-release says; image lists (and AppDB) say "Debian".
     name = name.removesuffix(" GNU/Linux")
@@ -59,12 +49,13 @@ def parse_os_release(text: str) -> ImageOS:
 
 def read_image_os(spec: str) -> ImageOS:
     """The image's os-release, read through the same read-only openers as a scan."""
+    from imageaudit.facts.os import OS_RELEASE
     from imageaudit.imagefs import ImageFSError
     from imageaudit.openers import open_image
 
     fs = open_image(spec)
     try:
-        for path in OS_RELEASE_PATHS:
+        for path in OS_RELEASE:
             try:
                 return parse_os_release(fs.read_text(path, 64 * 1024))
             except ImageFSError:
@@ -115,7 +106,9 @@ def build(args: argparse.Namespace) -> bytes:
             identity = SigningIdentity.load(Path(args.sign_cert), Path(args.sign_key))
         except (OSError, ValueError) as exc:
             raise UsageError(f"--sign-cert {args.sign_cert}: {exc}") from exc
-    entries: list[dict[str, Any]] = []
+    # Every input is checked (a file, a VM disk or OVA, a distinct identifier) before any is
+    # opened or hashed: a bad last argument costs nothing.
+    checked: list[tuple[Path, str, str]] = []
     seen: dict[str, str] = {}
     for spec in args.image:
         path = Path(spec)
@@ -125,21 +118,21 @@ def build(args: argparse.Namespace) -> bytes:
         if ident in seen:
             raise UsageError(f"{spec} and {seen[ident]} would both be listed as {ident}")
         seen[ident] = spec
+        checked.append((path, ident, image_format(path)))
+    entries: list[dict[str, Any]] = []
+    for path, ident, fmt in checked:
         found = ImageOS(args.os_name or "", args.os_version or "")
         if not (found.name and found.version):
-            read = read_image_os(spec)
+            read = read_image_os(str(path))
             found = ImageOS(found.name or read.name, found.version or read.version)
         entries.append(image_entry(
             ident, path, title=path.stem, description=f"{path.name} ({found.name} "
-            f"{found.version})".replace(" ()", ""), fmt=image_format(path), vo=args.vo,
+            f"{found.version})".replace(" ()", ""), fmt=fmt, vo=args.vo,
             uri=f"{base}/{path.name}", version=_version(path), arch=args.arch,
             osname=found.name, osversion=found.version))
-    if identity is not None:
-        endorser = Endorser(dn=identity.dn, ca=identity.ca, creator=args.creator,
-                            email=args.email)
-    else:
-        endorser = Endorser(dn=args.endorser_dn, ca=args.endorser_ca, creator=args.creator,
-                            email=args.email)
+    dn, ca = ((identity.dn, identity.ca) if identity is not None
+              else (args.endorser_dn, args.endorser_ca))
+    endorser = Endorser(dn=dn, ca=ca, creator=args.creator, email=args.email)
     list_uri = args.list_uri or f"{base}/{Path(args.output).name}"
     doc = image_list(
         entries, identifier=str(uuid.uuid5(uuid.NAMESPACE_URL, list_uri)), title=args.title,
